@@ -1,0 +1,277 @@
+"""Reading multi-resolution TFRecord datasets: tf.data pipelines and the fade of real images.
+
+Two on-disk formats are read: this project's (`dataset.json` plus sharded levels, see
+`dataset_io`) and the official release's (`<name>-rNN.tfrecords`, one file per level, with
+an optional `<name>-rxx.labels` numpy array). Both store `shape` [C, H, W] and raw CHW
+`data`; pipelines yield float32 images [N, R, R, C] in [-1, 1] and one-hot labels
+[N, num_labels] (float32; [N, 0] for unlabelled data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read as asked; the message names the file and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset directory holds."""
+
+    path: str
+    name: str
+    resolution: int
+    channels: int
+    num_images: int  # -1 when unknown (official format)
+    num_labels: int
+    files: dict[int, list[str]]  # resolution -> absolute TFRecord paths
+    compression: str = ""
+    labels_file: str | None = None  # official format: [N, num_labels] float32, record order
+    label_names: tuple[str, ...] = ()
+
+    def level_files(self, resolution: int) -> list[str]:
+        """The TFRecord files of one level; DatasetError if the dataset lacks it."""
+        if resolution > self.resolution:
+            raise DatasetError(
+                f"{self.path} holds images up to {self.resolution}x{self.resolution}; "
+                f"{resolution}x{resolution} needs a dataset made at that resolution or more "
+                f"(tools/dataset_tool.py --resolution={resolution}), or a lower --resolution"
+            )
+        files = self.files.get(resolution, [])
+        missing = [f for f in files if not os.path.exists(f)]
+        if not files or missing:
+            what = missing[0] if missing else f"level {resolution}x{resolution}"
+            raise DatasetError(f"{self.path}: {what} is missing; re-create the dataset")
+        return files
+
+
+_OFFICIAL = re.compile(r"^(?P<name>.+)-r(?P<stage>\d\d)\.tfrecords$")
+
+
+def load_info(path: str | os.PathLike) -> DatasetInfo:
+    """Reads `dataset.json`, or recognises the official release's file names."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise DatasetError(f"dataset directory {path} does not exist (make one with tools/dataset_tool.py)")
+    meta_path = os.path.join(path, "dataset.json")
+    if os.path.exists(meta_path):
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            files = {int(r): [os.path.join(path, n) for n in names] for r, names in meta["levels"].items()}
+            return DatasetInfo(
+                path=path,
+                name=meta["name"],
+                resolution=int(meta["resolution"]),
+                channels=int(meta["channels"]),
+                num_images=int(meta["num_images"]),
+                num_labels=int(meta.get("num_labels", 0)),
+                files=files,
+                compression=meta.get("compression", ""),
+                label_names=tuple(meta.get("label_names", ())),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{meta_path} is not a valid dataset description: {error}") from None
+    return _load_official(path)
+
+
+def _load_official(path: str) -> DatasetInfo:
+    files, names = {}, set()
+    for file in sorted(glob.glob(os.path.join(path, "*.tfrecords"))):
+        match = _OFFICIAL.match(os.path.basename(file))
+        if match:
+            files[2 ** int(match["stage"])] = [file]
+            names.add(match["name"])
+    if not files:
+        raise DatasetError(
+            f"{path} holds neither dataset.json nor official-format <name>-rNN.tfrecords files"
+        )
+    if len(names) > 1:
+        raise DatasetError(f"{path} mixes datasets {sorted(names)}; keep one per directory")
+    resolution = max(files)
+    top = _first_record(files[resolution][0])
+    channels = int(top["shape"][0])
+    labels_files = glob.glob(os.path.join(path, "*.labels"))
+    num_labels = 0
+    if labels_files:
+        num_labels = int(np.load(labels_files[0], allow_pickle=False).shape[1])
+    return DatasetInfo(
+        path=path,
+        name=names.pop(),
+        resolution=resolution,
+        channels=channels,
+        num_images=-1,
+        num_labels=num_labels,
+        files=files,
+        labels_file=labels_files[0] if labels_files else None,
+    )
+
+
+def _first_record(file: str, compression: str = "") -> dict:
+    try:
+        record = next(iter(tf.data.TFRecordDataset(file, compression_type=compression)))
+    except (StopIteration, tf.errors.OpError) as error:
+        raise DatasetError(f"{file} cannot be read as TFRecords: {error}") from None
+    example = tf.train.Example.FromString(record.numpy())
+    return {k: list(v.int64_list.value) for k, v in example.features.feature.items() if k == "shape"}
+
+
+_FEATURES = {
+    "shape": tf.io.FixedLenFeature([3], tf.int64),
+    "data": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+def decode_batch(serialized: tf.Tensor, resolution: int, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Serialized Examples [N] -> (uint8 images [N, R, R, C], int64 labels [N], -1 if none)."""
+    parsed = tf.io.parse_example(serialized, _FEATURES)
+    expected = tf.constant([channels, resolution, resolution], tf.int64)
+    check = tf.debugging.assert_equal(
+        parsed["shape"],
+        tf.broadcast_to(expected, tf.shape(parsed["shape"])),
+        message=f"records whose shape is not [C, H, W] = [{channels}, {resolution}, {resolution}]",
+    )
+    with tf.control_dependencies([check]):
+        data = tf.io.decode_raw(parsed["data"], tf.uint8)
+    images = tf.reshape(data, [-1, channels, resolution, resolution])
+    return tf.transpose(images, [0, 2, 3, 1]), parsed["label"]
+
+
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
+    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def random_mirror(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
+    """Flips each image [N, H, W, C] left-right with probability 0.5."""
+    flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], seed=seed) < 0.5
+    return tf.where(flip, tf.reverse(images, axis=[2]), images)
+
+
+def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
+    """`lerp(x, upsample(avgpool(x)), 1 - alpha)` (SPEC §1): reals blurred like faded fakes."""
+    n, h, w, c = (tf.shape(images)[i] for i in range(4))
+    blurred = tf.reduce_mean(tf.reshape(images, [n, h // 2, 2, w // 2, 2, c]), axis=[2, 4], keepdims=True)
+    blurred = tf.reshape(tf.tile(blurred, [1, 1, 2, 1, 2, 1]), tf.shape(images))
+    alpha = tf.cast(alpha, images.dtype)
+    return images + (blurred - images) * (1.0 - alpha)
+
+
+def make_dataset(
+    info: DatasetInfo,
+    resolution: int,
+    batch_size: int,
+    *,
+    shuffle_buffer: int = 4096,
+    mirror: bool = False,
+    repeat: bool = True,
+    shuffle: bool = True,
+    seed: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images float32 [B, R, R, C] in [-1, 1], one-hot labels [B, num_labels]).
+
+    `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
+    `input_context` shards the files (or, with fewer files than pipelines, the records).
+    """
+    files = info.level_files(resolution)
+    autotune = tf.data.AUTOTUNE
+    if info.labels_file is not None:  # official format: labels in record order, one file
+        labels = np.load(info.labels_file, allow_pickle=False).astype(np.float32)
+        records = tf.data.Dataset.zip(
+            tf.data.TFRecordDataset(files[0]), tf.data.Dataset.from_tensor_slices(labels)
+        )
+        records = _shard(records, input_context)
+    else:
+        file_ds = tf.data.Dataset.from_tensor_slices(files)
+        shard_files = input_context is not None and len(files) >= input_context.num_input_pipelines
+        if shard_files:
+            file_ds = _shard(file_ds, input_context)
+        if shuffle:
+            file_ds = file_ds.shuffle(len(files), seed=seed)
+        records = file_ds.interleave(
+            lambda f: tf.data.TFRecordDataset(f, compression_type=info.compression),
+            cycle_length=min(len(files), 16),
+            num_parallel_calls=autotune,
+            deterministic=not shuffle,
+        )
+        if not shard_files:
+            records = _shard(records, input_context)
+    if shuffle:
+        records = records.shuffle(shuffle_buffer, seed=seed)
+    if repeat:
+        records = records.repeat()
+    records = records.batch(batch_size, drop_remainder=repeat)
+    num_labels = info.num_labels
+
+    def decode(serialized, labels=None):  # labels: official format only
+        images, label_ids = decode_batch(serialized, resolution, info.channels)
+        images = to_float(images)
+        if mirror:
+            images = random_mirror(images, seed=seed)
+        if labels is None:
+            labels = tf.one_hot(label_ids, num_labels) if num_labels else tf.zeros([tf.shape(images)[0], 0])
+        return images, labels
+
+    return records.map(decode, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def _shard(dataset: tf.data.Dataset, context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+    if context is None or context.num_input_pipelines == 1:
+        return dataset
+    return dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+
+
+def distribute(
+    strategy: tf.distribute.Strategy, info: DatasetInfo, resolution: int, global_batch_size: int, **kwargs
+) -> tf.distribute.DistributedDataset:
+    """`make_dataset` for every replica of `strategy`, each with its share of the global batch."""
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(global_batch_size)
+        return make_dataset(info, resolution, per_replica, input_context=context, **kwargs)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def iterate_level(info: DatasetInfo, resolution: int, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every image of a level once, in file order: (uint8 [B, R, R, C], one-hot labels [B, L])."""
+    dataset = make_dataset(info, resolution, batch_size, repeat=False, shuffle=False)
+    for images, labels in dataset:
+        yield to_uint8(images).numpy(), labels.numpy()
+
+
+def find_corrupt_files(files: list[str], compression: str = "") -> list[tuple[str, str]]:
+    """(file, error) for every file that does not read to its end as TFRecords."""
+    bad = []
+    for file in files:
+        try:
+            for _ in tf.data.TFRecordDataset(file, compression_type=compression):
+                pass
+        except tf.errors.OpError as error:
+            bad.append((file, error.message.splitlines()[0]))
+    return bad
+
+
+def check_readable(info: DatasetInfo, resolution: int) -> None:
+    """Raises DatasetError naming the corrupt or truncated files of a level, if any."""
+    bad = find_corrupt_files(info.level_files(resolution), info.compression)
+    if bad:
+        listing = "; ".join(f"{f}: {e}" for f, e in bad)
+        raise DatasetError(f"corrupt or truncated TFRecord files ({listing}); re-create the dataset")

@@ -1,0 +1,126 @@
+"""The input pipeline: round trips, the official format, errors naming files, fade of reals."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from progan_tf import data, dataset_io
+
+
+@pytest.fixture
+def small_dataset(tmp_path, rng):
+    images = rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, 12)
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="small", num_labels=3)
+    return data.load_info(tmp_path / "ds"), images, labels
+
+
+def _by_bytes(images):
+    return sorted(np.asarray(i).tobytes() for i in images)
+
+
+def test_round_trip_images_to_pipeline_values(small_dataset):
+    info, images, labels = small_dataset
+    batches = list(data.make_dataset(info, 8, 4, repeat=False, shuffle=False))
+    got = np.concatenate([b[0].numpy() for b in batches])
+    assert got.dtype == np.float32 and got.min() >= -1 and got.max() <= 1
+    expected = images.astype(np.float32) / 127.5 - 1
+    assert _by_bytes(got) == _by_bytes(expected)
+    for image, onehot in zip(got, np.concatenate([b[1].numpy() for b in batches])):
+        source = np.flatnonzero((expected == image).all(axis=(1, 2, 3)))[0]
+        assert onehot.argmax() == labels[source] and onehot.sum() == 1
+
+
+def test_lower_levels_are_box_filtered(small_dataset):
+    info, images, _ = small_dataset
+    low = np.concatenate([b for b, _ in data.iterate_level(info, 4)])
+    want = np.rint(images.astype(float).reshape(12, 4, 2, 4, 2, 3).mean(axis=(2, 4))).astype(np.uint8)
+    assert _by_bytes(low) == _by_bytes(want)
+
+
+def test_pipeline_repeats_shuffles_and_mirrors(small_dataset):
+    info, _, _ = small_dataset
+    dataset = data.make_dataset(info, 8, 5, mirror=True, seed=1)
+    images, labels = next(iter(dataset))
+    assert images.shape == (5, 8, 8, 3) and labels.shape == (5, 3)
+    assert len(list(dataset.take(7))) == 7  # 35 images from 12: repeats
+
+
+def test_random_mirror_flips_about_half(rng):
+    x = tf.constant(rng.normal(size=(400, 2, 2, 1)).astype("float32"))
+    y = data.random_mirror(x, seed=3).numpy()
+    flipped = np.all(y == x.numpy()[:, :, ::-1], axis=(1, 2, 3))
+    kept = np.all(y == x.numpy(), axis=(1, 2, 3))
+    assert (flipped | kept).all() and 150 < flipped.sum() < 250
+
+
+def test_distribute_gives_each_replica_its_share(small_dataset):
+    info, _, _ = small_dataset
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    batch = next(iter(data.distribute(strategy, info, 8, 6)))
+    shapes = [t.shape for t in strategy.experimental_local_results(batch[0])]
+    assert shapes == [(3, 8, 8, 3), (3, 8, 8, 3)]
+
+
+def test_official_format_is_read(tmp_path, rng):
+    images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    labels = np.eye(4, dtype=np.float32)[[0, 3, 2, 1, 3]]
+    for stage, level in ((3, images), (2, images.reshape(5, 4, 2, 4, 2, 3).mean(axis=(2, 4)).round().astype(np.uint8))):
+        with tf.io.TFRecordWriter(str(tmp_path / f"faces-r{stage:02d}.tfrecords")) as writer:
+            for image in level:
+                chw = image.transpose(2, 0, 1)
+                example = tf.train.Example(features=tf.train.Features(feature={
+                    "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
+                    "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()])),
+                }))
+                writer.write(example.SerializeToString())
+    np.save(tmp_path / "faces-rxx.labels", labels)
+    (tmp_path / "faces-rxx.labels.npy").rename(tmp_path / "faces-rxx.labels")
+    info = data.load_info(tmp_path)
+    assert (info.name, info.resolution, info.channels, info.num_labels) == ("faces", 8, 3, 4)
+    got, got_labels = next(data.iterate_level(info, 8, batch_size=5))
+    np.testing.assert_array_equal(got, images)  # record order, labels still aligned
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def test_truncated_records_name_the_file(small_dataset):
+    info, _, _ = small_dataset
+    file = info.level_files(8)[0]
+    with open(file, "r+b") as f:
+        f.truncate(len(open(file, "rb").read()) - 100)
+    with pytest.raises(data.DatasetError, match=file):
+        data.check_readable(info, 8)
+    data.check_readable(info, 4)
+    with pytest.raises(tf.errors.DataLossError):
+        list(data.make_dataset(info, 8, 4, repeat=False))
+
+
+def test_missing_level_and_too_high_resolution_are_clear_errors(small_dataset, tmp_path):
+    info, _, _ = small_dataset
+    with pytest.raises(data.DatasetError, match="up to 8x8"):
+        info.level_files(16)
+    import os
+
+    os.remove(info.level_files(4)[0])
+    with pytest.raises(data.DatasetError, match="missing"):
+        info.level_files(4)
+    with pytest.raises(data.DatasetError, match="does not exist"):
+        data.load_info(tmp_path / "nope")
+
+
+def _np_fade(x, alpha):
+    n, h, w, c = x.shape
+    blurred = x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    up = blurred.repeat(2, axis=1).repeat(2, axis=2)
+    return x + (up - x) * (1 - alpha)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+def test_fade_reals_eager_and_in_tf_data_match_numpy(rng, alpha):
+    x = rng.normal(size=(3, 8, 8, 2)).astype("float32")
+    want = _np_fade(x, alpha)
+    np.testing.assert_allclose(data.fade_reals(tf.constant(x), alpha).numpy(), want, rtol=1e-5, atol=1e-6)
+    in_pipeline = next(iter(tf.data.Dataset.from_tensors(x).map(lambda t: data.fade_reals(t, alpha))))
+    np.testing.assert_allclose(in_pipeline.numpy(), want, rtol=1e-5, atol=1e-6)
+    if alpha == 1.0:
+        np.testing.assert_array_equal(data.fade_reals(tf.constant(x), alpha).numpy(), x)
