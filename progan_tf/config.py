@@ -1,0 +1,139 @@
+"""The training config: every key with its default, and its conversion to typed arguments.
+
+Presets in `configs/*.py` start from `get_config()` and change what they need; on the
+command line `--config=configs/demo_32.py --config.total_kimg=100` overrides any key.
+Keys keep the reference's names and units (kimg = thousands of real images shown). The
+config stops at the entry point: `architecture()`, `schedule()` and `trainer_options()`
+turn it into the typed arguments the library takes.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from progan_tf.networks import Architecture
+from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule
+from progan_tf.trainer import TrainerOptions
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    # Data and run.
+    c.data_dir = ""  # dataset directory (tools/dataset_tool.py); "" = the bundled demo emoji
+    c.run_dir = ""  # run directory; "" = runs/<dataset>-<resolution>; resumed if it has checkpoints
+    c.resolution = 0  # final resolution; 0 = the dataset's; lower trains on its lower levels
+    c.seed = 0
+    c.mirror_augment = False  # random horizontal flips (on for CelebA, CelebA-HQ, LSUN)
+    c.conditional = False  # use the dataset's labels: one-hot into G, AC-GAN head on D
+    # Networks (Table 2).
+    c.latent_size = 512
+    c.fmap_base = 8192  # feature maps at 2**r: min(fmap_base // 2**(r-1), fmap_max)
+    c.fmap_max = 512
+    c.mbstd_group_size = 4  # minibatch stddev group; 0 = off
+    # Schedule (images in thousands).
+    c.lod_initial_resolution = 4
+    c.lod_training_kimg = 600.0  # stable phase of each resolution
+    c.lod_transition_kimg = 600.0  # fade-in phase of each resolution after 4x4
+    c.total_kimg = 12000.0
+    c.minibatch_preset = "1gpu"  # 1gpu, 2gpu, 4gpu, 8gpu, paper (SPEC §4), or "" for minibatch_dict only
+    c.minibatch_dict = ml_collections.ConfigDict()  # {"4": 64, ...}: overrides the preset
+    c.minibatch_default = 16  # resolutions in neither
+    c.max_minibatch_per_replica = ml_collections.ConfigDict()  # {"1024": 4}; default: SPEC's caps
+    c.learning_rate = 0.001
+    c.lrate_dict = ml_collections.ConfigDict()  # {"1024": 0.0015}: overrides the preset's
+    # Loss and optimiser.
+    c.loss = "wgan_gp"  # wgan_gp (paper) or logistic_r1
+    c.gp_weight = 10.0  # WGAN-GP lambda
+    c.drift_weight = 0.001  # epsilon_drift
+    c.r1_gamma = 10.0  # logistic_r1 only
+    c.optimizer = "adam"  # adam or rmsprop
+    c.adam_beta1 = 0.0
+    c.adam_beta2 = 0.99
+    c.adam_epsilon = 1e-8
+    c.ema_beta = 0.999  # G_smoothing: G_ema = lerp(G, G_ema, ema_beta) after every step
+    c.max_nonfinite_steps = 100  # this many skipped steps in a row stop the run
+    # Speed and scale.
+    c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
+    c.tpu = ""  # TPU name or address, --strategy=tpu only
+    c.mixed_precision = False  # float16 activations, float32 variables, dynamic loss scaling
+    c.xla = False  # jit_compile the loss+gradient functions
+    c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
+    c.shuffle_buffer = 4096
+    # Logging, snapshots, checkpoints (kimg).
+    c.tick_kimg = 10.0  # a log line, TensorBoard scalars
+    c.snapshot_kimg = 50.0  # an EMA sample grid in samples/
+    c.checkpoint_kimg = 100.0
+    c.keep_checkpoints = 3
+    c.grid_size = 64  # images in each sample grid
+    c.metrics = ""  # e.g. "swd,msssim": computed at every checkpoint
+    c.metrics_num_images = 1024
+    return c
+
+
+def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:
+    return {int(k): v for k, v in d.to_dict().items()}
+
+
+def architecture(c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int) -> Architecture:
+    return Architecture(
+        resolution=resolution,
+        channels=channels,
+        num_labels=num_labels if c.conditional else 0,
+        latent_size=c.latent_size,
+        fmap_base=c.fmap_base,
+        fmap_max=c.fmap_max,
+        mbstd_group_size=c.mbstd_group_size,
+        pixelnorm_epsilon=1e-4 if c.mixed_precision else 1e-8,
+    )
+
+
+def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int) -> Schedule:
+    if c.minibatch_preset and c.minibatch_preset not in MINIBATCH_PRESETS:
+        raise ValueError(f"--config.minibatch_preset={c.minibatch_preset!r}; choose one of {sorted(MINIBATCH_PRESETS)}")
+    if c.lod_initial_resolution != 4:
+        raise ValueError("--config.lod_initial_resolution: only 4 is supported")
+    minibatch = dict(MINIBATCH_PRESETS.get(c.minibatch_preset, {}))
+    minibatch.update(_int_keys(c.minibatch_dict))
+    lrates = dict(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
+    lrates.update(_int_keys(c.lrate_dict))
+    caps = _int_keys(c.max_minibatch_per_replica) or MAX_PER_REPLICA["float16" if c.mixed_precision else "float32"]
+    return Schedule(
+        final_resolution=resolution,
+        stable_kimg=c.lod_training_kimg,
+        fade_kimg=c.lod_transition_kimg,
+        minibatch={k: int(v) for k, v in minibatch.items()},
+        minibatch_default=c.minibatch_default,
+        learning_rate=lrates,
+        learning_rate_default=c.learning_rate,
+        num_replicas=num_replicas,
+        max_per_replica={k: int(v) for k, v in caps.items()},
+    )
+
+
+def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
+    return TrainerOptions(
+        total_kimg=c.total_kimg,
+        seed=c.seed,
+        loss=c.loss,
+        gp_weight=c.gp_weight,
+        drift_weight=c.drift_weight,
+        r1_gamma=c.r1_gamma,
+        optimizer=c.optimizer,
+        adam_beta1=c.adam_beta1,
+        adam_beta2=c.adam_beta2,
+        adam_epsilon=c.adam_epsilon,
+        ema_beta=c.ema_beta,
+        max_nonfinite_steps=c.max_nonfinite_steps,
+        mixed_precision=c.mixed_precision,
+        xla=c.xla,
+        steps_per_call=c.steps_per_call,
+        mirror_augment=c.mirror_augment,
+        shuffle_buffer=c.shuffle_buffer,
+        tick_kimg=c.tick_kimg,
+        snapshot_kimg=c.snapshot_kimg,
+        checkpoint_kimg=c.checkpoint_kimg,
+        keep_checkpoints=c.keep_checkpoints,
+        grid_size=c.grid_size,
+        metrics=tuple(m for m in c.metrics.split(",") if m),
+        metrics_num_images=c.metrics_num_images,
+    )

@@ -1,0 +1,240 @@
+"""The compiled training step of one phase: one D update, one G update, the EMA (SPEC §3-4).
+
+A `PhaseTrainer` is made at the start of every fade-in and stable phase. It owns that phase's
+fresh optimizers (Adam state and step counter reset, built eagerly inside the strategy scope)
+and a `tf.function` that runs `num_steps` steps per call without returning to Python: for
+each step it sets alpha from the image counter, runs the replicas' D and G updates, updates
+the EMA generator and counts images. Losses are averaged over the global batch; noise comes
+from stateless ops seeded by (image counter, replica), so a resumed run draws the same noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from progan_tf import losses
+from progan_tf.data import fade_reals
+from progan_tf.networks import Discriminator, Generator
+from progan_tf.schedule import Phase
+
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finite")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    loss: str = "wgan_gp"
+    gp_weight: float = 10.0
+    drift_weight: float = 1e-3
+    r1_gamma: float = 10.0
+    optimizer: str = "adam"
+    adam_beta1: float = 0.0
+    adam_beta2: float = 0.99
+    adam_epsilon: float = 1e-8
+    ema_beta: float = 0.999
+    mixed_precision: bool = False
+    xla: bool = False
+    seed: int = 0
+
+
+def make_optimizer(options: StepOptions, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta1 = 0, beta2 = 0.99, eps = 1e-8) or RMSProp."""
+    if options.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(
+            learning_rate, beta_1=options.adam_beta1, beta_2=options.adam_beta2, epsilon=options.adam_epsilon
+        )
+    elif options.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate, rho=options.adam_beta2, epsilon=options.adam_epsilon)
+    else:
+        raise ValueError(f"--config.optimizer={options.optimizer!r}; choose adam or rmsprop")
+    return optimizer
+
+
+def _fill_none(grads, variables) -> list[tf.Tensor]:
+    """Zeros for variables without a gradient (e.g. D's last bias under the penalty alone)."""
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+class LossScale:
+    """Dynamic loss scaling for float16 (SPEC §4): halve on a non-finite step, double after
+    `growth_steps` finite ones. Variables live in the strategy scope and are checkpointed."""
+
+    def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000):
+        self.scale = tf.Variable(initial, trainable=False, dtype=tf.float32, name="loss_scale")
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="loss_scale_good_steps")
+        self.growth_steps = growth_steps
+
+    def update(self, finite: tf.Tensor) -> None:
+        """Cross-replica: adjusts the scale after a step."""
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_steps)
+        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), self.scale * 0.5))
+        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1, 0))
+
+
+def apply_if_finite(
+    strategy: tf.distribute.Strategy, optimizer, grads, variables, loss, loss_scale: LossScale | None = None
+) -> tf.Tensor:
+    """Cross-replica context: sums the replicas' `grads` and `loss`, then updates `variables` with
+    the summed gradients only if all of them and the loss are finite. Returns that decision.
+
+    Reducing and branching here rather than per replica keeps every collective in one thread
+    in program order (per-replica all-reduces inside conds get scheduled in different orders
+    on different replicas). The update is Keras' per-variable `update_step`, as
+    `optimizer.apply` runs it under a strategy.
+    """
+    values = [getattr(v, "value", v) for v in variables]  # the tf.Variables behind keras.Variables
+    reduced = strategy.extended.batch_reduce_to(
+        tf.distribute.ReduceOp.SUM, list(zip(grads, values))
+    )
+    total_loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    local = [strategy.experimental_local_results(g)[0] for g in reduced]
+    finite = tf.logical_and(tf.math.is_finite(total_loss), _all_finite(local))
+    inverse_scale = 1.0 if loss_scale is None else 1.0 / loss_scale.scale
+
+    def apply():
+        learning_rate = optimizer.learning_rate
+        for grad, var in zip(reduced, values):
+            strategy.extended.update(
+                var, lambda v, g: optimizer.update_step(g * inverse_scale, v, learning_rate), args=(grad,), group=False
+            )
+        optimizer.iterations.assign_add(1)
+
+    tf.cond(finite, apply, lambda: None)
+    if loss_scale is not None:
+        loss_scale.update(finite)
+    return finite
+
+
+class PhaseTrainer:
+    """Optimizers and the compiled multi-step training function of one phase."""
+
+    def __init__(
+        self,
+        *,
+        strategy: tf.distribute.Strategy,
+        generator: Generator,
+        discriminator: Discriminator,
+        ema: Generator,
+        phase: Phase,
+        images_seen: tf.Variable,
+        counters: dict[str, tf.Variable],
+        options: StepOptions,
+    ):
+        self.strategy, self.phase, self.options = strategy, phase, options
+        self.images_seen, self.counters = images_seen, counters
+        self.alpha = generator.alpha
+        self.g_model = generator.stage_model(phase.resolution, phase.fade)
+        self.d_model = discriminator.stage_model(phase.resolution, phase.fade)
+        ema_model = ema.stage_model(phase.resolution, phase.fade)
+        self.g_vars = self.g_model.trainable_variables
+        self.d_vars = self.d_model.trainable_variables
+        self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
+        self.latent_size = generator.arch.latent_size
+        self.conditional = generator.arch.num_labels > 0
+        self.d_loss_fn, self.g_loss_fn = losses.LOSSES[options.loss]
+        with strategy.scope():
+            self.g_optimizer = make_optimizer(options, phase.learning_rate)
+            self.d_optimizer = make_optimizer(options, phase.learning_rate)
+            self.g_optimizer.build(self.g_vars)
+            self.d_optimizer.build(self.d_vars)
+            self.g_scale = LossScale() if options.mixed_precision else None
+            self.d_scale = LossScale() if options.mixed_precision else None
+        jit = options.xla or None
+        self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit)
+        self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit)
+        self.train = tf.function(self._train_chunk)
+
+    # Per replica ----------------------------------------------------------------------------
+    def _noise(self, shape, stream: int) -> tf.Tensor:
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([self.images_seen.read_value(), tf.cast(replica * 8 + stream + 1000 * self.options.seed, tf.int64)])
+        return tf.random.stateless_normal(shape, seed) if stream != 1 else tf.random.stateless_uniform(shape, seed)
+
+    def _generate(self, latents, labels):
+        return self.g_model([latents, labels] if self.conditional else latents, training=True)
+
+    @staticmethod
+    def _scaled(loss_scale: LossScale | None, loss):
+        return loss if loss_scale is None else loss * loss_scale.scale
+
+    def _d_grads_fn(self, reals, labels, latents, mix):
+        o, global_batch = self.options, self.phase.global_batch_size
+        fakes = self._generate(latents, labels)
+        kwargs = {"loss_scale": 1.0 if self.d_scale is None else self.d_scale.scale}
+        if o.loss == "wgan_gp":
+            kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
+        else:
+            kwargs.update(r1_gamma=o.r1_gamma)
+        with tf.GradientTape() as tape:
+            d = lambda x: self.d_model(x, training=True)  # noqa: E731
+            per_example, terms = self.d_loss_fn(d, reals, fakes, mix, labels if self.conditional else None, **kwargs)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            scaled = self._scaled(self.d_scale, loss)
+        grads = tape.gradient(scaled, self.d_vars)
+        stats = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
+        return grads, loss, stats
+
+    def _g_grads_fn(self, labels, latents):
+        global_batch = self.phase.global_batch_size
+        with tf.GradientTape() as tape:
+            fakes = self._generate(latents, labels)
+            d = lambda x: self.d_model(x, training=True)  # noqa: E731
+            per_example, _ = self.g_loss_fn(d, fakes, labels if self.conditional else None)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            scaled = self._scaled(self.g_scale, loss)
+        return tape.gradient(scaled, self.g_vars), loss
+
+    def _d_replica(self, reals, labels):
+        batch = tf.shape(reals)[0]
+        if self.phase.fade:
+            reals = fade_reals(reals, self.alpha)
+        latents = self._noise([batch, self.latent_size], 0)
+        mix = self._noise([batch, 1, 1, 1], 1)
+        grads, loss, stats = self._d_grads(reals, labels, latents, mix)
+        return _fill_none(grads, self.d_vars), loss, stats
+
+    def _g_replica(self, labels):
+        batch = tf.shape(labels)[0]
+        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2))
+        return _fill_none(grads, self.g_vars), loss
+
+    # Cross replica -------------------------------------------------------------------------
+    def _set_alpha(self) -> None:
+        if not self.phase.fade:
+            self.alpha.assign(1.0)
+            return
+        start = self.phase.start_kimg * 1000.0
+        length = (self.phase.end_kimg - self.phase.start_kimg) * 1000.0
+        progress = (tf.cast(self.images_seen, tf.float32) - start) / length
+        self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
+
+    def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Runs `num_steps` steps; returns the mean of each statistic over them."""
+        beta = self.options.ema_beta
+        totals = {name: tf.constant(0.0) for name in STAT_NAMES}
+        for _ in tf.range(num_steps):
+            self._set_alpha()
+            reals, labels = next(iterator)
+            d_grads, d_loss, d_stats = self.strategy.run(self._d_replica, args=(reals, labels))
+            d_ok = apply_if_finite(self.strategy, self.d_optimizer, d_grads, self.d_vars, d_loss, self.d_scale)
+            g_grads, g_loss = self.strategy.run(self._g_replica, args=(labels,))
+            g_ok = apply_if_finite(self.strategy, self.g_optimizer, g_grads, self.g_vars, g_loss, self.g_scale)
+            sums = {"d_loss": d_loss, "g_loss": g_loss, **d_stats}
+            stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+            stats["finite"] = tf.cast(tf.logical_and(d_ok, g_ok), tf.float32)
+            for ema_var, var in self.ema_pairs:
+                ema_var.assign(var + (ema_var - var) * beta)  # lerp(G, G_ema, beta)
+            self.images_seen.assign_add(self.phase.global_batch_size)
+            bad = tf.cast(stats["finite"] < 0.5, tf.int64)
+            consecutive = self.counters["consecutive_nonfinite"]
+            consecutive.assign((consecutive + 1) * bad)
+            self.counters["nonfinite_total"].assign_add(bad)
+            totals = {k: totals[k] + tf.cast(stats[k], tf.float32) for k in STAT_NAMES}
+        steps = tf.cast(num_steps, tf.float32)
+        return {k: v / steps for k, v in totals.items()}

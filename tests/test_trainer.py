@@ -1,0 +1,160 @@
+"""Short real training runs: a fade on two replicas, exact resume, EMA, non-finite steps."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from progan_tf import data, dataset_io
+from progan_tf.networks import Architecture
+from progan_tf.schedule import Schedule
+from progan_tf.train import mirrored_strategy
+from progan_tf.trainer import Trainer, TrainerOptions, TrainingError
+
+ARCH = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
+# 64 images per phase at a global batch of 8: 4x4 stable [0, 64), 8x8 fade [64, 128), 8x8 stable.
+SCHEDULE = Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.064, minibatch={}, minibatch_default=8, num_replicas=2)
+
+
+def options(total_kimg: float, **overrides) -> TrainerOptions:
+    base = dict(total_kimg=total_kimg, tick_kimg=0.032, snapshot_kimg=0.064, checkpoint_kimg=0.064,
+                steps_per_call=3, grid_size=4, shuffle_buffer=64)
+    return TrainerOptions(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    xs = np.linspace(0, 1, 8)
+    images = []
+    for _ in range(32):  # smooth colour gradients: learnable structure
+        a, b, c = rng.uniform(0, 255, 3)
+        grid = np.ones((8, 8))
+        image = np.stack([a * xs[None, :] * grid, b * xs[:, None] * grid, c * grid], -1)
+        images.append(image)
+    path = tmp_path_factory.mktemp("data") / "gradients"
+    dataset_io.write_arrays(path, np.asarray(images).round().astype(np.uint8), None, name="gradients")
+    return data.load_info(path)
+
+
+def two_replicas() -> tf.distribute.Strategy:
+    return mirrored_strategy(["/cpu:0", "/cpu:1"])
+
+
+def make_trainer(dataset, run_dir, total_kimg, strategy=None, **overrides) -> Trainer:
+    return Trainer(arch=ARCH, schedule=SCHEDULE, options=options(total_kimg, **overrides), dataset=dataset,
+                   run_dir=str(run_dir), strategy=strategy or two_replicas(), config={"test": True})
+
+
+def weights(layer) -> list[np.ndarray]:
+    return [w.numpy().copy() for w in layer.trainable_weights]
+
+
+def changed(before, after) -> bool:
+    return any(np.abs(a - b).max() > 0 for a, b in zip(before, after))
+
+
+@pytest.fixture(scope="module")
+def fade_run(dataset, tmp_path_factory):
+    """4x4 stable, then half of the 8x8 fade-in, stopped; then resumed to the 8x8 stable phase."""
+    run_dir = tmp_path_factory.mktemp("run")
+    first = make_trainer(dataset, run_dir, total_kimg=0.096)
+    initial = {"g4": weights(first.generator.blocks[4]), "g8": weights(first.generator.blocks[8]),
+               "d8": weights(first.discriminator.blocks[8])}
+    first.train()
+    state = {"kimg": first.kimg, "phase": first.phase_trainer.phase.key, "alpha": float(first.alpha.numpy()),
+             "d_iterations": int(first.phase_trainer.d_optimizer.iterations.numpy()),
+             "g_iterations": int(first.phase_trainer.g_optimizer.iterations.numpy()),
+             "g8": weights(first.generator.blocks[8]), "ema8": weights(first.ema.blocks[8]),
+             "adam_v": [v.numpy().copy() for v in first.phase_trainer.d_optimizer.variables]}
+    resumed = make_trainer(dataset, run_dir, total_kimg=0.192)
+    assert resumed.restore()
+    restored = {"kimg": resumed.kimg, "phase": resumed.phase_trainer.phase.key, "alpha": float(resumed.alpha.numpy()),
+                "d_iterations": int(resumed.phase_trainer.d_optimizer.iterations.numpy()),
+                "g_iterations": int(resumed.phase_trainer.g_optimizer.iterations.numpy()),
+                "g8": weights(resumed.generator.blocks[8]), "ema8": weights(resumed.ema.blocks[8]),
+                "adam_v": [v.numpy().copy() for v in resumed.phase_trainer.d_optimizer.variables]}
+    before_stable = weights(resumed.generator.to_rgb[4])
+    last = resumed.train()
+    return {"run_dir": run_dir, "initial": initial, "state": state, "restored": restored, "last": last,
+            "trainer": resumed, "first": first, "before_stable_torgb4": before_stable}
+
+
+def test_fade_run_on_two_replicas_has_finite_losses_and_moving_weights(fade_run):
+    trainer = fade_run["trainer"]
+    assert trainer.strategy.num_replicas_in_sync == 2
+    last = fade_run["last"]
+    assert all(math.isfinite(last[k]) for k in ("d_loss", "g_loss", "gradient_penalty", "d_real", "d_fake"))
+    assert (last["resolution"], last["phase"], last["kimg"]) == (8, "stable", 0.192)
+    assert changed(fade_run["initial"]["g4"], weights(trainer.generator.blocks[4]))
+    assert changed(fade_run["initial"]["d8"], weights(trainer.discriminator.blocks[8]))
+    stats = [json.loads(line) for line in open(os.path.join(fade_run["run_dir"], "stats.jsonl"))]
+    alphas = [s["alpha"] for s in stats if s["phase"] == "fade"]
+    assert alphas and 0 < alphas[0] < 1 and alphas == sorted(alphas)
+
+
+def test_new_block_trains_only_from_its_fade_in(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path, total_kimg=0.064)  # the 4x4 stable phase only
+    before = weights(trainer.generator.blocks[8]), weights(trainer.discriminator.blocks[8])
+    trainer.train()
+    assert not changed(before[0], weights(trainer.generator.blocks[8]))
+    assert not changed(before[1], weights(trainer.discriminator.blocks[8]))
+    g8 = {v.path for v in trainer.generator.blocks[8].trainable_weights}
+    assert g8 & {v.path for v in trainer.phase_trainer.g_vars}  # the next phase's optimizer has it
+    assert trainer.phase_trainer.phase.key == (8, True)
+
+
+def test_resume_restores_kimg_phase_alpha_and_optimizer_state(fade_run):
+    state, restored = fade_run["state"], fade_run["restored"]
+    assert restored["kimg"] == state["kimg"] == 0.096
+    assert restored["phase"] == state["phase"] == (8, True)
+    assert restored["alpha"] == pytest.approx(state["alpha"]) and restored["alpha"] == pytest.approx(0.5)
+    assert restored["d_iterations"] == state["d_iterations"] == 4  # 32 images of the fade at batch 8
+    assert restored["g_iterations"] == state["g_iterations"] == 4
+    for a, b in zip(state["g8"] + state["ema8"] + state["adam_v"], restored["g8"] + restored["ema8"] + restored["adam_v"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_optimizer_state_resets_at_each_phase(fade_run):
+    trainer = fade_run["trainer"]  # now in the 8x8 stable phase, entered at 0.128 kimg
+    assert int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 8
+    assert changed(fade_run["before_stable_torgb4"], weights(trainer.generator.to_rgb[4]))
+
+
+def test_run_directory_outputs(fade_run):
+    run_dir = fade_run["run_dir"]
+    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000.png"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    log = open(os.path.join(run_dir, "log.txt")).read()
+    assert "resuming from kimg 0.1" in log and "8x8 fade-in" in log
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-192")
+    assert os.listdir(os.path.join(run_dir, "tensorboard"))
+
+
+def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path, total_kimg=0.064, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+                           ema_beta=0.9)
+    trainer.train()
+    phase_trainer = trainer.phase_trainer
+    ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
+    phase_trainer.train(trainer._iterator(phase_trainer.phase), tf.constant(1, tf.int64))
+    for (ema, g), before in zip(phase_trainer.ema_pairs, ema_before):
+        np.testing.assert_allclose(ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6)
+    assert changed([g.numpy() for _, g in phase_trainer.ema_pairs], [e.numpy() for e, _ in phase_trainer.ema_pairs])
+
+
+def test_nonfinite_steps_are_skipped_then_stop_the_run(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path, total_kimg=0.064, max_nonfinite_steps=4)
+    conv = trainer.discriminator.blocks[4].layers[1]
+    kernel = conv.kernel.numpy()
+    kernel[0, 0, 0, 0] = np.nan
+    conv.kernel.assign(kernel)
+    g_before = weights(trainer.generator.blocks[4])
+    with pytest.raises(TrainingError, match="4 training steps in a row.*last good checkpoint is none"):
+        trainer.train()
+    assert not changed(g_before, weights(trainer.generator.blocks[4]))
+    assert int(trainer.counters["nonfinite_total"].numpy()) >= 4
+    assert not os.path.exists(os.path.join(tmp_path, "checkpoints", "checkpoint"))

@@ -1,0 +1,59 @@
+"""Builds the bundled demo dataset, progan_tf/demo_data/emoji32, from Twemoji graphics.
+
+The images come from the npm package `emoji-datasource-twitter` (Twemoji graphics by Twitter,
+Inc. and other contributors, CC-BY 4.0): every emoji outside the Flags and Component
+categories (skin-tone variants excluded), composited on white and resized to 32x32, labelled
+by category. Written GZIP-compressed to stay small.
+
+    npm pack emoji-datasource-twitter@16.0.0 && tar xzf emoji-datasource-twitter-16.0.0.tgz
+    python tools/make_demo_dataset.py --package=package --overwrite
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from progan_tf import dataset_io  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("package", None, "The extracted npm package folder (holds emoji.json).", required=True)
+flags.DEFINE_string("dest", str(Path(__file__).resolve().parents[1] / "progan_tf" / "demo_data" / "emoji32"), "Output.")
+flags.DEFINE_integer("resolution", 32, "Output resolution.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --dest.")
+
+EXCLUDED = ("Flags", "Component")
+
+
+def main(argv):
+    del argv
+    package = Path(FLAGS.package)
+    emoji = json.loads((package / "emoji.json").read_text())
+    chosen = [e for e in emoji if e["category"] not in EXCLUDED and e.get("has_img_twitter")]
+    categories = sorted({e["category"] for e in chosen})
+    images, labels = [], []
+    for entry in sorted(chosen, key=lambda e: e["sort_order"]):
+        path = package / "img" / "twitter" / "64" / entry["image"]
+        images.append(dataset_io.load_image(path, FLAGS.resolution, 3, "center"))
+        labels.append(categories.index(entry["category"]))
+    meta = dataset_io.write_arrays(
+        FLAGS.dest,
+        np.stack(images),
+        labels,
+        name="emoji",
+        num_labels=len(categories),
+        label_names=categories,
+        overwrite=FLAGS.overwrite,
+        compression="GZIP",
+    )
+    print(f"wrote {meta['num_images']} emoji in {len(categories)} categories to {FLAGS.dest}")
+
+
+if __name__ == "__main__":
+    app.run(main)
