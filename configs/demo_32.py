@@ -12,17 +12,20 @@ from progan_tf.config import get_config as defaults
 def get_config():
     c = defaults()
     c.latent_size = 128
-    c.fmap_base = 512  # 32 feature maps at every resolution (the paper: 512 ... 512)
+    c.fmap_base = 256  # 32 feature maps up to 16x16, 16 at 32x32 (the paper: 512)
     c.fmap_max = 32
     c.minibatch_preset = ""
     c.minibatch_default = 32
     c.lod_training_kimg = 20.0
     c.lod_transition_kimg = 20.0
-    c.total_kimg = 128.0  # 32x32 fade-in from 100 kimg, stable from 120
+    c.total_kimg = 120.0  # ends as the 32x32 fade-in completes (alpha = 1)
     c.mirror_augment = True
+    # The paper's 0.999 averages over ~32 kimg at this batch: longer than a demo phase, so
+    # its EMA would still hold the random initial weights. 0.99: a half-life of ~2 kimg.
+    c.ema_beta = 0.99
     c.tick_kimg = 4.0
     c.snapshot_kimg = 20.0
-    c.checkpoint_kimg = 40.0
+    c.checkpoint_kimg = 20.0
     c.grid_size = 64
     c.steps_per_call = 25
     c.strategy = "one_device"

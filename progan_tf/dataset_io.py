@@ -240,6 +240,7 @@ def write_arrays(
     seed: int = 0,
     overwrite: bool = False,
     compression: str = "",
+    shards: int | None = None,
 ) -> dict:
     """Writes an in-memory uint8 [N, R, R, C] array (CIFAR, MNIST) in a seeded shuffled order."""
     order = np.random.default_rng(seed).permutation(len(images))
@@ -254,6 +255,7 @@ def write_arrays(
         label_names=label_names,
         overwrite=overwrite,
         compression=compression,
+        shards=shards,
     ) as writer:
         for i in order:
             writer.add(images[i], None if labels is None else int(labels[i]))

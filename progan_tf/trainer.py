@@ -3,7 +3,7 @@
 `Trainer.train()` first resumes from the run directory's latest checkpoint, if any, then runs
 phase after phase (`steps.PhaseTrainer`) until `total_kimg`. The run directory holds:
 
-    config.json  log.txt  stats.jsonl  reals.png  samples/fakes{kimg:06d}.png
+    config.json  run.json  log.txt  stats.jsonl  reals.png  samples/fakes{kimg:06d}.png
     checkpoints/ (tf.train.CheckpointManager)  tensorboard/
 
 Only the chief writes to it; other workers of a multi-worker run checkpoint to a scratch
@@ -128,6 +128,14 @@ class Trainer:
             os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
             if config is not None:
                 _write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
+            run_info = {  # what generate/evaluate/export need to rebuild the networks (progan_tf.runs)
+                "architecture": dataclasses.asdict(arch),
+                "stable_kimg": schedule.stable_kimg,
+                "fade_kimg": schedule.fade_kimg,
+                "dataset": os.path.abspath(dataset.path),
+                "label_names": list(dataset.label_names),
+            }
+            _write_text(os.path.join(run_dir, "run.json"), json.dumps(run_info, indent=2) + "\n")
 
     # State ---------------------------------------------------------------------------------
     @property
@@ -206,7 +214,7 @@ class Trainer:
         total = int(round(o.total_kimg * 1000))
         events = {name: _next_multiple(self.images_seen.numpy(), kimg) for name, kimg in
                   (("tick", o.tick_kimg), ("snapshot", o.snapshot_kimg), ("checkpoint", o.checkpoint_kimg))}
-        bar = keras.utils.Progbar(total, unit_name="img", stateful_metrics=["kimg", "res", "alpha", "img/s"])
+        progress = Progress(self.schedule, total, enabled=self.chief)
         tick_start, tick_images, last_stats = time.time(), int(self.images_seen.numpy()), {}
         if self.phase_trainer is None:
             self._switch_phase()
@@ -227,11 +235,8 @@ class Trainer:
             alpha = float(self.alpha.numpy())
             if phase_at(self.schedule, seen / 1000.0).key != phase.key:
                 self._switch_phase()  # before any checkpoint: it must hold the new optimizers
-            bar.update(min(seen, total), values=[
-                ("kimg", seen / 1000), ("res", phase.resolution), ("alpha", alpha),
-                ("d_loss", stats["d_loss"]), ("g_loss", stats["g_loss"]),
-                ("img/s", (seen - tick_images) / max(time.time() - tick_start, 1e-9)),
-            ])
+            phase = self.phase_trainer.phase  # the phase the next step trains
+            progress.update(seen, phase, alpha, stats)
             done = seen >= total
             if seen >= events["tick"] or done:
                 last_stats = self._tick(phase, alpha, stats, seen - tick_images, time.time() - tick_start)
@@ -243,6 +248,7 @@ class Trainer:
             if seen >= events["checkpoint"] or done:
                 self._checkpoint_and_metrics(phase)
                 events["checkpoint"] = _next_multiple(seen, o.checkpoint_kimg)
+        progress.close()
         if self._summary is not None:
             self._summary.flush()
         self._cleanup_scratch()
@@ -337,12 +343,60 @@ class Trainer:
         if not self.chief:
             return
         _append_line(os.path.join(self.run_dir, "log.txt"), f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
-        if echo:
-            print(message, file=sys.stderr, flush=True)
+        if echo:  # on a terminal, over the progress line, which the next update redraws
+            print(("\r\033[K" if sys.stderr.isatty() else "") + message, file=sys.stderr, flush=True)
 
     def _cleanup_scratch(self) -> None:
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
+
+
+class Progress:
+    """One status line (kimg, stage, alpha, losses, images/s, ETA), redrawn in place on a
+    terminal, printed every 10 % otherwise. The ETA weights the images still to show by their
+    resolution's pixels relative to the current speed, so later, slower stages count fully."""
+
+    def __init__(self, schedule: Schedule, total_images: int, enabled: bool = True):
+        self.schedule, self.total, self.enabled = schedule, total_images, enabled
+        self.tty = sys.stderr.isatty()
+        self.last_time = self.last_images = self.last_resolution = None
+        self.rate = None  # seconds per image per pixel, smoothed
+        self.printed_tenths = -1
+
+    def eta_seconds(self, images_seen: int) -> float:
+        pixels, kimg, end = 0.0, images_seen / 1000.0, self.total / 1000.0
+        while kimg < end:
+            phase = phase_at(self.schedule, kimg)
+            stop = min(phase.end_kimg, end)
+            pixels += (stop - kimg) * 1000.0 * phase.resolution**2
+            kimg = stop
+        return pixels * (self.rate or 0.0)
+
+    def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float]) -> None:
+        """`phase`: the one the next step trains; the images since the last call were shown at
+        the resolution of the previous call's phase."""
+        if not self.enabled:
+            return
+        now = time.time()
+        if self.last_time is not None and images_seen > self.last_images:
+            rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**2
+            self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
+        self.last_time, self.last_images, self.last_resolution = now, images_seen, phase.resolution
+        speed = f"{1.0 / (self.rate * phase.resolution**2):7.1f}" if self.rate else "      -"
+        eta = time.strftime("%H:%M:%S", time.gmtime(self.eta_seconds(images_seen))) if self.rate else "--:--:--"
+        fraction = min(images_seen / self.total, 1.0)
+        bar = ("=" * int(20 * fraction)).ljust(20)
+        line = (f"kimg {images_seen / 1000:8.1f}/{self.total / 1000:<8.1f} [{bar}] {phase.resolution:>4}x{phase.resolution:<4} "
+                f"alpha {alpha:.2f}  d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  {speed} img/s  ETA {eta}")
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif int(10 * fraction) > self.printed_tenths:
+            self.printed_tenths = int(10 * fraction)
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr, flush=True)
 
 
 def _next_multiple(images_seen: int, kimg: float) -> int:

@@ -1,0 +1,160 @@
+"""Speed of the G+D training step against this machine's measured conv throughput.
+
+    python benchmarks/train_step.py                          # paper width at 16, 32, 64 + the demo config
+    python benchmarks/train_step.py --resolutions=16,32 --steps=3 --no_paper_64
+
+For each configuration: images/s of the compiled step (one D and one G update per step, as
+in training, fed from an in-memory dataset), FLOPs per image counted from the layer shapes,
+the achieved FLOP/s, and the ratio to the machine's peak measured in the same run (a large
+3x3 conv, forward + backward, timed alone). With --compare, XLA off/on and steps per call
+1 vs 25 are measured back to back, so their ratios come from one run.
+
+FLOPs per image. F_G and F_D are forward FLOPs (2 per multiply-add, convs and denses) of G
+and D at the stage. One step per real image costs about 4 F_G + 14 F_D:
+  D update: G forward (F_G); D forward+backward on reals and fakes (2 x 3 F_D); gradient
+  penalty: D forward on the mix (F_D), its input gradient (F_D) and that double backward
+  (2 x 2 F_D) = 6 F_D.  G update: G forward+backward (3 F_G); D forward (F_D) and input
+  gradient (F_D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from progan_tf.networks import Architecture, Discriminator, Generator  # noqa: E402
+from progan_tf.schedule import Phase  # noqa: E402
+from progan_tf.steps import PhaseTrainer, StepOptions  # noqa: E402
+
+PAPER = Architecture(resolution=64)
+DEMO = Architecture(resolution=32, latent_size=128, fmap_base=256, fmap_max=32)  # configs/demo_32.py
+
+
+def forward_flops(arch: Architecture, resolution: int) -> tuple[int, int]:
+    """Forward FLOPs per image (2 per multiply-add) of G and D at a stable stage, from Table 2's
+    layer shapes: convs at their output size (D's second conv before its pool), denses, toRGB/fromRGB."""
+    nf, c = arch.num_features, arch.channels
+
+    def conv(size, k, cin, cout):
+        return 2 * size * size * k * k * cin * cout
+
+    g = 2 * (arch.latent_size + arch.num_labels) * 16 * nf(4) + conv(4, 3, nf(4), nf(4))
+    d = conv(4, 3, nf(4) + (arch.mbstd_group_size > 0), nf(4)) + 2 * 16 * nf(4) * nf(4) + 2 * nf(4) * (1 + arch.num_labels)
+    r = 8
+    while r <= resolution:
+        g += conv(r, 3, nf(r // 2), nf(r)) + conv(r, 3, nf(r), nf(r))
+        d += conv(r, 3, nf(r), nf(r)) + conv(r, 3, nf(r), nf(r // 2))
+        r *= 2
+    g += conv(resolution, 1, nf(resolution), c)
+    d += conv(resolution, 1, c, nf(resolution))
+    return g, d
+
+
+def step_flops(arch: Architecture, resolution: int) -> tuple[int, int, int]:
+    fg, fd = forward_flops(arch, resolution)
+    return fg, fd, 4 * fg + 14 * fd
+
+
+def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int) -> float:
+    """images/s of the compiled step after one warm-up call."""
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        alpha = tf.Variable(1.0, trainable=False)
+        g, d, ema = Generator(arch, alpha), Discriminator(arch, alpha), Generator(arch, alpha, name="g_ema")
+        images_seen = tf.Variable(0, dtype=tf.int64)
+        counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
+    phase = Phase(resolution, False, 0.0, math.inf, 1.0, batch, 0.001)
+    trainer = PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase,
+                           images_seen=images_seen, counters=counters, options=StepOptions(xla=xla))
+    reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
+    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    calls = max(1, steps // steps_per_call)
+    trainer.train(iterator, tf.constant(steps_per_call, tf.int64))  # trace, compile, warm up
+    start = time.perf_counter()
+    for _ in range(calls):
+        stats = trainer.train(iterator, tf.constant(steps_per_call, tf.int64))
+    float(stats["d_loss"])  # wait for the device
+    return calls * steps_per_call * batch / (time.perf_counter() - start)
+
+
+def measure_conv_peak(repeats: int = 3) -> float:
+    """FLOP/s of a 3x3, 512 -> 512 conv at 32x32, batch 16, forward + both backward convs."""
+    x = tf.Variable(tf.random.normal([16, 32, 32, 512]))
+    w = tf.Variable(tf.random.normal([3, 3, 512, 512]) * 0.01)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = tf.reduce_sum(y)
+        gx, gw = tape.gradient(loss, [x, w])
+        return tf.reduce_sum(gx) + tf.reduce_sum(gw)
+
+    float(step())
+    start = time.perf_counter()
+    for _ in range(repeats):
+        float(step())
+    seconds = (time.perf_counter() - start) / repeats
+    flops = 3 * 2 * 16 * 32 * 32 * 9 * 512 * 512  # forward, input gradient, filter gradient
+    return flops / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", default="16,32,64", help="paper-width resolutions to time")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per paper-width configuration")
+    parser.add_argument("--demo_steps", type=int, default=50)
+    parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time XLA off and steps_per_call=1 (before/after)")
+    parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU threads, devices: "
+          f"{[d.name for d in tf.config.list_logical_devices()]}")
+    peak = measure_conv_peak()
+    print(f"measured peak: 3x3 conv 512->512 at 32x32, batch 16, fwd+bwd: {peak / 1e9:.1f} GFLOP/s\n")
+    rows = []
+
+    def run(name, arch, resolution, batch, steps, xla, steps_per_call):
+        fg, fd, per_image = step_flops(arch, resolution)
+        speed = measure_step(arch, resolution, batch, steps, xla=xla, steps_per_call=steps_per_call)
+        row = dict(config=name, resolution=resolution, batch=batch, xla=xla, steps_per_call=steps_per_call,
+                   images_per_sec=speed, gflop_per_image=per_image / 1e9, g_fwd_gflop=fg / 1e9, d_fwd_gflop=fd / 1e9,
+                   achieved_gflops=speed * per_image / 1e9, peak_gflops=peak / 1e9, of_peak=speed * per_image / peak)
+        rows.append(row)
+        print(f"{name:<6} {resolution:>4}x{resolution:<4} batch {batch:<3} xla {'on ' if xla else 'off'} "
+              f"steps/call {steps_per_call:<3} {speed:9.2f} img/s  {per_image / 1e9:8.3f} GFLOP/img  "
+              f"{row['achieved_gflops']:7.1f} GFLOP/s  {100 * row['of_peak']:5.1f}% of peak", flush=True)
+
+    for r in [int(x) for x in args.resolutions.split(",") if x]:
+        run("paper", PAPER, r, args.batch, args.steps, xla=True, steps_per_call=1)
+        if args.compare and r <= 32:
+            run("paper", PAPER, r, args.batch, args.steps, xla=False, steps_per_call=1)
+    for r in (16, 32):
+        run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=25)
+        if args.compare:
+            run("demo", DEMO, r, 32, args.demo_steps, xla=False, steps_per_call=25)
+            run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=1)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory: {peak_rss:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "peak_gflops": peak / 1e9, "peak_rss_mib": peak_rss}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

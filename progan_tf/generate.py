@@ -1,0 +1,138 @@
+"""Images from a trained run's EMA generator: PNG files, a contact sheet, or a looping animation.
+
+    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --num=16 --seed=1
+    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --num=64 --grid
+    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --interpolate --num=16 --frames=120
+
+The same seed gives the same images. Conditional runs cycle through the classes (files), or
+give one row per class (grid and animation). Existing files are never overwritten unless
+--overwrite is given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+
+def smooth_loop(noise: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-smooths [frames, ...] along time with wrap-around (so the loop has no seam) and
+    rescales to unit RMS, as the reference's interpolation videos do (SPEC §7)."""
+    frames = len(noise)
+    distance = np.abs(np.arange(frames)[:, None] - np.arange(frames)[None, :])
+    distance = np.minimum(distance, frames - distance)
+    weights = np.exp(-0.5 * (distance / max(sigma, 1e-6)) ** 2)
+    weights /= weights.sum(axis=1, keepdims=True)
+    smooth = np.tensordot(weights, noise, axes=1)
+    return (smooth / np.sqrt(np.mean(smooth**2))).astype(np.float32)
+
+
+def class_rows(num: int, num_labels: int) -> tuple[np.ndarray | None, int | None]:
+    """(labels, columns) for a grid: one row per class when conditional."""
+    if not num_labels:
+        return None, None
+    columns = max(1, math.ceil(num / num_labels))
+    return np.repeat(np.arange(num_labels), columns), columns
+
+
+def _targets_free(paths: list[str], overwrite: bool) -> None:
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise ValueError(f"{existing[0]}{more} already exist(s); pass --overwrite or another --out")
+
+
+def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False) -> list[str]:
+    from progan_tf import images, runs  # noqa: PLC0415
+
+    paths = [os.path.join(out, f"seed{seed}-{i:05d}.png") for i in range(num)]
+    _targets_free(paths, overwrite)
+    num_labels = run.generator.arch.num_labels
+    labels = np.arange(num) % num_labels if num_labels else None
+    batch = run.generate(runs.latents(num, run.generator.arch.latent_size, seed), labels)
+    for image, path in zip(batch, paths):
+        images.save_png(image, path)
+    return paths
+
+
+def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False) -> str:
+    from progan_tf import images, runs  # noqa: PLC0415
+
+    path = os.path.join(out, f"grid-seed{seed}.png")
+    _targets_free([path], overwrite)
+    labels, columns = class_rows(num, run.generator.arch.num_labels)
+    count = num if labels is None else len(labels)
+    batch = run.generate(runs.latents(count, run.generator.arch.latent_size, seed), labels)
+    images.save_png(images.make_grid(batch, columns=columns), path)
+    return path
+
+
+def generate_interpolation(run, out: str, num: int, seed: int, frames: int, fps: float,
+                           smoothing: float, overwrite: bool = False) -> str:
+    """A looping GIF of `frames` frames, each a grid of `num` smoothly moving latents."""
+    from keras.utils import Progbar  # noqa: PLC0415
+
+    from progan_tf import images  # noqa: PLC0415
+
+    path = os.path.join(out, f"interpolation-seed{seed}.gif")
+    _targets_free([path], overwrite)
+    labels, columns = class_rows(num, run.generator.arch.num_labels)
+    count = num if labels is None else len(labels)
+    noise = np.random.RandomState(seed).randn(frames, count, run.generator.arch.latent_size)
+    latents = smooth_loop(noise, smoothing)
+    progress = Progbar(frames, unit_name="frame")
+    grids = []
+    for frame in latents:
+        grids.append(images.make_grid(run.generate(frame, labels), columns=columns))
+        progress.add(1)
+    images.save_gif(grids, path, fps=fps)
+    return path
+
+
+def main(argv):
+    f = flags.FLAGS
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if f.grid and f.interpolate:
+        raise app.UsageError("--grid and --interpolate: choose one")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from progan_tf import runs  # noqa: PLC0415
+
+    try:
+        run = runs.load_run(f.run_dir, f.checkpoint)
+        print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
+        if f.interpolate:
+            smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12
+            written = [generate_interpolation(run, f.out, f.num, f.seed, f.frames, f.fps, smoothing, f.overwrite)]
+        elif f.grid:
+            written = [generate_grid(run, f.out, f.num, f.seed, f.overwrite)]
+        else:
+            written = generate_files(run, f.out, f.num, f.seed, f.overwrite)
+    except ValueError as error:  # RunError and refused overwrites
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    shown = written if len(written) <= 3 else [written[0], "...", written[-1]]
+    print(f"wrote {len(written)} file(s): {' '.join(shown)}", file=sys.stderr)
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
+    flags.DEFINE_string("out", None, "Output directory.", required=True)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")
+    flags.DEFINE_integer("num", 16, "Images (files), tiles (grid) or tiles per frame (animation).", lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Latent seed.")
+    flags.DEFINE_bool("grid", False, "Write one contact sheet instead of files.")
+    flags.DEFINE_bool("interpolate", False, "Write a looping latent-interpolation GIF.")
+    flags.DEFINE_integer("frames", 120, "Frames of the animation.", lower_bound=2)
+    flags.DEFINE_float("fps", 24.0, "Frames per second of the animation.", lower_bound=1.0)
+    flags.DEFINE_float("smoothing", 0.0, "Gaussian sigma in frames for the latents; 0 = frames / 12.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

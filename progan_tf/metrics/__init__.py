@@ -1,0 +1,1 @@
+"""Image-set metrics (SPEC §6): sliced Wasserstein distance, MS-SSIM, FID."""

@@ -1,0 +1,116 @@
+"""A trained run, read back from its directory: the EMA generator of a checkpoint, at its stage.
+
+`generate`, `evaluate` and `export` start here. `run.json` (written by the trainer) says how
+to rebuild the networks; the checkpoint gives the weights and the image count, from which the
+schedule gives the stage, phase and alpha the generator was at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from progan_tf import data
+from progan_tf.networks import Architecture, Generator
+from progan_tf.schedule import Phase, Schedule, phase_at
+
+
+class RunError(ValueError):
+    """A run directory or checkpoint that cannot be read; the message names it."""
+
+
+@dataclasses.dataclass
+class Run:
+    run_dir: str
+    checkpoint: str
+    generator: Generator  # the EMA generator
+    phase: Phase  # stage and phase at the checkpoint; alpha is set on the generator
+    images_seen: int
+    dataset_path: str
+    label_names: tuple[str, ...]
+
+    @property
+    def kimg(self) -> float:
+        return self.images_seen / 1000.0
+
+    @property
+    def model(self) -> keras.Model:
+        """The EMA generator's model at the checkpoint's stage (fade-in model during a fade)."""
+        return self.generator.stage_model(self.phase.resolution, self.phase.fade)
+
+    @property
+    def resolution(self) -> int:
+        return self.phase.resolution
+
+    def generate(self, latents: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
+        """uint8 [N, R, R, C] images for float32 latents (and integer class labels if conditional)."""
+        num_labels = self.generator.arch.num_labels
+        out = []
+        for start in range(0, len(latents), batch_size):
+            z = tf.constant(latents[start : start + batch_size], tf.float32)
+            inputs = z
+            if num_labels:
+                if labels is None:
+                    raise ValueError("this generator is conditional: give one class label per latent")
+                inputs = [z, tf.one_hot(labels[start : start + batch_size], num_labels)]
+            out.append(data.to_uint8(self.model(inputs, training=False)).numpy())
+        return np.concatenate(out)
+
+
+def find_checkpoint(run_dir: str, checkpoint: str | None = None) -> str:
+    """The latest checkpoint of `run_dir`, or the named one (`ckpt-12000` or a path)."""
+    if not os.path.isdir(run_dir):
+        raise RunError(f"--run_dir={run_dir}: no such directory")
+    directory = os.path.join(run_dir, "checkpoints")
+    if checkpoint:
+        path = checkpoint if os.path.dirname(checkpoint) else os.path.join(directory, checkpoint)
+        if not tf.io.gfile.exists(path + ".index"):
+            raise RunError(f"--checkpoint={checkpoint}: {path}.index does not exist")
+        return path
+    latest = tf.train.latest_checkpoint(directory)
+    if not latest:
+        raise RunError(f"{run_dir} has no checkpoint in {directory} yet")
+    return latest
+
+
+def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
+    """Rebuilds the EMA generator of `run_dir` and restores it from a checkpoint."""
+    if not os.path.isdir(run_dir):
+        raise RunError(f"--run_dir={run_dir}: no such directory")
+    info_path = os.path.join(run_dir, "run.json")
+    if not os.path.exists(info_path):
+        raise RunError(f"{run_dir} is not a progan_tf run directory (no run.json)")
+    path = find_checkpoint(run_dir, checkpoint)
+    with open(info_path) as f:
+        info = json.load(f)
+    arch = Architecture(**info["architecture"])
+    try:
+        images_seen = int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (tf.errors.OpError, ValueError) as error:
+        raise RunError(f"{path}: unreadable checkpoint ({error})") from None
+    schedule = Schedule(final_resolution=arch.resolution, stable_kimg=info["stable_kimg"], fade_kimg=info["fade_kimg"])
+    phase = phase_at(schedule, images_seen / 1000.0)
+    generator = Generator(arch, name="g_ema")
+    for r in arch.resolutions:  # every layer gets its variables before restoring
+        generator.stage_model(r, fade=False)
+    generator.alpha.assign(phase.alpha)
+    tf.train.Checkpoint(ema_generator=generator.checkpoint()).restore(path).expect_partial().assert_existing_objects_matched()
+    return Run(
+        run_dir=run_dir,
+        checkpoint=path,
+        generator=generator,
+        phase=phase,
+        images_seen=images_seen,
+        dataset_path=info.get("dataset", ""),
+        label_names=tuple(info.get("label_names", ())),
+    )
+
+
+def latents(num: int, latent_size: int, seed: int) -> np.ndarray:
+    """Standard normal latents, the same for the same (num, latent_size, seed)."""
+    return np.random.RandomState(seed).randn(num, latent_size).astype(np.float32)

@@ -1,0 +1,45 @@
+"""One worker of the two-process MultiWorkerMirroredStrategy test (tests/test_scale.py).
+
+    TF_CONFIG=... python tests/multi_worker_main.py DATASET RUN_DIR OUT.npz
+
+Trains the tiny networks through the 4x4 -> 8x8 fade with the global batch split over the
+workers, then saves every weight of G, D and the EMA generator to OUT.npz.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from progan_tf import data  # noqa: E402
+from progan_tf.networks import Architecture  # noqa: E402
+from progan_tf.schedule import Schedule  # noqa: E402
+from progan_tf.train import make_strategy  # noqa: E402
+from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
+
+
+def main(dataset_dir: str, run_dir: str, out: str) -> None:
+    strategy = make_strategy("multi_worker")
+    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    trainer = Trainer(
+        arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8),
+        schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
+                          num_replicas=2),
+        options=TrainerOptions(total_kimg=0.08, tick_kimg=0.016, snapshot_kimg=0.04, checkpoint_kimg=0.04,
+                               steps_per_call=2, grid_size=4, shuffle_buffer=32),
+        dataset=data.load_info(dataset_dir),
+        run_dir=run_dir,
+        strategy=strategy,
+    )
+    stats = trainer.train()
+    assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"]), stats
+    weights = [v.numpy() for net in (trainer.generator, trainer.discriminator, trainer.ema) for v in net.variables]
+    np.savez(out, *weights, images_seen=trainer.images_seen.numpy())
+    print(f"worker done: kimg {trainer.kimg}, chief {trainer.chief}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

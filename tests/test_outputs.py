@@ -1,0 +1,187 @@
+"""What users do with a trained run: load it, generate, evaluate, export for TF Serving."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from progan_tf import data, dataset_io, evaluate, export, generate, runs
+from progan_tf.networks import Architecture
+from progan_tf.schedule import Schedule
+from progan_tf.trainer import Trainer, TrainerOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEDULE = Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
+
+
+def train_tiny(tmp_path_factory, num_labels: int):
+    rng = np.random.default_rng(num_labels)
+    images = (tf.nn.avg_pool2d(rng.random((48, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255).astype(np.uint8)
+    labels = np.arange(48) % 3 if num_labels else None
+    path = tmp_path_factory.mktemp("data") / "tiny"
+    dataset_io.write_arrays(path, images, labels, name="tiny", num_labels=num_labels)
+    info = data.load_info(path)
+    run_dir = tmp_path_factory.mktemp("run")
+    options = TrainerOptions(total_kimg=0.112, tick_kimg=0.032, snapshot_kimg=0.064, checkpoint_kimg=0.048,
+                             steps_per_call=2, grid_size=6, shuffle_buffer=64, ema_beta=0.9)
+    arch = Architecture(resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8)
+    trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options, dataset=info, run_dir=str(run_dir),
+                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trainer.train()
+    return trainer, info
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_tiny(tmp_path_factory, num_labels=0)
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    return train_tiny(tmp_path_factory, num_labels=3)
+
+
+def test_load_run_rebuilds_the_ema_generator(trained):
+    trainer, _ = trained
+    run = runs.load_run(trainer.run_dir)
+    assert run.images_seen == 112 and run.phase.resolution == 8 and not run.phase.fade
+    z = runs.latents(5, 8, seed=3)
+    expected = trainer.ema.stage_model(8)(z, training=False).numpy()
+    np.testing.assert_allclose(run.model(z, training=False).numpy(), expected, atol=1e-6)
+    older = runs.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
+    assert older.images_seen == 48 and older.phase.fade and older.generator.alpha.numpy() == 0.5
+    with pytest.raises(runs.RunError, match="ckpt-5.index does not exist"):
+        runs.load_run(trainer.run_dir, "ckpt-5")
+    with pytest.raises(runs.RunError, match="not a progan_tf run directory"):
+        runs.load_run(os.path.dirname(trainer.run_dir))
+
+
+def test_generate_files_grid_and_looping_gif(trained, tmp_path):
+    run = runs.load_run(trained[0].run_dir)
+    paths = generate.generate_files(run, str(tmp_path), num=3, seed=7)
+    assert [os.path.basename(p) for p in paths] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
+    first = np.asarray(Image.open(paths[0]))
+    assert first.shape == (8, 8, 3)
+    np.testing.assert_array_equal(first, run.generate(runs.latents(3, 8, 7))[0])
+    with pytest.raises(ValueError, match="already exist.*--overwrite"):
+        generate.generate_files(run, str(tmp_path), num=3, seed=7)
+    grid = generate.generate_grid(run, str(tmp_path), num=6, seed=7)
+    assert np.asarray(Image.open(grid)).shape == (16, 24, 3)  # 2 rows x 3 columns
+    gif = generate.generate_interpolation(run, str(tmp_path), num=4, seed=1, frames=12, fps=10, smoothing=1.5)
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 12 and animation.info["loop"] == 0
+        assert animation.size == (16, 16)
+
+
+def test_smooth_loop_is_periodic_and_unit_rms(rng):
+    noise = rng.normal(size=(40, 3, 5))
+    smooth = generate.smooth_loop(noise, sigma=4.0)
+    assert np.sqrt(np.mean(smooth**2)) == pytest.approx(1.0, rel=1e-5)
+    steps = np.linalg.norm(np.diff(np.concatenate([smooth, smooth[:1]]), axis=0), axis=-1)
+    assert steps.max() < 0.5 * np.linalg.norm(smooth, axis=-1).mean()  # no jump, including the wrap
+
+
+def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
+    run = runs.load_run(conditional[0].run_dir)
+    labels, columns = generate.class_rows(7, 3)
+    assert columns == 3 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    grid = generate.generate_grid(run, str(tmp_path), num=7, seed=0)
+    assert np.asarray(Image.open(grid)).shape == (24, 24, 3)
+
+
+def test_evaluate_swd_msssim_and_record(trained):
+    trainer, info = trained
+    run = runs.load_run(trainer.run_dir)
+    results = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
+    assert set(results) == {"swd8", "swd_avg", "swd8_real", "swd_avg_real", "msssim"}
+    assert all(np.isfinite(v) and v > 0 for v in results.values())
+    assert results["msssim"] < 1  # the generated images are not all the same
+    # Seeded: the same call gives the same numbers (latents, patches and directions).
+    again = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
+    assert again == pytest.approx(results)
+    evaluate.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
+    with open(os.path.join(trainer.run_dir, "metrics.jsonl")) as f:
+        line = json.loads(f.readlines()[-1])
+    assert line["kimg"] == 0.112 and line["swd_avg"] == pytest.approx(results["swd_avg"])
+    with pytest.raises(ValueError, match="unknown"):
+        evaluate.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
+
+
+def test_evaluate_cli_prints_a_table(trained):
+    out = subprocess.run(
+        [sys.executable, "-m", "progan_tf.evaluate", f"--run_dir={trained[0].run_dir}", "--metrics=swd", "--num_images=16"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split() == ["metric", "value", "real", "vs", "real"]
+    assert out.stdout.splitlines()[1].startswith("swd8")
+    missing = subprocess.run([sys.executable, "-m", "progan_tf.evaluate", "--run_dir=/nonexistent"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert missing.returncode == 1 and "--run_dir=/nonexistent: no such directory" in missing.stderr
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import sys, numpy as np, tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    assert "progan_tf" not in sys.modules
+    inputs = dict(np.load(sys.argv[2]))
+    out = model.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.savez(sys.argv[3], images=out["images"].numpy(), raw=out["raw"].numpy())
+    try:
+        model.signatures["serving_default"](latents=tf.zeros([2, 3]), **{k: tf.constant(v[:2]) for k, v in inputs.items() if k != "latents"})
+    except Exception as error:
+        print("WRONG SHAPE:", type(error).__name__, error)
+""")
+
+
+@pytest.mark.parametrize("which", ["trained", "conditional"])
+def test_export_runs_without_progan_tf(which, request, tmp_path):
+    trainer, _ = request.getfixturevalue(which)
+    run = runs.load_run(trainer.run_dir)
+    arch = run.generator.arch
+    assert export.next_version(str(tmp_path / "model")) == 1
+    path = str(tmp_path / "model" / "1")
+    export.export_generator(run.model, arch.latent_size, arch.num_labels, path)
+    assert export.next_version(str(tmp_path / "model")) == 2
+    z = runs.latents(4, arch.latent_size, seed=11)
+    inputs = {"latents": z}
+    model_inputs = z
+    if arch.num_labels:
+        inputs["labels"] = np.array([0, 1, 2, 1], np.int32)
+        model_inputs = [tf.constant(z), tf.one_hot(inputs["labels"], arch.num_labels)]
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, path, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"latents: expected float32 [N, {arch.latent_size}]" in out.stdout
+    served = np.load(tmp_path / "out.npz")
+    expected = run.model(model_inputs, training=False).numpy()
+    np.testing.assert_allclose(served["raw"], expected, atol=1e-5)
+    np.testing.assert_array_equal(served["images"], data.to_uint8(expected).numpy())
+
+
+def test_export_cli_and_saved_model_cli(trained, tmp_path):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    export_dir = tmp_path / "served"
+    (export_dir / "1").mkdir(parents=True)  # an existing version is kept; the export goes to 2/
+    out = subprocess.run([sys.executable, "-m", "progan_tf.export", f"--run_dir={trained[0].run_dir}",
+                          f"--export_dir={export_dir}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert os.listdir(export_dir / "1") == [] and (export_dir / "2" / "saved_model.pb").exists()
+    show = subprocess.run([cli, "show", "--dir", str(export_dir / "2"), "--all"], capture_output=True, text=True, timeout=300)
+    assert show.returncode == 0, show.stderr
+    for expected in ("signature_def['serving_default']", "signature_def['generate_from_seed']",
+                     "inputs['latents']", "outputs['images']", "dtype: DT_UINT8", "inputs['seed']"):
+        assert expected in show.stdout
+    run_out = subprocess.run([cli, "run", "--dir", str(export_dir / "2"), "--tag_set", "serve", "--signature_def",
+                              "generate_from_seed", "--input_exprs", "seed=7;num=3", "--outdir", str(tmp_path / "o")],
+                             capture_output=True, text=True, timeout=300)
+    assert run_out.returncode == 0, run_out.stderr
+    images = np.load(tmp_path / "o" / "images.npy")
+    assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8

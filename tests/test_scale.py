@@ -1,0 +1,96 @@
+"""Scale: two worker processes under MultiWorkerMirroredStrategy; mixed precision on CPU."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from progan_tf import data, dataset_io
+from progan_tf.networks import Architecture
+from progan_tf.schedule import Schedule
+from progan_tf.trainer import Trainer, TrainerOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    images = (tf.nn.avg_pool2d(rng.random((64, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "tiny"
+    dataset_io.write_arrays(path, images, None, name="tiny", shards=2)
+    return data.load_info(path)
+
+
+def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    run_dir = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "CUDA_VISIBLE_DEVICES": ""}
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(run_dir),
+             str(tmp_path / f"worker{index}.npz")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=400)[0])
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            pytest.fail("multi-worker training did not finish in 400 s")
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    chief, worker = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    assert int(chief["images_seen"]) == int(worker["images_seen"]) == 80
+    names = [k for k in chief.files if k != "images_seen"]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_array_equal(chief[name], worker[name])
+    assert "chief True" in outputs[0] and "chief False" in outputs[1]
+    # The chief alone writes the run directory; the other worker's scratch checkpoints are gone.
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-80")
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".scratch")]
+
+
+def test_mixed_precision_training_on_cpu(dataset, tmp_path):
+    from keras import mixed_precision
+
+    try:
+        trainer = Trainer(
+            arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
+            schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8),
+            options=TrainerOptions(total_kimg=0.08, tick_kimg=0.016, snapshot_kimg=0.08, checkpoint_kimg=0.08,
+                                   steps_per_call=2, grid_size=4, shuffle_buffer=32, mixed_precision=True),
+            dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )
+        before = [v.numpy().copy() for v in trainer.generator.variables]
+        stats = trainer.train()
+        model = trainer.generator.stage_model(8)
+        fakes = model(tf.random.normal([4, 8]))
+        assert fakes.dtype == tf.float16  # activations in float16 ...
+        assert {v.dtype for v in trainer.generator.variables} == {"float32"}  # ... variables in float32
+        assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
+        assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables))
+        scale = float(trainer.phase_trainer.d_scale.scale.numpy())
+        assert 1.0 <= scale <= 2.0**15  # dynamic loss scale in use, halved on any overflow
+    finally:
+        mixed_precision.set_global_policy("float32")
