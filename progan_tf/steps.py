@@ -61,11 +61,13 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
-class LossScale:
+class LossScale(tf.Module):
     """Dynamic loss scaling for float16 (SPEC §4): halve on a non-finite step, double after
-    `growth_steps` finite ones. Variables live in the strategy scope and are checkpointed."""
+    `growth_steps` finite ones. One per network for the whole run (made in the strategy scope,
+    checkpointed), so a new phase starts from the scale the last one found."""
 
     def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000):
+        super().__init__()
         self.scale = tf.Variable(initial, trainable=False, dtype=tf.float32, name="loss_scale")
         self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="loss_scale_good_steps")
         self.growth_steps = growth_steps
@@ -125,6 +127,7 @@ class PhaseTrainer:
         images_seen: tf.Variable,
         counters: dict[str, tf.Variable],
         options: StepOptions,
+        loss_scales: tuple[LossScale, LossScale] | None = None,
     ):
         self.strategy, self.phase, self.options = strategy, phase, options
         self.images_seen, self.counters = images_seen, counters
@@ -143,8 +146,7 @@ class PhaseTrainer:
             self.d_optimizer = make_optimizer(options, phase.learning_rate)
             self.g_optimizer.build(self.g_vars)
             self.d_optimizer.build(self.d_vars)
-            self.g_scale = LossScale() if options.mixed_precision else None
-            self.d_scale = LossScale() if options.mixed_precision else None
+        self.g_scale, self.d_scale = loss_scales or (None, None)
         jit = options.xla or None
         self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit)
         self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit)
@@ -165,7 +167,7 @@ class PhaseTrainer:
 
     def _d_grads_fn(self, reals, labels, latents, mix):
         o, global_batch = self.options, self.phase.global_batch_size
-        fakes = self._generate(latents, labels)
+        fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float16 under mixed precision
         kwargs = {"loss_scale": 1.0 if self.d_scale is None else self.d_scale.scale}
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
@@ -215,7 +217,8 @@ class PhaseTrainer:
         self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
 
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Runs `num_steps` steps; returns the mean of each statistic over them."""
+        """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps
+        (NaN if there were none) and, as `finite`, the fraction of steps applied."""
         beta = self.options.ema_beta
         totals = {name: tf.constant(0.0) for name in STAT_NAMES}
         for _ in tf.range(num_steps):
@@ -227,14 +230,18 @@ class PhaseTrainer:
             g_ok = apply_if_finite(self.strategy, self.g_optimizer, g_grads, self.g_vars, g_loss, self.g_scale)
             sums = {"d_loss": d_loss, "g_loss": g_loss, **d_stats}
             stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
-            stats["finite"] = tf.cast(tf.logical_and(d_ok, g_ok), tf.float32)
+            ok = tf.logical_and(d_ok, g_ok)
+            stats["finite"] = tf.cast(ok, tf.float32)
             for ema_var, var in self.ema_pairs:
                 ema_var.assign(var + (ema_var - var) * beta)  # lerp(G, G_ema, beta)
             self.images_seen.assign_add(self.phase.global_batch_size)
-            bad = tf.cast(stats["finite"] < 0.5, tf.int64)
+            bad = tf.cast(tf.logical_not(ok), tf.int64)
             consecutive = self.counters["consecutive_nonfinite"]
             consecutive.assign((consecutive + 1) * bad)
             self.counters["nonfinite_total"].assign_add(bad)
-            totals = {k: totals[k] + tf.cast(stats[k], tf.float32) for k in STAT_NAMES}
-        steps = tf.cast(num_steps, tf.float32)
-        return {k: v / steps for k, v in totals.items()}
+            totals = {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
+                      for k in STAT_NAMES}
+        applied = totals["finite"]
+        means = {k: tf.where(applied > 0, v / tf.maximum(applied, 1.0), float("nan")) for k, v in totals.items()}
+        means["finite"] = applied / tf.cast(num_steps, tf.float32)
+        return means

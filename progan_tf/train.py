@@ -42,13 +42,8 @@ def make_strategy(name: str, tpu: str = ""):
     """The tf.distribute strategy for `--strategy` (auto: all GPUs mirrored, else one device)."""
     import tensorflow as tf  # noqa: PLC0415
 
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "one_device"
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-    if name == "mirrored":
-        return mirrored_strategy()
+    # Multi-worker and TPU strategies must exist before anything initialises the runtime
+    # (listing logical devices does), or collective ops cannot be configured.
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (see README)")
@@ -58,6 +53,13 @@ def make_strategy(name: str, tpu: str = ""):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        return mirrored_strategy()
     raise ValueError(f"--strategy={name!r}")
 
 

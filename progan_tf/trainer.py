@@ -27,7 +27,7 @@ import tensorflow as tf
 from progan_tf import data, images
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Phase, Schedule, phase_at
-from progan_tf.steps import PhaseTrainer, StepOptions
+from progan_tf.steps import LossScale, PhaseTrainer, StepOptions
 
 
 class TrainingError(RuntimeError):
@@ -107,6 +107,7 @@ class Trainer:
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("consecutive_nonfinite", "nonfinite_total")
             }
+            self.loss_scales = (LossScale(), LossScale()) if options.mixed_precision else None
         self.alpha = alpha
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator.checkpoint(),
@@ -114,6 +115,7 @@ class Trainer:
             ema_generator=self.ema.checkpoint(),
             images_seen=self.images_seen,
             **self.counters,
+            **({"g_loss_scale": self.loss_scales[0], "d_loss_scale": self.loss_scales[1]} if self.loss_scales else {}),
         )
         ckpt_dir = os.path.join(run_dir, "checkpoints")
         if not self.chief:
@@ -153,12 +155,10 @@ class Trainer:
             images_seen=self.images_seen,
             counters=self.counters,
             options=self.options.step_options(),
+            loss_scales=self.loss_scales,
         )
         self.checkpoint.g_optimizer = self.phase_trainer.g_optimizer
         self.checkpoint.d_optimizer = self.phase_trainer.d_optimizer
-        if self.phase_trainer.g_scale is not None:
-            self.checkpoint.g_loss_scale = self.phase_trainer.g_scale.scale
-            self.checkpoint.d_loss_scale = self.phase_trainer.d_scale.scale
         self._set_alpha_now()
 
     def _set_alpha_now(self) -> None:
@@ -231,15 +231,15 @@ class Trainer:
             stats = {k: float(v) for k, v in stats.items()}
             seen = int(self.images_seen.numpy())
             self._check_finite()
-            self._set_alpha_now()
-            alpha = float(self.alpha.numpy())
+            trained, trained_alpha = phase, _alpha_at_end(phase, seen)  # what the stats describe
             if phase_at(self.schedule, seen / 1000.0).key != phase.key:
                 self._switch_phase()  # before any checkpoint: it must hold the new optimizers
+            self._set_alpha_now()
             phase = self.phase_trainer.phase  # the phase the next step trains
-            progress.update(seen, phase, alpha, stats)
+            progress.update(seen, phase, float(self.alpha.numpy()), stats)
             done = seen >= total
             if seen >= events["tick"] or done:
-                last_stats = self._tick(phase, alpha, stats, seen - tick_images, time.time() - tick_start)
+                last_stats = self._tick(trained, trained_alpha, stats, seen - tick_images, time.time() - tick_start)
                 tick_start, tick_images = time.time(), seen
                 events["tick"] = _next_multiple(seen, o.tick_kimg)
             if seen >= events["snapshot"] or done:
@@ -397,6 +397,13 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self.tty:
             print(file=sys.stderr, flush=True)
+
+
+def _alpha_at_end(phase: Phase, images_seen: int) -> float:
+    """Alpha of `phase` after `images_seen` images (1 in stable phases)."""
+    if not phase.fade:
+        return 1.0
+    return min(1.0, (images_seen / 1000.0 - phase.start_kimg) / (phase.end_kimg - phase.start_kimg))
 
 
 def _next_multiple(images_seen: int, kimg: float) -> int:
