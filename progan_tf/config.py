@@ -9,10 +9,13 @@ turn it into the typed arguments the library takes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from progan_tf.networks import Architecture
 from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule
+from progan_tf.steps import StepOptions
 from progan_tf.trainer import TrainerOptions
 
 
@@ -67,6 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.grid_size = 64  # images in each sample grid
     c.metrics = ""  # e.g. "swd,msssim": computed at every checkpoint
     c.metrics_num_images = 1024
+    c.inception_weights = ""  # Keras InceptionV3 weights file (no top), for "fid" (see README)
     return c
 
 
@@ -111,21 +115,11 @@ def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int
 
 
 def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
+    step = StepOptions(**{f.name: c[f.name] for f in dataclasses.fields(StepOptions)})  # same key names
     return TrainerOptions(
         total_kimg=c.total_kimg,
-        seed=c.seed,
-        loss=c.loss,
-        gp_weight=c.gp_weight,
-        drift_weight=c.drift_weight,
-        r1_gamma=c.r1_gamma,
-        optimizer=c.optimizer,
-        adam_beta1=c.adam_beta1,
-        adam_beta2=c.adam_beta2,
-        adam_epsilon=c.adam_epsilon,
-        ema_beta=c.ema_beta,
+        step=step,
         max_nonfinite_steps=c.max_nonfinite_steps,
-        mixed_precision=c.mixed_precision,
-        xla=c.xla,
         steps_per_call=c.steps_per_call,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
@@ -136,4 +130,5 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         grid_size=c.grid_size,
         metrics=tuple(m for m in c.metrics.split(",") if m),
         metrics_num_images=c.metrics_num_images,
+        inception_weights=c.inception_weights,
     )

@@ -1,6 +1,6 @@
 """Evaluate a run's EMA generator: SWD (with its real-vs-real noise floor), MS-SSIM, FID.
 
-    python -m progan_tf.evaluate --run_dir=runs/emoji32-32 --metrics=swd,msssim --num_images=2048
+    python -m progan_tf.evaluate --run_dir=runs/emoji-32 --metrics=swd,msssim --num_images=2048
     python -m progan_tf.evaluate --run_dir=DIR --metrics=fid --inception_weights=inception_v3.weights.h5
 
 Evaluates the latest checkpoint (or `--checkpoint=ckpt-NNN`) at the stage it was trained to,
@@ -47,9 +47,11 @@ def evaluate_generator(
     inception_weights: str = "",
     batch_size: int = 64,
     progress: Callable[[str], None] | None = None,
+    skip_unsupported: bool = False,
 ) -> dict[str, float]:
     """Metrics of `generator` (a networks.Generator, alpha already set) at `phase.resolution`
-    against `dataset`'s level of that resolution."""
+    against `dataset`'s level of that resolution. `skip_unsupported` leaves out metrics the
+    resolution is too small for (SWD below 8x8) instead of raising, as training does."""
     import tensorflow as tf  # noqa: PLC0415
 
     from progan_tf import data  # noqa: PLC0415
@@ -59,6 +61,8 @@ def evaluate_generator(
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {', '.join(METRICS)}")
     resolution = phase.resolution
+    if skip_unsupported and resolution < 8:
+        metrics = [m for m in metrics if m != "swd"]
     model = generator.stage_model(resolution, phase.fade)
     num_labels = generator.arch.num_labels
     say = progress or (lambda message: None)

@@ -1,6 +1,6 @@
 """Export a run's EMA generator as a SavedModel for TF Serving.
 
-    python -m progan_tf.export --run_dir=runs/emoji32-32 --export_dir=exported/emoji
+    python -m progan_tf.export --run_dir=runs/emoji-32 --export_dir=exported/emoji
     saved_model_cli show --dir exported/emoji/1 --all
     saved_model_cli run --dir exported/emoji/1 --tag_set serve --signature_def generate_from_seed \
         --input_exprs 'seed=7;num=4' --outdir out/

@@ -1,8 +1,8 @@
 """Images from a trained run's EMA generator: PNG files, a contact sheet, or a looping animation.
 
-    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --num=16 --seed=1
-    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --num=64 --grid
-    python -m progan_tf.generate --run_dir=runs/emoji32-32 --out=out --interpolate --num=16 --frames=120
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=16 --seed=1
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=64 --grid
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --interpolate --num=16 --frames=120
 
 The same seed gives the same images. Conditional runs cycle through the classes (files), or
 give one row per class (grid and animation). Existing files are never overwritten unless

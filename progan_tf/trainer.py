@@ -37,19 +37,8 @@ class TrainingError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class TrainerOptions:
     total_kimg: float = 12000.0
-    seed: int = 0
-    loss: str = "wgan_gp"
-    gp_weight: float = 10.0
-    drift_weight: float = 1e-3
-    r1_gamma: float = 10.0
-    optimizer: str = "adam"
-    adam_beta1: float = 0.0
-    adam_beta2: float = 0.99
-    adam_epsilon: float = 1e-8
-    ema_beta: float = 0.999
+    step: StepOptions = dataclasses.field(default_factory=StepOptions)  # loss, optimizer, EMA, precision
     max_nonfinite_steps: int = 100
-    mixed_precision: bool = False
-    xla: bool = False
     steps_per_call: int = 50
     mirror_augment: bool = False
     shuffle_buffer: int = 4096
@@ -60,10 +49,7 @@ class TrainerOptions:
     grid_size: int = 64
     metrics: tuple[str, ...] = ()
     metrics_num_images: int = 1024
-
-    def step_options(self) -> StepOptions:
-        names = {f.name for f in dataclasses.fields(StepOptions)}
-        return StepOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+    inception_weights: str = ""
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -95,7 +81,7 @@ class Trainer:
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
-        keras.mixed_precision.set_global_policy("mixed_float16" if options.mixed_precision else "float32")
+        keras.mixed_precision.set_global_policy("mixed_float16" if options.step.mixed_precision else "float32")
         with strategy.scope():
             alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
             self.generator = Generator(arch, alpha)
@@ -107,7 +93,7 @@ class Trainer:
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("consecutive_nonfinite", "nonfinite_total")
             }
-            self.loss_scales = (LossScale(), LossScale()) if options.mixed_precision else None
+            self.loss_scales = (LossScale(), LossScale()) if options.step.mixed_precision else None
         self.alpha = alpha
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator.checkpoint(),
@@ -124,7 +110,7 @@ class Trainer:
         self._restore_from = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
         self.phase_trainer: PhaseTrainer | None = None
         self._iterators: dict[int, object] = {}
-        self._grid_latents = np.random.RandomState(options.seed).randn(options.grid_size, arch.latent_size).astype("float32")
+        self._grid_latents = np.random.RandomState(options.step.seed).randn(options.grid_size, arch.latent_size).astype("float32")
         self._summary = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if self.chief else None
         if self.chief:
             os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
@@ -154,7 +140,7 @@ class Trainer:
             phase=phase,
             images_seen=self.images_seen,
             counters=self.counters,
-            options=self.options.step_options(),
+            options=self.options.step,
             loss_scales=self.loss_scales,
         )
         self.checkpoint.g_optimizer = self.phase_trainer.g_optimizer
@@ -199,7 +185,7 @@ class Trainer:
                 phase.global_batch_size,
                 mirror=self.options.mirror_augment,
                 shuffle_buffer=self.options.shuffle_buffer,
-                seed=self.options.seed + int(self.images_seen.numpy()),
+                seed=self.options.step.seed + int(self.images_seen.numpy()),
             )
             self._iterators[phase.resolution] = iter(dataset)
         return self._iterators[phase.resolution]
@@ -335,9 +321,13 @@ class Trainer:
             from progan_tf import evaluate  # noqa: PLC0415 - optional, heavier imports
 
             results = evaluate.evaluate_generator(
-                self.ema, phase, self.dataset, self.options.metrics, self.options.metrics_num_images, seed=self.options.seed
+                self.ema, phase, self.dataset, self.options.metrics, self.options.metrics_num_images,
+                seed=self.options.step.seed, noise_floor=False, inception_weights=self.options.inception_weights,
+                skip_unsupported=True,
             )
-            evaluate.record(self.run_dir, results, kimg=self.kimg, step=int(self.images_seen.numpy()))
+            if results:
+                evaluate.record(self.run_dir, results, kimg=self.kimg, step=int(self.images_seen.numpy()))
+                self._log(f"kimg {self.kimg:.1f}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
     def _log(self, message: str, echo: bool = True) -> None:
         if not self.chief:
@@ -353,24 +343,27 @@ class Trainer:
 
 class Progress:
     """One status line (kimg, stage, alpha, losses, images/s, ETA), redrawn in place on a
-    terminal, printed every 10 % otherwise. The ETA weights the images still to show by their
-    resolution's pixels relative to the current speed, so later, slower stages count fully."""
+    terminal, printed every 10 % otherwise. The ETA counts later, slower stages by assuming the
+    time per image grows as resolution**1.5 (about what the demo measures per doubling: x2.3 to
+    x3.6), scaled by the measured current speed."""
+
+    COST_EXPONENT = 1.5
 
     def __init__(self, schedule: Schedule, total_images: int, enabled: bool = True):
         self.schedule, self.total, self.enabled = schedule, total_images, enabled
         self.tty = sys.stderr.isatty()
         self.last_time = self.last_images = self.last_resolution = None
-        self.rate = None  # seconds per image per pixel, smoothed
+        self.rate = None  # seconds per image / resolution**COST_EXPONENT, smoothed
         self.printed_tenths = -1
 
     def eta_seconds(self, images_seen: int) -> float:
-        pixels, kimg, end = 0.0, images_seen / 1000.0, self.total / 1000.0
+        cost, kimg, end = 0.0, images_seen / 1000.0, self.total / 1000.0
         while kimg < end:
             phase = phase_at(self.schedule, kimg)
             stop = min(phase.end_kimg, end)
-            pixels += (stop - kimg) * 1000.0 * phase.resolution**2
+            cost += (stop - kimg) * 1000.0 * phase.resolution**self.COST_EXPONENT
             kimg = stop
-        return pixels * (self.rate or 0.0)
+        return cost * (self.rate or 0.0)
 
     def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float]) -> None:
         """`phase`: the one the next step trains; the images since the last call were shown at
@@ -379,10 +372,10 @@ class Progress:
             return
         now = time.time()
         if self.last_time is not None and images_seen > self.last_images:
-            rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**2
+            rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**self.COST_EXPONENT
             self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
         self.last_time, self.last_images, self.last_resolution = now, images_seen, phase.resolution
-        speed = f"{1.0 / (self.rate * phase.resolution**2):7.1f}" if self.rate else "      -"
+        speed = f"{1.0 / (self.rate * phase.resolution**self.COST_EXPONENT):7.1f}" if self.rate else "      -"
         eta = time.strftime("%H:%M:%S", time.gmtime(self.eta_seconds(images_seen))) if self.rate else "--:--:--"
         fraction = min(images_seen / self.total, 1.0)
         bar = ("=" * int(20 * fraction)).ljust(20)

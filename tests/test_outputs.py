@@ -14,6 +14,7 @@ from PIL import Image
 from progan_tf import data, dataset_io, evaluate, export, generate, runs
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
+from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,8 @@ def train_tiny(tmp_path_factory, num_labels: int):
     info = data.load_info(path)
     run_dir = tmp_path_factory.mktemp("run")
     options = TrainerOptions(total_kimg=0.112, tick_kimg=0.032, snapshot_kimg=0.064, checkpoint_kimg=0.048,
-                             steps_per_call=2, grid_size=6, shuffle_buffer=64, ema_beta=0.9)
+                             steps_per_call=2, grid_size=6, shuffle_buffer=64, step=StepOptions(ema_beta=0.9),
+                             metrics=("swd", "msssim") if not num_labels else (), metrics_num_images=16)
     arch = Architecture(resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8)
     trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options, dataset=info, run_dir=str(run_dir),
                       strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
@@ -60,6 +62,13 @@ def test_load_run_rebuilds_the_ema_generator(trained):
         runs.load_run(trainer.run_dir, "ckpt-5")
     with pytest.raises(runs.RunError, match="not a progan_tf run directory"):
         runs.load_run(os.path.dirname(trainer.run_dir))
+
+
+def test_metrics_during_training_at_every_checkpoint(trained):
+    with open(os.path.join(trained[0].run_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert [line["kimg"] for line in lines] == [0.048, 0.096, 0.112]
+    assert all({"swd_avg", "msssim"} <= set(line) for line in lines)
 
 
 def test_generate_files_grid_and_looping_gif(trained, tmp_path):

@@ -13,6 +13,7 @@ import tensorflow as tf
 from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
+from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +80,8 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
             arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
             schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={}, minibatch_default=8),
             options=TrainerOptions(total_kimg=0.16, tick_kimg=0.032, snapshot_kimg=0.16, checkpoint_kimg=0.16,
-                                   steps_per_call=4, grid_size=4, shuffle_buffer=32, mixed_precision=True),
+                                   steps_per_call=4, grid_size=4, shuffle_buffer=32,
+                                   step=StepOptions(mixed_precision=True)),
             dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
         )
         before = [v.numpy().copy() for v in trainer.generator.variables]

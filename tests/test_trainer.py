@@ -12,7 +12,8 @@ from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.train import mirrored_strategy
-from progan_tf.trainer import Trainer, TrainerOptions, TrainingError
+from progan_tf.steps import StepOptions
+from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
 
 ARCH = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
 # 64 images per phase at a global batch of 8: 4x4 stable [0, 64), 8x8 fade [64, 128), 8x8 stable.
@@ -136,7 +137,7 @@ def test_run_directory_outputs(fade_run):
 
 def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
     trainer = make_trainer(dataset, tmp_path, total_kimg=0.064, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-                           ema_beta=0.9)
+                           step=StepOptions(ema_beta=0.9))
     trainer.train()
     phase_trainer = trainer.phase_trainer
     ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
@@ -158,3 +159,13 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(dataset, tmp_path):
     assert not changed(g_before, weights(trainer.generator.blocks[4]))
     assert int(trainer.counters["nonfinite_total"].numpy()) >= 4
     assert not os.path.exists(os.path.join(tmp_path, "checkpoints", "checkpoint"))
+
+
+def test_progress_eta_counts_the_slower_later_stages():
+    schedule = Schedule(final_resolution=16, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8)
+    progress = Progress(schedule, total_images=5000, enabled=False)
+    progress.rate = 1e-3 / 4**1.5  # 1 ms per image at 4x4
+    # 4x4 stable, 8x8 fade-in and stable, 16x16 fade-in and stable: 1000 images each.
+    expected = 1.0 * (1 + 2 * 2**1.5 + 2 * 4**1.5)
+    assert progress.eta_seconds(0) == pytest.approx(expected)
+    assert progress.eta_seconds(4500) == pytest.approx(0.5 * 4**1.5)
