@@ -60,6 +60,8 @@ def evaluate_generator(
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {', '.join(METRICS)}")
+    # Before any work: a missing or wrong weights file fails now, not after the other metrics.
+    extractor = fid_lib.InceptionFeatures(inception_weights, batch_size=batch_size) if "fid" in metrics else None
     resolution = phase.resolution
     if skip_unsupported and resolution < 8:
         metrics = [m for m in metrics if m != "swd"]
@@ -97,8 +99,7 @@ def evaluate_generator(
     if "msssim" in metrics:
         say(f"MS-SSIM: {n // 2} pairs of generated images")
         results["msssim"] = ms_ssim.ms_ssim_consecutive_pairs(fakes())
-    if "fid" in metrics:
-        extractor = fid_lib.InceptionFeatures(inception_weights, batch_size=batch_size)
+    if extractor is not None:
         say(f"FID: Inception features of {n} real and {n} generated images")
         results["fid"] = fid_lib.fid(extractor(b for b, _ in reals()), extractor(fakes()))
     return results

@@ -120,6 +120,8 @@ def test_evaluate_swd_msssim_and_record(trained):
     assert line["kimg"] == 0.112 and line["swd_avg"] == pytest.approx(results["swd_avg"])
     with pytest.raises(ValueError, match="unknown"):
         evaluate.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
+    with pytest.raises(ValueError, match="FID needs --inception_weights=PATH"):
+        evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
 
 
 def test_evaluate_cli_prints_a_table(trained):
