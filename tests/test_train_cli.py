@@ -1,0 +1,77 @@
+"""`python -m progan_tf.train` as users run it: flags over the config, a lower --resolution,
+kill -9 in the middle of a run and the same command again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from progan_tf import dataset_io
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def dataset16(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    images = (tf.image.resize(rng.random((64, 4, 4, 3)).astype("float32"), [16, 16]).numpy().clip(0, 1) * 255)
+    path = tmp_path_factory.mktemp("data") / "blobs"
+    dataset_io.write_arrays(path, images.astype(np.uint8), None, name="blobs")
+    return str(path)
+
+
+def command(data_dir, run_dir, total_kimg):
+    return [sys.executable, "-m", "progan_tf.train", f"--data_dir={data_dir}", f"--run_dir={run_dir}",
+            "--resolution=8", f"--total_kimg={total_kimg}", "--checkpoint_kimg=0.128", "--snapshot_kimg=0.256",
+            "--xla=false", "--config.latent_size=16", "--config.fmap_base=64", "--config.fmap_max=16",
+            "--config.lod_training_kimg=0.128", "--config.lod_transition_kimg=0.128", "--config.steps_per_call=2", "--config.tick_kimg=0.064",
+            "--config.grid_size=4"]
+
+
+def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(command(dataset16, run_dir, 100.0), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    checkpoints = run_dir / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(checkpoints.glob("ckpt-*.index"))) < 2:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    time.sleep(0.7)  # somewhere in the next chunk or checkpoint write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(str(checkpoints))
+    assert latest is not None
+    killed_at = int(latest.rsplit("-", 1)[1])
+    assert killed_at >= 256 and killed_at % 128 == 0
+
+    total = (killed_at + 256) / 1000
+    out = subprocess.run(command(dataset16, run_dir, total), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming from kimg {killed_at / 1000:.1f}" in out.stderr
+    config = json.load(open(run_dir / "config.json"))
+    # --resolution=8 on a 16x16 dataset trains its lower levels; flags and --config.* override.
+    assert config["resolution"] == 8 and config["latent_size"] == 16 and config["xla"] is False
+    assert config["total_kimg"] == total
+    stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
+    assert stats[-1]["kimg"] == total and stats[-1]["resolution"] == 8
+    assert all(np.isfinite(s["d_loss"]) for s in stats)
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"ckpt-{killed_at + 256}")
+
+
+def test_bad_flags_and_data_are_named(dataset16, tmp_path):
+    missing = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={tmp_path / 'nothing'}",
+                              f"--run_dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and str(tmp_path / "nothing") in missing.stderr
+    too_high = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={dataset16}", "--resolution=64",
+                               f"--run_dir={tmp_path / 'r2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert too_high.returncode == 1 and "holds images up to 16x16" in too_high.stderr
+    bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
