@@ -40,13 +40,19 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
 
     def outputs(latents, labels=None):
         # Signatures do not check static shapes: fail with a message, not deep inside a MatMul.
-        tf.debugging.assert_equal(tf.shape(latents)[1], latent_size,
-                                  message=f"latents: expected float32 [N, {latent_size}]")
+        # The checks gate the inputs (control dependencies), so they run before anything else.
+        checks = [tf.debugging.assert_equal(tf.shape(latents)[1], latent_size,
+                                            message=f"latents: expected float32 [N, {latent_size}]")]
         if labels is not None:
-            tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(latents)[0],
-                                      message="labels: expected int32 [N], one class per latent")
-            tf.debugging.assert_less(labels, num_labels, message=f"labels: classes are 0 ... {num_labels - 1}")
-            tf.debugging.assert_non_negative(labels, message=f"labels: classes are 0 ... {num_labels - 1}")
+            classes = f"labels: expected int32 [N], one class in 0 ... {num_labels - 1} per latent"
+            checks += [
+                tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(latents)[0], message=classes),
+                tf.debugging.assert_less(labels, num_labels, message=classes),
+                tf.debugging.assert_non_negative(labels, message=classes),
+            ]
+        with tf.control_dependencies(checks):
+            latents = tf.identity(latents)
+            labels = None if labels is None else tf.identity(labels)
         inputs = latents if labels is None else [latents, tf.one_hot(labels, num_labels)]
         raw = tf.cast(model(inputs, training=False), tf.float32)
         images = tf.cast(tf.clip_by_value(tf.round(raw * 127.5 + 127.5), 0.0, 255.0), tf.uint8)
