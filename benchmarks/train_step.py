@@ -20,7 +20,6 @@ and D at the stage. One step per real image costs about 4 F_G + 14 F_D:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -31,7 +30,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from progan_tf.networks import Architecture, Discriminator, Generator  # noqa: E402
