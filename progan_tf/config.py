@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
     c.tpu = ""  # TPU name or address, --strategy=tpu only
     c.mixed_precision = False  # float16 activations, float32 variables, dynamic loss scaling
+    c.mixed_precision_dtype = "auto"  # float16, bfloat16, or auto: bfloat16 on TPUs, else float16
     c.xla = False  # jit_compile the loss+gradient functions
     c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
     c.shuffle_buffer = 4096

@@ -35,12 +35,20 @@ class StepOptions:
     adam_epsilon: float = 1e-8
     ema_beta: float = 0.999
     mixed_precision: bool = False
+    mixed_precision_dtype: str = "float16"  # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
     xla: bool = False
     seed: int = 0
 
+    def __post_init__(self):
+        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or bfloat16")
 
-def make_optimizer(options: StepOptions, learning_rate: float) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta1 = 0, beta2 = 0.99, eps = 1e-8) or RMSProp."""
+
+def make_optimizer(options: StepOptions, learning_rate: float, loss_scale: float = 2.0**15) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta1 = 0, beta2 = 0.99, eps = 1e-8) or RMSProp; under float16 mixed precision
+    wrapped in Keras' LossScaleOptimizer (dynamic: halved and the step skipped on non-finite
+    gradients, doubled after 2,000 finite steps) starting from `loss_scale`. bfloat16 has
+    float32's exponent range and needs no loss scaling."""
     if options.optimizer == "adam":
         optimizer = keras.optimizers.Adam(
             learning_rate, beta_1=options.adam_beta1, beta_2=options.adam_beta2, epsilon=options.adam_epsilon
@@ -49,6 +57,8 @@ def make_optimizer(options: StepOptions, learning_rate: float) -> keras.optimize
         optimizer = keras.optimizers.RMSprop(learning_rate, rho=options.adam_beta2, epsilon=options.adam_epsilon)
     else:
         raise ValueError(f"--config.optimizer={options.optimizer!r}; choose adam or rmsprop")
+    if options.mixed_precision and options.mixed_precision_dtype == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=loss_scale)
     return optimizer
 
 
@@ -61,56 +71,40 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
-class LossScale(tf.Module):
-    """Dynamic loss scaling for float16 (SPEC §4): halve on a non-finite step, double after
-    `growth_steps` finite ones. One per network for the whole run (made in the strategy scope,
-    checkpointed), so a new phase starts from the scale the last one found."""
+def apply_if_finite(optimizer: keras.optimizers.Optimizer, grads, variables, loss) -> tf.Tensor:
+    """Replica context: applies each replica's `grads` (Keras all-reduces them), or, if any
+    replica's gradients or loss are not finite, skips the step on every replica (SPEC §4).
+    Returns that decision, the same on all replicas.
 
-    def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000):
-        super().__init__()
-        self.scale = tf.Variable(initial, trainable=False, dtype=tf.float32, name="loss_scale")
-        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="loss_scale_good_steps")
-        self.growth_steps = growth_steps
-
-    def update(self, finite: tf.Tensor) -> None:
-        """Cross-replica: adjusts the scale after a step."""
-        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_steps)
-        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), self.scale * 0.5))
-        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1, 0))
-
-
-def apply_if_finite(
-    strategy: tf.distribute.Strategy, optimizer, grads, variables, loss, loss_scale: LossScale | None = None
-) -> tf.Tensor:
-    """Cross-replica context: sums the replicas' `grads` and `loss`, then updates `variables` with
-    the summed gradients only if all of them and the loss are finite. Returns that decision.
-
-    Reducing and branching here rather than per replica keeps every collective in one thread
-    in program order (per-replica all-reduces inside conds get scheduled in different orders
-    on different replicas). The update is Keras' per-variable `update_step`, as
-    `optimizer.apply` runs it under a strategy.
+    A LossScaleOptimizer makes the decision itself (and halves its scale), but from the first
+    replica's gradients only, so a non-finite step elsewhere is made visible there. Otherwise
+    the branch is taken in cross-replica context, as Keras does it: a replica-context cond
+    cannot hold the optimizer's merge_call. (Strategies without merge_call, i.e. a replica
+    function compiled whole by XLA on GPUs, do not occur here: XLA compiles the gradients only.)
     """
-    values = [getattr(v, "value", v) for v in variables]  # the tf.Variables behind keras.Variables
-    reduced = strategy.extended.batch_reduce_to(
-        tf.distribute.ReduceOp.SUM, list(zip(grads, values))
-    )
-    total_loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
-    local = [strategy.experimental_local_results(g)[0] for g in reduced]
-    finite = tf.logical_and(tf.math.is_finite(total_loss), _all_finite(local))
-    inverse_scale = 1.0 if loss_scale is None else 1.0 / loss_scale.scale
+    context = tf.distribute.get_replica_context()
+    local_ok = tf.logical_and(tf.math.is_finite(tf.cast(loss, tf.float32)), _all_finite(grads))
+    failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(local_ok, tf.float32))
+    finite = tf.equal(failures, 0.0)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = [grads[0] + tf.where(finite, 0.0, float("nan")), *grads[1:]]
+        optimizer.apply(grads, variables)
+        return finite
 
-    def apply():
-        learning_rate = optimizer.learning_rate
-        for grad, var in zip(reduced, values):
-            strategy.extended.update(
-                var, lambda v, g: optimizer.update_step(g * inverse_scale, v, learning_rate), args=(grad,), group=False
-            )
-        optimizer.iterations.assign_add(1)
+    def cross_replica(strategy, finite, grads):
+        tf.cond(
+            strategy.experimental_local_results(finite)[0],
+            lambda: strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables)),
+            lambda: None,
+        )
 
-    tf.cond(finite, apply, lambda: None)
-    if loss_scale is not None:
-        loss_scale.update(finite)
+    context.merge_call(cross_replica, args=(finite, grads))
     return finite
+
+
+def loss_scale_of(optimizer: keras.optimizers.Optimizer) -> tf.Tensor | float:
+    """The optimizer's current loss scale: its variable's value under mixed precision, else 1."""
+    return optimizer.dynamic_scale.value if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0
 
 
 class PhaseTrainer:
@@ -127,7 +121,7 @@ class PhaseTrainer:
         images_seen: tf.Variable,
         counters: dict[str, tf.Variable],
         options: StepOptions,
-        loss_scales: tuple[LossScale, LossScale] | None = None,
+        loss_scales: tuple[float, float] = (2.0**15, 2.0**15),
     ):
         self.strategy, self.phase, self.options = strategy, phase, options
         self.images_seen, self.counters = images_seen, counters
@@ -142,11 +136,10 @@ class PhaseTrainer:
         self.conditional = generator.arch.num_labels > 0
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[options.loss]
         with strategy.scope():
-            self.g_optimizer = make_optimizer(options, phase.learning_rate)
-            self.d_optimizer = make_optimizer(options, phase.learning_rate)
+            self.g_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[0])
+            self.d_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[1])
             self.g_optimizer.build(self.g_vars)
             self.d_optimizer.build(self.d_vars)
-        self.g_scale, self.d_scale = loss_scales or (None, None)
         jit = options.xla or None
         self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit)
         self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit)
@@ -161,14 +154,15 @@ class PhaseTrainer:
     def _generate(self, latents, labels):
         return self.g_model([latents, labels] if self.conditional else latents, training=True)
 
-    @staticmethod
-    def _scaled(loss_scale: LossScale | None, loss):
-        return loss if loss_scale is None else loss * loss_scale.scale
+    @property
+    def loss_scales(self) -> tuple[float, float]:
+        """(G, D) loss scales now, for the next phase's optimizers to start from."""
+        return tuple(float(tf.convert_to_tensor(loss_scale_of(o))) for o in (self.g_optimizer, self.d_optimizer))
 
     def _d_grads_fn(self, reals, labels, latents, mix):
         o, global_batch = self.options, self.phase.global_batch_size
-        fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float16 under mixed precision
-        kwargs = {"loss_scale": 1.0 if self.d_scale is None else self.d_scale.scale}
+        fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float32, as the reals
+        kwargs = {"loss_scale": loss_scale_of(self.d_optimizer)}
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
         else:
@@ -177,7 +171,7 @@ class PhaseTrainer:
             d = lambda x: self.d_model(x, training=True)  # noqa: E731
             per_example, terms = self.d_loss_fn(d, reals, fakes, mix, labels if self.conditional else None, **kwargs)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            scaled = self._scaled(self.d_scale, loss)
+            scaled = loss * loss_scale_of(self.d_optimizer)
         grads = tape.gradient(scaled, self.d_vars)
         stats = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
         return grads, loss, stats
@@ -189,7 +183,7 @@ class PhaseTrainer:
             d = lambda x: self.d_model(x, training=True)  # noqa: E731
             per_example, _ = self.g_loss_fn(d, fakes, labels if self.conditional else None)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            scaled = self._scaled(self.g_scale, loss)
+            scaled = loss * loss_scale_of(self.g_optimizer)
         return tape.gradient(scaled, self.g_vars), loss
 
     def _d_replica(self, reals, labels):
@@ -199,12 +193,14 @@ class PhaseTrainer:
         latents = self._noise([batch, self.latent_size], 0)
         mix = self._noise([batch, 1, 1, 1], 1)
         grads, loss, stats = self._d_grads(reals, labels, latents, mix)
-        return _fill_none(grads, self.d_vars), loss, stats
+        finite = apply_if_finite(self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss)
+        return loss, stats, finite
 
     def _g_replica(self, labels):
         batch = tf.shape(labels)[0]
         grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2))
-        return _fill_none(grads, self.g_vars), loss
+        finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
+        return loss, finite
 
     # Cross replica -------------------------------------------------------------------------
     def _set_alpha(self) -> None:
@@ -224,13 +220,12 @@ class PhaseTrainer:
         for _ in tf.range(num_steps):
             self._set_alpha()
             reals, labels = next(iterator)
-            d_grads, d_loss, d_stats = self.strategy.run(self._d_replica, args=(reals, labels))
-            d_ok = apply_if_finite(self.strategy, self.d_optimizer, d_grads, self.d_vars, d_loss, self.d_scale)
-            g_grads, g_loss = self.strategy.run(self._g_replica, args=(labels,))
-            g_ok = apply_if_finite(self.strategy, self.g_optimizer, g_grads, self.g_vars, g_loss, self.g_scale)
+            d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
+            g_loss, g_ok = self.strategy.run(self._g_replica, args=(labels,))
             sums = {"d_loss": d_loss, "g_loss": g_loss, **d_stats}
             stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
-            ok = tf.logical_and(d_ok, g_ok)
+            first = self.strategy.experimental_local_results
+            ok = tf.logical_and(first(d_ok)[0], first(g_ok)[0])  # the same on every replica
             stats["finite"] = tf.cast(ok, tf.float32)
             for ema_var, var in self.ema_pairs:
                 ema_var.assign(var + (ema_var - var) * beta)  # lerp(G, G_ema, beta)

@@ -31,7 +31,7 @@ flags.DEFINE_float("checkpoint_kimg", None, "Checkpoint every this many kimg.")
 flags.DEFINE_float("snapshot_kimg", None, "Sample grid every this many kimg.")
 flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "one_device", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
-flags.DEFINE_bool("mixed_precision", None, "float16 activations with dynamic loss scaling.")
+flags.DEFINE_bool("mixed_precision", None, "float16 activations with dynamic loss scaling (bfloat16 on TPUs).")
 flags.DEFINE_bool("xla", None, "XLA-compile the loss and gradient functions.")
 
 # Config keys that decide the shapes of the networks: a resumed run must keep them.
@@ -49,7 +49,11 @@ def make_strategy(name: str, tpu: str = ""):
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (see README)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        try:  # an empty --tpu: the resolver looks at $TPU_NAME (and GKE's variable)
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        except Exception as error:  # noqa: BLE001 - URLError, ValueError, ...: all mean "not found"
+            raise ValueError(f"--strategy=tpu --tpu={tpu!r}: cannot find the TPU ({error}); pass --tpu=NAME "
+                             "(a Cloud TPU's name, grpc://HOST:PORT, or local on a TPU VM)") from None
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
@@ -107,7 +111,9 @@ def main(argv):
     config = FLAGS.config
     resolve_config(config, FLAGS)
 
-    from progan_tf import config as config_lib, data  # noqa: PLC0415 - TensorFlow after flags
+    import tensorflow as tf  # noqa: PLC0415 - TensorFlow after flags
+
+    from progan_tf import config as config_lib, data  # noqa: PLC0415
     from progan_tf.trainer import Trainer, TrainingError  # noqa: PLC0415
 
     try:
@@ -120,6 +126,9 @@ def main(argv):
         config.run_dir = run_dir
         check_resume_compatible(run_dir, config.to_dict())
         strategy = make_strategy(config.strategy, config.tpu)
+        if config.mixed_precision_dtype == "auto":  # TPUs compute in bfloat16, GPUs in float16
+            tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+            config.mixed_precision_dtype = "bfloat16" if tpu else "float16"
         trainer = Trainer(
             arch=config_lib.architecture(config, resolution=resolution, channels=dataset.channels,
                                          num_labels=dataset.num_labels),

@@ -27,7 +27,7 @@ import tensorflow as tf
 from progan_tf import data, images
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Phase, Schedule, phase_at
-from progan_tf.steps import LossScale, PhaseTrainer, StepOptions
+from progan_tf.steps import PhaseTrainer, StepOptions
 
 
 class TrainingError(RuntimeError):
@@ -81,7 +81,8 @@ class Trainer:
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
-        keras.mixed_precision.set_global_policy("mixed_float16" if options.step.mixed_precision else "float32")
+        step = options.step
+        keras.mixed_precision.set_global_policy(f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32")
         with strategy.scope():
             alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
             self.generator = Generator(arch, alpha)
@@ -93,7 +94,6 @@ class Trainer:
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("consecutive_nonfinite", "nonfinite_total")
             }
-            self.loss_scales = (LossScale(), LossScale()) if options.step.mixed_precision else None
         self.alpha = alpha
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator.checkpoint(),
@@ -101,7 +101,6 @@ class Trainer:
             ema_generator=self.ema.checkpoint(),
             images_seen=self.images_seen,
             **self.counters,
-            **({"g_loss_scale": self.loss_scales[0], "d_loss_scale": self.loss_scales[1]} if self.loss_scales else {}),
         )
         ckpt_dir = os.path.join(run_dir, "checkpoints")
         if not self.chief:
@@ -131,7 +130,9 @@ class Trainer:
         return int(self.images_seen.numpy()) / 1000.0
 
     def _enter_phase(self, phase: Phase) -> None:
-        """Fresh optimizers and a new compiled step for `phase`, tracked by the checkpoint."""
+        """Fresh optimizers and a new compiled step for `phase`, tracked by the checkpoint. Under
+        mixed precision the new optimizers start from the loss scales the last phase found."""
+        previous = self.phase_trainer
         self.phase_trainer = PhaseTrainer(
             strategy=self.strategy,
             generator=self.generator,
@@ -141,7 +142,7 @@ class Trainer:
             images_seen=self.images_seen,
             counters=self.counters,
             options=self.options.step,
-            loss_scales=self.loss_scales,
+            **({"loss_scales": previous.loss_scales} if previous else {}),
         )
         self.checkpoint.g_optimizer = self.phase_trainer.g_optimizer
         self.checkpoint.d_optimizer = self.phase_trainer.d_optimizer

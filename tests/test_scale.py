@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +14,8 @@ import tensorflow as tf
 from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
-from progan_tf.steps import StepOptions
+from progan_tf.steps import StepOptions, apply_if_finite
+from progan_tf.train import make_strategy, mirrored_strategy
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,17 +75,23 @@ def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
 
 
 def test_mixed_precision_training_on_cpu(dataset, tmp_path):
+    """Two replicas, float16 activations, Keras' LossScaleOptimizer carried across phases."""
     from keras import mixed_precision
 
-    try:
-        trainer = Trainer(
+    def make_trainer():
+        return Trainer(
             arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
-            schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={}, minibatch_default=8),
+            schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={},
+                              minibatch_default=8, num_replicas=2),
             options=TrainerOptions(total_kimg=0.16, tick_kimg=0.032, snapshot_kimg=0.16, checkpoint_kimg=0.16,
                                    steps_per_call=4, grid_size=4, shuffle_buffer=32,
                                    step=StepOptions(mixed_precision=True)),
-            dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+            dataset=dataset, run_dir=str(tmp_path), strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
         )
+
+    keras.utils.set_random_seed(1)  # the same initial weights in any test order
+    try:
+        trainer = make_trainer()
         before = [v.numpy().copy() for v in trainer.generator.variables]
         stats = trainer.train()
         model = trainer.generator.stage_model(8)
@@ -92,10 +100,91 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
         assert {v.dtype for v in trainer.generator.variables} == {"float32"}  # ... variables in float32
         assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
         assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables))
-        scale = float(trainer.loss_scales[1].scale.numpy())
+        optimizer = trainer.phase_trainer.d_optimizer
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        scale = float(optimizer.dynamic_scale.numpy())
         skipped = int(trainer.counters["nonfinite_total"].numpy())
         # Dynamic loss scaling: 2**15 overflows float16 here at first; those steps were skipped
         # and the scale halved, then training went on with finite steps.
         assert 1.0 <= scale < 2.0**15 and skipped >= 1
+        # The next phase's optimizers start from the scale found so far; a resumed run restores it.
+        trainer._enter_phase(trainer.phase_trainer.phase)
+        assert float(trainer.phase_trainer.d_optimizer.dynamic_scale.numpy()) == scale
+        resumed = make_trainer()
+        assert resumed.restore()
+        assert float(resumed.phase_trainer.d_optimizer.dynamic_scale.numpy()) == scale
     finally:
         mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("loss_scaled", [False, True], ids=["float32", "loss_scaled"])
+@pytest.mark.parametrize("bad_replica", [None, 0, 1])
+def test_a_step_is_applied_on_every_replica_or_on_none(loss_scaled, bad_replica):
+    """Replica `bad_replica` sees a NaN gradient: no replica may apply the step, and the loss
+    scale halves (Keras' LossScaleOptimizer alone would look at replica 0 only)."""
+    strategy = mirrored_strategy(["/cpu:0", "/cpu:1"])
+    scale = 4.0 if loss_scaled else 1.0
+    with strategy.scope():
+        var = keras.Variable(np.zeros(3, np.float32))
+        optimizer = keras.optimizers.SGD(1.0)
+        if loss_scaled:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=scale)
+        optimizer.build([var])
+
+    @tf.function
+    def step():
+        def replica():
+            index = tf.distribute.get_replica_context().replica_id_in_sync_group
+            grad = tf.cast(index + 1, tf.float32) * tf.constant([1.0, 2.0, 3.0]) * scale
+            if bad_replica is not None:
+                grad = tf.where(tf.equal(index, bad_replica), grad * float("nan"), grad)
+            return apply_if_finite(optimizer, [grad], [var], tf.constant(0.5))
+
+        return strategy.experimental_local_results(strategy.run(replica))
+
+    decisions = [bool(d) for d in step()]
+    if bad_replica is None:
+        assert decisions == [True, True]
+        np.testing.assert_allclose(var.numpy(), -3.0 * np.array([1.0, 2.0, 3.0]))  # SGD on the summed gradient
+        assert int(optimizer.iterations.numpy()) == 1
+    else:
+        assert decisions == [False, False]
+        np.testing.assert_array_equal(var.numpy(), np.zeros(3))
+        assert int(optimizer.iterations.numpy()) == 0
+    if loss_scaled:
+        assert float(optimizer.dynamic_scale.numpy()) == (scale if bad_replica is None else scale / 2)
+
+
+def test_bfloat16_training_on_cpu(dataset, tmp_path):
+    """--config.mixed_precision_dtype=bfloat16 (what TPUs use): no loss scaling, float32 variables."""
+    from keras import mixed_precision
+
+    try:
+        trainer = Trainer(
+            arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
+            schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8),
+            options=TrainerOptions(total_kimg=0.096, tick_kimg=0.032, snapshot_kimg=0.096, checkpoint_kimg=0.096,
+                                   steps_per_call=4, grid_size=4, shuffle_buffer=32,
+                                   step=StepOptions(mixed_precision=True, mixed_precision_dtype="bfloat16")),
+            dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )
+        before = [v.numpy().copy() for v in trainer.generator.variables]
+        stats = trainer.train()
+        assert trainer.generator.stage_model(8)(tf.random.normal([4, 8])).dtype == tf.bfloat16
+        assert {v.dtype for v in trainer.generator.variables} == {"float32"}
+        assert not isinstance(trainer.phase_trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
+        assert int(trainer.counters["nonfinite_total"].numpy()) == 0  # bfloat16 does not overflow here
+        assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables))
+    finally:
+        mixed_precision.set_global_policy("float32")
+
+
+def test_tpu_strategy_without_a_tpu_names_the_flag(monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.delenv("KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS", raising=False)
+    for name in ("", "no-such-tpu"):
+        with pytest.raises(ValueError, match=f"--strategy=tpu --tpu='{name}': cannot find the TPU"):
+            make_strategy("tpu", name)
+    with pytest.raises(ValueError, match="mixed_precision_dtype='float8'"):
+        StepOptions(mixed_precision=True, mixed_precision_dtype="float8")
