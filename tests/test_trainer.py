@@ -125,6 +125,14 @@ def test_optimizer_state_resets_at_each_phase(fade_run):
     assert changed(fade_run["before_stable_torgb4"], weights(trainer.generator.to_rgb[4]))
 
 
+def test_a_phase_is_traced_once(fade_run):
+    """8x8 stable ran as calls of 3 and 1 steps (ticks every 4 steps): one graph for all of them."""
+    trainer = fade_run["trainer"]
+    stats = [json.loads(line) for line in open(os.path.join(fade_run["run_dir"], "stats.jsonl"))]
+    assert len([s for s in stats if (s["resolution"], s["phase"]) == (8, "stable")]) >= 2
+    assert trainer.phase_trainer.train.experimental_get_tracing_count() == 1
+
+
 def test_run_directory_outputs(fade_run):
     run_dir = fade_run["run_dir"]
     for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000.png"):
