@@ -90,16 +90,25 @@ def resolve_config(config, argv_flags) -> None:
         config.data_dir = DEMO_DATA
 
 
+def _precision(config: dict) -> str:
+    """float32, mixed_float16 or mixed_bfloat16: decides the pixel-norm epsilon and whether the
+    checkpointed optimizers carry a loss scale, so a resumed run must keep it."""
+    return f"mixed_{config.get('mixed_precision_dtype', 'float16')}" if config.get("mixed_precision") else "float32"
+
+
 def check_resume_compatible(run_dir: str, config: dict) -> None:
+    """`config` (with mixed_precision_dtype resolved) against the run's config.json, if any."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return
     with open(path) as f:
         previous = json.load(f)
-    changed = [k for k in ARCHITECTURE_KEYS if k in previous and previous[k] != config[k]]
+    changed = [(k, previous[k], config[k]) for k in ARCHITECTURE_KEYS if k in previous and previous[k] != config[k]]
+    if _precision(previous) != _precision(config):
+        changed.append(("--mixed_precision / mixed_precision_dtype", _precision(previous), _precision(config)))
     if changed:
-        diffs = ", ".join(f"{k}: {previous[k]} -> {config[k]}" for k in changed)
-        raise ValueError(f"{run_dir} was trained with other network settings ({diffs}); "
+        diffs = ", ".join(f"{k}: {old} -> {new}" for k, old, new in changed)
+        raise ValueError(f"{run_dir} was trained with other settings ({diffs}); "
                          "use the same settings to resume it, or a new --run_dir")
 
 
@@ -124,11 +133,11 @@ def main(argv):
             raise ValueError(f"--config.conditional=True but {dataset.path} has no labels")
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
         config.run_dir = run_dir
-        check_resume_compatible(run_dir, config.to_dict())
         strategy = make_strategy(config.strategy, config.tpu)
         if config.mixed_precision_dtype == "auto":  # TPUs compute in bfloat16, GPUs in float16
             tpu = isinstance(strategy, tf.distribute.TPUStrategy)
             config.mixed_precision_dtype = "bfloat16" if tpu else "float16"
+        check_resume_compatible(run_dir, config.to_dict())
         trainer = Trainer(
             arch=config_lib.architecture(config, resolution=resolution, channels=dataset.channels,
                                          num_labels=dataset.num_labels),

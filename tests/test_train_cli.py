@@ -75,3 +75,19 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
     bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
+
+
+def test_resume_refuses_other_network_or_precision_settings(tmp_path):
+    from progan_tf.train import check_resume_compatible
+
+    trained = {"resolution": 8, "latent_size": 16, "fmap_base": 64, "fmap_max": 16, "mbstd_group_size": 4,
+               "conditional": False, "mixed_precision": True, "mixed_precision_dtype": "float16"}
+    (tmp_path / "config.json").write_text(json.dumps(trained))
+    check_resume_compatible(str(tmp_path), dict(trained))  # the same settings resume
+    check_resume_compatible(str(tmp_path / "new"), {**trained, "fmap_base": 32})  # a new run directory
+    with pytest.raises(ValueError, match="fmap_base: 64 -> 32"):
+        check_resume_compatible(str(tmp_path), {**trained, "fmap_base": 32})
+    with pytest.raises(ValueError, match="mixed_precision_dtype: mixed_float16 -> float32"):
+        check_resume_compatible(str(tmp_path), {**trained, "mixed_precision": False})
+    with pytest.raises(ValueError, match="mixed_float16 -> mixed_bfloat16"):
+        check_resume_compatible(str(tmp_path), {**trained, "mixed_precision_dtype": "bfloat16"})
