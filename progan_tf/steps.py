@@ -1,7 +1,8 @@
 """The compiled training step of one phase: one D update, one G update, the EMA (SPEC §3-4).
 
 A `PhaseTrainer` is made at the start of every fade-in and stable phase. It owns that phase's
-fresh optimizers (Adam state and step counter reset, built eagerly inside the strategy scope)
+fresh optimizers (Adam state and step counter reset, built eagerly inside the strategy scope;
+under float16 wrapped in Keras' LossScaleOptimizer, whose scale carries over between phases)
 and a `tf.function` that runs `num_steps` steps per call without returning to Python: for
 each step it sets alpha from the image counter, runs the replicas' D and G updates, updates
 the EMA generator and counts images. Losses are averaged over the global batch; noise comes
