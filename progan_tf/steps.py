@@ -141,10 +141,13 @@ class PhaseTrainer:
             self.d_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[1])
             self.g_optimizer.build(self.g_vars)
             self.d_optimizer.build(self.d_vars)
+        # Plain graph code, the loop an explicit tf.while_loop: no AutoGraph conversion (one
+        # benchmark run here failed tracing with AutoGraph calling a converted method in place
+        # of another; not reproduced since, and conversion is not needed).
         jit = options.xla or None
-        self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit)
-        self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit)
-        self.train = tf.function(self._train_chunk)
+        self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit, autograph=False)
+        self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit, autograph=False)
+        self.train = tf.function(self._train_chunk, autograph=False)
 
     # Per replica ----------------------------------------------------------------------------
     def _noise(self, shape, stream: int) -> tf.Tensor:
@@ -217,8 +220,8 @@ class PhaseTrainer:
         """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps
         (NaN if there were none) and, as `finite`, the fraction of steps applied."""
         beta = self.options.ema_beta
-        totals = {name: tf.constant(0.0) for name in STAT_NAMES}
-        for _ in tf.range(num_steps):
+
+        def step(i, totals):
             self._set_alpha()
             reals, labels = next(iterator)
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
@@ -235,8 +238,11 @@ class PhaseTrainer:
             consecutive = self.counters["consecutive_nonfinite"]
             consecutive.assign((consecutive + 1) * bad)
             self.counters["nonfinite_total"].assign_add(bad)
-            totals = {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
-                      for k in STAT_NAMES}
+            return i + 1, {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
+                           for k in STAT_NAMES}
+
+        zeros = {name: tf.constant(0.0) for name in STAT_NAMES}
+        _, totals = tf.while_loop(lambda i, _: i < num_steps, step, (tf.constant(0, tf.int64), zeros))
         applied = totals["finite"]
         means = {k: tf.where(applied > 0, v / tf.maximum(applied, 1.0), float("nan")) for k, v in totals.items()}
         means["finite"] = applied / tf.cast(num_steps, tf.float32)
