@@ -161,12 +161,14 @@ class PhaseTrainer:
     @property
     def loss_scales(self) -> tuple[float, float]:
         """(G, D) loss scales now, for the next phase's optimizers to start from."""
+        # convert_to_tensor: under MirroredStrategy the scale's value is a MirroredVariable
         return tuple(float(tf.convert_to_tensor(loss_scale_of(o))) for o in (self.g_optimizer, self.d_optimizer))
 
     def _d_grads_fn(self, reals, labels, latents, mix):
         o, global_batch = self.options, self.phase.global_batch_size
         fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float32, as the reals
-        kwargs = {"loss_scale": loss_scale_of(self.d_optimizer)}
+        loss_scale = loss_scale_of(self.d_optimizer)
+        kwargs = {"loss_scale": loss_scale}
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
         else:
@@ -175,7 +177,7 @@ class PhaseTrainer:
             d = lambda x: self.d_model(x, training=True)  # noqa: E731
             per_example, terms = self.d_loss_fn(d, reals, fakes, mix, labels if self.conditional else None, **kwargs)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            scaled = loss * loss_scale_of(self.d_optimizer)
+            scaled = loss * loss_scale
         grads = tape.gradient(scaled, self.d_vars)
         stats = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
         return grads, loss, stats
