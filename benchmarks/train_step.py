@@ -49,7 +49,7 @@ def forward_flops(arch: Architecture, resolution: int) -> tuple[int, int]:
         return 2 * size * size * k * k * cin * cout
 
     g = 2 * (arch.latent_size + arch.num_labels) * 16 * nf(4) + conv(4, 3, nf(4), nf(4))
-    d = conv(4, 3, nf(4) + (arch.mbstd_group_size > 0), nf(4)) + 2 * 16 * nf(4) * nf(4) + 2 * nf(4) * (1 + arch.num_labels)
+    d = conv(4, 3, nf(4) + (arch.mbstd_group_size > 1), nf(4)) + 2 * 16 * nf(4) * nf(4) + 2 * nf(4) * (1 + arch.num_labels)
     r = 8
     while r <= resolution:
         g += conv(r, 3, nf(r // 2), nf(r)) + conv(r, 3, nf(r), nf(r))

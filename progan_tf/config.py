@@ -4,19 +4,25 @@ Presets in `configs/*.py` start from `get_config()` and change what they need; o
 command line `--config=configs/demo_32.py --config.total_kimg=100` overrides any key.
 Keys keep the reference's names and units (kimg = thousands of real images shown). The
 config stops at the entry point: `architecture()`, `schedule()` and `trainer_options()`
-turn it into the typed arguments the library takes.
+turn it into the typed arguments the library takes (image counts as integers), and
+`validate()` checks what only the combination of keys can get wrong.
+
+This module does not import TensorFlow (configs/*.py import it before a CLI has set
+TensorFlow's log level); the typed arguments' modules are imported where they are built.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import ml_collections
 
-from progan_tf.networks import Architecture
-from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule
-from progan_tf.steps import StepOptions
-from progan_tf.trainer import TrainerOptions
+from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule, kimg_to_images
+
+if TYPE_CHECKING:
+    from progan_tf.networks import Architecture
+    from progan_tf.trainer import TrainerOptions
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -32,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.latent_size = 512
     c.fmap_base = 8192  # feature maps at 2**r: min(fmap_base // 2**(r-1), fmap_max)
     c.fmap_max = 512
-    c.mbstd_group_size = 4  # minibatch stddev group; 0 = off
+    c.mbstd_group_size = 4  # minibatch stddev group; <= 1 = off
     # Schedule (images in thousands).
     c.lod_initial_resolution = 4
     c.lod_training_kimg = 600.0  # stable phase of each resolution
@@ -46,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.lrate_dict = ml_collections.ConfigDict()  # {"1024": 0.0015}: overrides the preset's
     # Loss and optimiser.
     c.loss = "wgan_gp"  # wgan_gp (paper) or logistic_r1
+    c.gp_scale = "official"  # penalty's norm at the final resolution R (x s/R at stage s), or "native"
     c.gp_weight = 10.0  # WGAN-GP lambda
     c.drift_weight = 0.001  # epsilon_drift
     c.r1_gamma = 10.0  # logistic_r1 only
@@ -55,6 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.adam_epsilon = 1e-8
     c.ema_beta = 0.999  # G_smoothing: G_ema = lerp(G, G_ema, ema_beta) after every step
     c.max_nonfinite_steps = 100  # this many skipped steps in a row stop the run
+    c.augment_policy = ""  # DiffAugment ops on all D inputs: e.g. "color,translation,cutout"; "" = off
+    c.augment_probability = 1.0  # chance of each augmentation op per image
     # Speed and scale.
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
     c.tpu = ""  # TPU name or address, --strategy=tpu only
@@ -62,7 +71,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.mixed_precision_dtype = "auto"  # float16, bfloat16, or auto: bfloat16 on TPUs, else float16
     c.xla = False  # jit_compile the loss+gradient functions
     c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
-    c.shuffle_buffer = 4096
+    c.shuffle_buffer = 4096  # records (the official reader's buffer is sized in MB)
+    c.deterministic = False  # TensorFlow op determinism: bit-identical runs on one device, slower
     # Logging, snapshots, checkpoints (kimg).
     c.tick_kimg = 10.0  # a log line, TensorBoard scalars
     c.snapshot_kimg = 50.0  # an EMA sample grid in samples/
@@ -80,6 +90,8 @@ def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:
 
 
 def architecture(c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int) -> Architecture:
+    from progan_tf.networks import Architecture  # noqa: PLC0415 - imports TensorFlow
+
     return Architecture(
         resolution=resolution,
         channels=channels,
@@ -116,20 +128,46 @@ def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int
 
 
 def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
+    from progan_tf.steps import StepOptions  # noqa: PLC0415 - imports TensorFlow
+    from progan_tf.trainer import TrainerOptions  # noqa: PLC0415
+
     step = StepOptions(**{f.name: c[f.name] for f in dataclasses.fields(StepOptions)})  # same key names
     return TrainerOptions(
-        total_kimg=c.total_kimg,
+        total_images=kimg_to_images(c.total_kimg),
         step=step,
         max_nonfinite_steps=c.max_nonfinite_steps,
         steps_per_call=c.steps_per_call,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
-        tick_kimg=c.tick_kimg,
-        snapshot_kimg=c.snapshot_kimg,
-        checkpoint_kimg=c.checkpoint_kimg,
+        tick_images=kimg_to_images(c.tick_kimg),
+        snapshot_images=kimg_to_images(c.snapshot_kimg),
+        checkpoint_images=kimg_to_images(c.checkpoint_kimg),
         keep_checkpoints=c.keep_checkpoints,
         grid_size=c.grid_size,
         metrics=tuple(m for m in c.metrics.split(",") if m),
         metrics_num_images=c.metrics_num_images,
         inception_weights=c.inception_weights,
     )
+
+
+def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
+    """ValueError naming the key, for combinations the networks or steps cannot run: image
+    counts below one image, and per-replica batches that the minibatch-stddev group does not
+    divide (the reference groups min(group, batch) images and needs the rest to divide)."""
+    for key in ("total_kimg", "tick_kimg", "snapshot_kimg", "checkpoint_kimg"):
+        if kimg_to_images(c[key]) < 1:
+            raise ValueError(f"--config.{key}={c[key]} is less than one image; use at least 0.001")
+    for key in ("lod_training_kimg", "lod_transition_kimg"):
+        if c[key] < 0:
+            raise ValueError(f"--config.{key}={c[key]} is negative")
+    group = c.mbstd_group_size
+    if group > 1:
+        for resolution in [2**k for k in range(2, schedule.final_resolution.bit_length())]:
+            per_replica = schedule.global_batch_size(resolution) // schedule.num_replicas
+            used = min(group, per_replica)
+            if per_replica % used:
+                works = max(g for g in range(1, used + 1) if per_replica % g == 0)
+                raise ValueError(
+                    f"--config.mbstd_group_size={group} does not divide the per-replica batch {per_replica} at "
+                    f"{resolution}x{resolution}; use --config.mbstd_group_size={works} or a batch divisible by {used}"
+                )

@@ -158,10 +158,15 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8)
 
 
-def random_mirror(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
-    """Flips each image [N, H, W, C] left-right with probability 0.5."""
-    flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], seed=seed) < 0.5
-    return tf.where(flip, tf.reverse(images, axis=[2]), images)
+def random_mirror(images: tf.Tensor, seed: tf.Tensor | int | None = None) -> tf.Tensor:
+    """Flips each image [N, H, W, C] left-right with probability 0.5. With a `seed` (an int or
+    an int64 [2] tensor) the flips are a pure function of it (stateless), else random."""
+    shape = [tf.shape(images)[0], 1, 1, 1]
+    if seed is None:
+        uniform = tf.random.uniform(shape)
+    else:
+        uniform = tf.random.stateless_uniform(shape, tf.cast(tf.broadcast_to(seed, [2]), tf.int64))
+    return tf.where(uniform < 0.5, tf.reverse(images, axis=[2]), images)
 
 
 def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
@@ -173,6 +178,14 @@ def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
     return images + (blurred - images) * (1.0 - alpha)
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamPosition:
+    """Where a training stream stands: `epoch` and the number of records of it already read."""
+
+    epoch: int = 0
+    index: int = 0
+
+
 def make_dataset(
     info: DatasetInfo,
     resolution: int,
@@ -182,52 +195,79 @@ def make_dataset(
     mirror: bool = False,
     repeat: bool = True,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int = 0,
+    start: StreamPosition = StreamPosition(),
+    with_position: bool = False,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images float32 [B, R, R, C] in [-1, 1], one-hot labels [B, num_labels]).
+    """Batches of (images float32 [B, R, R, C] in [-1, 1], one-hot labels [B, num_labels]) and,
+    `with_position`, the stream position after the batch (int64 [2]: epoch, records read).
+
+    The order is a pure function of (`seed`, `resolution`, epoch): each epoch shuffles the
+    files, interleaves them deterministically and permutes each block of `shuffle_buffer`
+    *records* (the official reader's buffer is sized in MB; the dataset tool writes records
+    in shuffled order, as the reference's does). Mirror flips are drawn from the stream
+    position. So a stream restarted at `start` (saved from a position) continues exactly;
+    restarting reads and drops at most one epoch of raw records.
 
     `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
     `input_context` shards the files (or, with fewer files than pipelines, the records).
     """
     files = info.level_files(resolution)
     autotune = tf.data.AUTOTUNE
-    if info.labels_file is not None:  # official format: labels in record order, one file
-        labels = np.load(info.labels_file, allow_pickle=False).astype(np.float32)
-        records = tf.data.Dataset.zip(
-            tf.data.TFRecordDataset(files[0]), tf.data.Dataset.from_tensor_slices(labels)
-        )
-        records = _shard(records, input_context)
-    else:
-        file_ds = tf.data.Dataset.from_tensor_slices(files)
-        shard_files = input_context is not None and len(files) >= input_context.num_input_pipelines
-        if shard_files:
-            file_ds = _shard(file_ds, input_context)
-        if shuffle:
-            file_ds = file_ds.shuffle(len(files), seed=seed)
-        records = file_ds.interleave(
-            lambda f: tf.data.TFRecordDataset(f, compression_type=info.compression),
-            cycle_length=min(len(files), 16),
-            num_parallel_calls=autotune,
-            deterministic=not shuffle,
-        )
-        if not shard_files:
-            records = _shard(records, input_context)
-    if shuffle:
-        records = records.shuffle(shuffle_buffer, seed=seed)
-    if repeat:
-        records = records.repeat()
-    records = records.batch(batch_size, drop_remainder=repeat)
     num_labels = info.num_labels
+    label_array = np.load(info.labels_file, allow_pickle=False).astype(np.float32) if info.labels_file else None
+    shard_files = label_array is None and input_context is not None and len(files) >= input_context.num_input_pipelines
 
-    def decode(serialized, labels=None):  # labels: official format only
+    def permuted(values, seed):
+        """The leading axis of every tensor in `values`, in one stateless random order."""
+        first = tf.nest.flatten(values)[0]
+        order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
+        return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])
+        if label_array is not None:  # official format: labels in record order, one file
+            records = tf.data.Dataset.zip(tf.data.TFRecordDataset(files[0]), tf.data.Dataset.from_tensor_slices(label_array))
+            records = _shard(records, input_context)
+        else:
+            file_ds = tf.data.Dataset.from_tensor_slices(files)
+            if shard_files:
+                file_ds = _shard(file_ds, input_context)
+            if shuffle:  # the file order of this epoch
+                file_ds = file_ds.batch(len(files)).map(lambda f: permuted(f, epoch_seed)).unbatch()
+            records = file_ds.interleave(
+                lambda f: tf.data.TFRecordDataset(f, compression_type=info.compression),
+                cycle_length=min(len(files), 16), num_parallel_calls=autotune, deterministic=True,
+            )
+            if not shard_files:
+                records = _shard(records, input_context)
+        if shuffle:  # each block of `shuffle_buffer` records in a random order
+            records = records.batch(shuffle_buffer).enumerate().map(
+                lambda block, values: permuted(values, epoch_seed + tf.stack([block + 1, 0]))
+            ).unbatch()
+        skip = tf.where(epoch == start.epoch, tf.constant(start.index, tf.int64), 0)
+        records = records.enumerate().skip(skip)
+        if label_array is not None:
+            return records.map(lambda i, r: (tf.stack([epoch, i + 1]), *r))
+        return records.map(lambda i, r: (tf.stack([epoch, i + 1]), r, tf.zeros([0])))
+
+    last_epoch = 2**62 if repeat else start.epoch + 1
+    records = tf.data.Dataset.range(start.epoch, last_epoch).flat_map(one_epoch)
+    records = records.batch(batch_size, drop_remainder=repeat)
+
+    def decode(position, serialized, file_labels):
         images, label_ids = decode_batch(serialized, resolution, info.channels)
         images = to_float(images)
-        if mirror:
-            images = random_mirror(images, seed=seed)
-        if labels is None:
-            labels = tf.one_hot(label_ids, num_labels) if num_labels else tf.zeros([tf.shape(images)[0], 0])
-        return images, labels
+        if mirror:  # flips seeded by the batch's first position: the same on a restarted stream
+            images = random_mirror(images, seed=position[0] + tf.constant([seed, 0], tf.int64) * 1_000_003)
+        if label_array is not None:
+            labels = file_labels
+        elif num_labels:
+            labels = tf.one_hot(label_ids, num_labels)
+        else:
+            labels = tf.zeros([tf.shape(images)[0], 0])
+        return (images, labels, position[-1]) if with_position else (images, labels)
 
     return records.map(decode, num_parallel_calls=autotune).prefetch(autotune)
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from absl import app, flags
 
+from progan_tf import cli
+
 METRICS = ("swd", "msssim", "fid")
 
 
@@ -135,7 +137,7 @@ def main(argv):
     f = flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow(flags.FLAGS.verbose)
     from progan_tf import data, runs  # noqa: PLC0415
 
     metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
@@ -161,6 +163,7 @@ def main(argv):
 
 
 def _define_flags() -> None:
+    cli.define_verbose_flag()
     flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
     flags.DEFINE_string("data_dir", None, "Dataset of the reals (default: the one the run trained on).")
     flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")

@@ -20,10 +20,11 @@ Made with `keras.export.ExportArchive`: the SavedModel loads without progan_tf o
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from absl import app, flags
+
+from progan_tf import cli
 
 
 def next_version(export_dir: str) -> int:
@@ -37,6 +38,8 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
     atomically: into a temporary sibling directory that is renamed at the end."""
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
+
+    from progan_tf import files  # noqa: PLC0415
 
     def outputs(latents, labels=None):
         # Signatures do not check static shapes: fail with a message, not deep inside a MatMul.
@@ -85,21 +88,16 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
 
         archive.add_endpoint("serving_default", serve, input_signature=[latents_spec])
         archive.add_endpoint("generate_from_seed", from_seed, input_signature=seed_spec)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with files.atomic_output(path, directory=True) as tmp:
         archive.write_out(tmp, verbose=False)
-        os.rename(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv):
     f = flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow(flags.FLAGS.verbose)
     from progan_tf import runs  # noqa: PLC0415
 
     try:
@@ -118,6 +116,7 @@ def main(argv):
 
 
 def _define_flags() -> None:
+    cli.define_verbose_flag()
     flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
     flags.DEFINE_string("export_dir", None, "TF Serving model directory; the SavedModel goes to a version subdirectory.",
                         required=True)

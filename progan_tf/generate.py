@@ -11,12 +11,13 @@ give one row per class (grid and animation). Existing files are never overwritte
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
 import numpy as np
 from absl import app, flags
+
+from progan_tf import cli
 
 
 def smooth_loop(noise: np.ndarray, sigma: float) -> np.ndarray:
@@ -31,14 +32,6 @@ def smooth_loop(noise: np.ndarray, sigma: float) -> np.ndarray:
     return (smooth / np.sqrt(np.mean(smooth**2))).astype(np.float32)
 
 
-def class_rows(num: int, num_labels: int) -> tuple[np.ndarray | None, int | None]:
-    """(labels, columns) for a grid: one row per class when conditional."""
-    if not num_labels:
-        return None, None
-    columns = max(1, math.ceil(num / num_labels))
-    return np.repeat(np.arange(num_labels), columns), columns
-
-
 def _targets_free(paths: list[str], overwrite: bool) -> None:
     existing = [p for p in paths if os.path.exists(p)]
     if existing and not overwrite:
@@ -47,26 +40,26 @@ def _targets_free(paths: list[str], overwrite: bool) -> None:
 
 
 def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False) -> list[str]:
-    from progan_tf import images, runs  # noqa: PLC0415
+    from progan_tf import images  # noqa: PLC0415
 
     paths = [os.path.join(out, f"seed{seed}-{i:05d}.png") for i in range(num)]
     _targets_free(paths, overwrite)
     num_labels = run.generator.arch.num_labels
     labels = np.arange(num) % num_labels if num_labels else None
-    batch = run.generate(runs.latents(num, run.generator.arch.latent_size, seed), labels)
+    batch = run.generate(images.latents(num, run.generator.arch.latent_size, seed), labels)
     for image, path in zip(batch, paths):
         images.save_png(image, path)
     return paths
 
 
 def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False) -> str:
-    from progan_tf import images, runs  # noqa: PLC0415
+    from progan_tf import images  # noqa: PLC0415
 
     path = os.path.join(out, f"grid-seed{seed}.png")
     _targets_free([path], overwrite)
-    labels, columns = class_rows(num, run.generator.arch.num_labels)
+    labels, columns = images.class_rows(num, run.generator.arch.num_labels)
     count = num if labels is None else len(labels)
-    batch = run.generate(runs.latents(count, run.generator.arch.latent_size, seed), labels)
+    batch = run.generate(images.latents(count, run.generator.arch.latent_size, seed), labels)
     images.save_png(images.make_grid(batch, columns=columns), path)
     return path
 
@@ -80,7 +73,7 @@ def generate_interpolation(run, out: str, num: int, seed: int, frames: int, fps:
 
     path = os.path.join(out, f"interpolation-seed{seed}.gif")
     _targets_free([path], overwrite)
-    labels, columns = class_rows(num, run.generator.arch.num_labels)
+    labels, columns = images.class_rows(num, run.generator.arch.num_labels)
     count = num if labels is None else len(labels)
     noise = np.random.RandomState(seed).randn(frames, count, run.generator.arch.latent_size)
     latents = smooth_loop(noise, smoothing)
@@ -99,7 +92,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if f.grid and f.interpolate:
         raise app.UsageError("--grid and --interpolate: choose one")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow(flags.FLAGS.verbose)
     from progan_tf import runs  # noqa: PLC0415
 
     try:
@@ -120,6 +113,7 @@ def main(argv):
 
 
 def _define_flags() -> None:
+    cli.define_verbose_flag()
     flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
     flags.DEFINE_string("out", None, "Output directory.", required=True)
     flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")

@@ -9,6 +9,27 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from progan_tf import files
+
+
+def latents(num: int, latent_size: int, seed: int) -> np.ndarray:
+    """Standard normal latents float32 [num, latent_size], the same for the same arguments."""
+    return np.random.RandomState(seed).randn(num, latent_size).astype(np.float32)
+
+
+def one_hot(classes: np.ndarray, num_labels: int) -> np.ndarray:
+    """Integer classes [N] -> float32 one-hot [N, num_labels]."""
+    return np.eye(num_labels, dtype=np.float32)[np.asarray(classes, dtype=np.int64)]
+
+
+def class_rows(num: int, num_labels: int) -> tuple[np.ndarray | None, int | None]:
+    """(classes, columns) for a grid of about `num` images with one row per class when
+    conditional (`columns * num_labels` images); (None, None) when not."""
+    if not num_labels:
+        return None, None
+    columns = max(1, math.ceil(num / num_labels))
+    return np.repeat(np.arange(num_labels), columns), columns
+
 
 def make_grid(images: np.ndarray, columns: int | None = None, upscale_to: int | None = None) -> np.ndarray:
     """uint8 [N, H, W, C] -> one uint8 [rows * H, columns * W, C] contact sheet.
@@ -37,16 +58,9 @@ def _pil(image: np.ndarray) -> Image.Image:
 
 
 def _atomic_save(save, path: str | os.PathLike) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    with files.atomic_output(path) as tmp:
         save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:

@@ -26,14 +26,18 @@ def _label_loss(logits: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor | floa
     return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
 
 
-def _input_gradient_sq_norm(discriminator: Discriminator, images: tf.Tensor, loss_scale: float) -> tf.Tensor:
-    """||d sum(D(x)) / dx||^2 per example, [N]. D runs inside the tape (second-order safe)."""
+def _input_gradient_sq_norm(
+    discriminator: Discriminator, images: tf.Tensor, loss_scale: float, gradient_scale: float = 1.0
+) -> tf.Tensor:
+    """||gradient_scale * d sum(D(x)) / dx||^2 per example, [N]. D runs inside the tape
+    (second-order safe). `gradient_scale` = s / R gives the norm the official release measures
+    (module docstring)."""
     images = tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
         tape.watch(images)
         score, _ = _split(discriminator(images))
         total = tf.reduce_sum(score) * loss_scale  # loss scaling keeps float16 grads in range
-    grads = tf.cast(tape.gradient(total, images), tf.float32) / loss_scale
+    grads = tf.cast(tape.gradient(total, images), tf.float32) * (gradient_scale / loss_scale)
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
@@ -47,16 +51,18 @@ def wgan_gp_discriminator(
     gp_weight: float = 10.0,
     gp_target: float = 1.0,
     drift_weight: float = 1e-3,
+    gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """`D(fake) - D(real) + gp_weight * (||grad D(x_hat)|| - 1)^2 + drift_weight * D(real)^2`.
+    """`D(fake) - D(real) + gp_weight * (gradient_scale * ||grad D(x_hat)|| - 1)^2
+    + drift_weight * D(real)^2`.
 
     x_hat = real + mix * (fake - real), with `mix` [N, 1, 1, 1] drawn from U[0, 1].
     """
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
     mixed = reals + tf.cast(mix, reals.dtype) * (fakes - reals)
-    norm = tf.sqrt(_input_gradient_sq_norm(discriminator, mixed, loss_scale) + 1e-12)
+    norm = tf.sqrt(_input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12)
     penalty = tf.square(norm - gp_target)
     loss = fake_score - real_score + gp_weight * penalty + drift_weight * tf.square(real_score)
     loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels)
@@ -79,13 +85,15 @@ def logistic_r1_discriminator(
     labels: tf.Tensor | None = None,
     *,
     r1_gamma: float = 10.0,
+    gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma / 2 * ||grad D(real)||^2`. `mix` unused."""
+    """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma / 2 * ||gradient_scale * grad D(real)||^2`.
+    `mix` unused."""
     del mix
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
-    penalty = _input_gradient_sq_norm(discriminator, reals, loss_scale)
+    penalty = _input_gradient_sq_norm(discriminator, reals, loss_scale, gradient_scale)
     loss = tf.nn.softplus(fake_score) + tf.nn.softplus(-real_score) + 0.5 * r1_gamma * penalty
     loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels)
     return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}

@@ -32,7 +32,7 @@ class Architecture:
     latent_size: int = 512
     fmap_base: int = 8192  # feature maps of a block at 2**r: min(fmap_base // 2**(r-1), fmap_max)
     fmap_max: int = 512
-    mbstd_group_size: int = 4  # 0 turns minibatch stddev off
+    mbstd_group_size: int = 4  # <= 1 turns minibatch stddev off (as officially)
     pixelnorm_epsilon: float = 1e-8  # the reference uses 1e-4 with float16 activations
 
     def __post_init__(self):
@@ -41,6 +41,12 @@ class Architecture:
             raise ValueError(f"resolution must be a power of two from 4 to 1024, got {r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.num_features(r) < 1:
+            smallest = self.fmap_base // 2 ** (int(math.log2(r)) - 1)
+            raise ValueError(
+                f"--config.fmap_base={self.fmap_base} gives {smallest} feature maps at {r}x{r}; "
+                f"use --config.fmap_base={2 ** (int(math.log2(r)) - 1)} or more for resolution {r}"
+            )
 
     @property
     def resolutions(self) -> list[int]:
@@ -215,7 +221,7 @@ class Discriminator(_Network):
     def _block(self, r: int) -> keras.Sequential:
         a, nf, n = self.arch, self.arch.num_features(r), f"{self.name}_{r}x{r}"
         if r == 4:
-            mbstd = [L.MinibatchStdev(a.mbstd_group_size, name=f"{n}_mbstd")] if a.mbstd_group_size else []
+            mbstd = [L.MinibatchStdev(a.mbstd_group_size, name=f"{n}_mbstd")] if a.mbstd_group_size > 1 else []
             return keras.Sequential(
                 [
                     keras.Input((4, 4, nf)),
@@ -314,5 +320,5 @@ if __name__ == "__main__":
     flags.DEFINE_integer("latent_size", 512, "Size of the latent vector z.")
     flags.DEFINE_integer("fmap_base", 8192, "Feature-map base: nf(s) = min(fmap_base // 2**s, fmap_max).")
     flags.DEFINE_integer("fmap_max", 512, "Largest number of feature maps in a block.")
-    flags.DEFINE_integer("mbstd_group_size", 4, "Minibatch-stddev group size (0: off).")
+    flags.DEFINE_integer("mbstd_group_size", 4, "Minibatch-stddev group size (<= 1: off).")
     app.run(main)

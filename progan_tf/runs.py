@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import data
+from progan_tf import data, images
 from progan_tf.networks import Architecture, Generator
 from progan_tf.schedule import Phase, Schedule, phase_at
 
@@ -57,7 +57,7 @@ class Run:
             if num_labels:
                 if labels is None:
                     raise ValueError("this generator is conditional: give one class label per latent")
-                inputs = [z, tf.one_hot(labels[start : start + batch_size], num_labels)]
+                inputs = [z, images.one_hot(labels[start : start + batch_size], num_labels)]
             out.append(data.to_uint8(self.model(inputs, training=False)).numpy())
         return np.concatenate(out)
 
@@ -94,7 +94,7 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
     except (tf.errors.OpError, ValueError) as error:
         raise RunError(f"{path}: unreadable checkpoint ({error})") from None
     schedule = Schedule(final_resolution=arch.resolution, stable_kimg=info["stable_kimg"], fade_kimg=info["fade_kimg"])
-    phase = phase_at(schedule, images_seen / 1000.0)
+    phase = phase_at(schedule, images_seen)
     generator = Generator(arch, name="g_ema")
     for r in arch.resolutions:  # every layer gets its variables before restoring
         generator.stage_model(r, fade=False)
@@ -109,8 +109,3 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
         dataset_path=info.get("dataset", ""),
         label_names=tuple(info.get("label_names", ())),
     )
-
-
-def latents(num: int, latent_size: int, seed: int) -> np.ndarray:
-    """Standard normal latents, the same for the same (num, latent_size, seed)."""
-    return np.random.RandomState(seed).randn(num, latent_size).astype(np.float32)

@@ -50,6 +50,14 @@ class Schedule:
     max_per_replica: Mapping[int, int] = dataclasses.field(default_factory=dict)
 
     @property
+    def stable_images(self) -> int:
+        return kimg_to_images(self.stable_kimg)
+
+    @property
+    def fade_images(self) -> int:
+        return kimg_to_images(self.fade_kimg)
+
+    @property
     def num_stages(self) -> int:
         return int(math.log2(self.final_resolution)) - 1  # 4x4 is stage 0
 
@@ -66,13 +74,14 @@ class Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """One fade-in or stable phase, and where in it a given image count falls."""
+    """One fade-in or stable phase, and where in it a given image count falls. Image counts are
+    integers; kimg appears only in display properties."""
 
     resolution: int
     fade: bool
-    start_kimg: float
-    end_kimg: float  # math.inf for the final stable phase
-    alpha: float  # fade-in progress at the queried kimg; 1.0 in stable phases
+    start_images: int  # first image of the phase
+    end_images: int | None  # first image after it; None for the final stable phase (no end)
+    alpha: float  # fade-in progress at the queried image count; 1.0 in stable phases
     global_batch_size: int
     learning_rate: float
 
@@ -84,40 +93,56 @@ class Phase:
     def name(self) -> str:
         return f"{self.resolution}x{self.resolution} {'fade-in' if self.fade else 'stable'}"
 
+    def alpha_at(self, images_seen: int) -> float:
+        """Alpha after `images_seen` images: the fade-in's linear ramp, 1 in stable phases."""
+        if not self.fade:
+            return 1.0
+        return min(1.0, max(0.0, (images_seen - self.start_images) / (self.end_images - self.start_images)))
 
-def phase_at(schedule: Schedule, kimg: float) -> Phase:
-    """The phase at `kimg` thousand images shown (the reference's TrainingSchedule)."""
-    stable, fade = schedule.stable_kimg, schedule.fade_kimg
+
+def kimg_to_images(kimg: float) -> int:
+    """Thousands of images (a config or flag value) -> a whole number of images."""
+    return int(round(kimg * 1000))
+
+
+def phase_at(schedule: Schedule, images_seen: int) -> Phase:
+    """The phase after `images_seen` real images shown (the reference's TrainingSchedule), in
+    integer arithmetic so that phase boundaries are exact for any kimg value."""
+    images_seen = int(images_seen)
+    stable, fade = schedule.stable_images, schedule.fade_images
     period = stable + fade
     last = schedule.num_stages - 1  # the final resolution is 4 * 2**last
     # Period i: stable at 4 * 2**i for `stable`, then the fade-in of 4 * 2**(i + 1).
-    index = int(kimg // period) if period > 0 else last
+    index = images_seen // period if period > 0 else last
+    end: int | None
     if index >= last:
         resolution, is_fade = schedule.final_resolution, False
-        start, end, alpha = last * period, math.inf, 1.0
-    elif kimg - index * period < stable:
+        start, end = last * period, None
+    elif images_seen - index * period < stable:
         resolution, is_fade = 4 * 2**index, False
-        start, end, alpha = index * period, index * period + stable, 1.0
+        start, end = index * period, index * period + stable
     else:
         resolution, is_fade = 4 * 2 ** (index + 1), True
         start, end = index * period + stable, (index + 1) * period
-        alpha = (kimg - start) / fade
+    alpha = min(1.0, (images_seen - start) / fade) if is_fade else 1.0
     return Phase(
         resolution=resolution,
         fade=is_fade,
-        start_kimg=start,
-        end_kimg=end,
+        start_images=start,
+        end_images=end,
         alpha=alpha,
         global_batch_size=schedule.global_batch_size(resolution),
         learning_rate=schedule.lr(resolution),
     )
 
 
-def phases(schedule: Schedule, total_kimg: float) -> list[Phase]:
-    """Every phase that starts before `total_kimg`, in order (for logs and ETA)."""
-    result, kimg = [], 0.0
-    while kimg < total_kimg:
-        phase = phase_at(schedule, kimg)
+def phases(schedule: Schedule, total_images: int) -> list[Phase]:
+    """Every phase that starts before `total_images`, in order (for logs and ETA)."""
+    result, images = [], 0
+    while images < total_images:
+        phase = phase_at(schedule, images)
         result.append(phase)
-        kimg = phase.end_kimg
+        if phase.end_images is None:
+            break
+        images = phase.end_images
     return result

@@ -16,7 +16,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from progan_tf import losses
+from progan_tf import augment, losses
 from progan_tf.data import fade_reals
 from progan_tf.networks import Discriminator, Generator
 from progan_tf.schedule import Phase
@@ -27,6 +27,7 @@ STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finit
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
     loss: str = "wgan_gp"
+    gp_scale: str = "official"  # official: penalise the norm at the final resolution (s / R x native); native
     gp_weight: float = 10.0
     drift_weight: float = 1e-3
     r1_gamma: float = 10.0
@@ -39,8 +40,15 @@ class StepOptions:
     mixed_precision_dtype: str = "float16"  # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
     xla: bool = False
     seed: int = 0
+    augment_policy: str = ""  # DiffAugment ops D sees, e.g. "color,translation,cutout"; "" = none
+    augment_probability: float = 1.0  # chance of each op per image
 
     def __post_init__(self):
+        if self.gp_scale not in ("official", "native"):
+            raise ValueError(f"--config.gp_scale={self.gp_scale!r}; choose official or native")
+        if self.loss not in losses.LOSSES:
+            raise ValueError(f"--config.loss={self.loss!r}; choose one of {', '.join(losses.LOSSES)}")
+        augment.parse_policy(self.augment_policy)
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):
             raise ValueError(f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or bfloat16")
 
@@ -122,9 +130,13 @@ class PhaseTrainer:
         images_seen: tf.Variable,
         counters: dict[str, tf.Variable],
         options: StepOptions,
+        data_position: tf.Variable | None = None,
         loss_scales: tuple[float, float] = (2.0**15, 2.0**15),
     ):
+        """`data_position`: if given, the iterator yields (images, labels, stream position) and
+        the step stores replica 0's position there (for an exact resume); else (images, labels)."""
         self.strategy, self.phase, self.options = strategy, phase, options
+        self.data_position = data_position
         self.images_seen, self.counters = images_seen, counters
         self.alpha = generator.alpha
         self.g_model = generator.stage_model(phase.resolution, phase.fade)
@@ -136,6 +148,9 @@ class PhaseTrainer:
         self.latent_size = generator.arch.latent_size
         self.conditional = generator.arch.num_labels > 0
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[options.loss]
+        final = generator.arch.resolution
+        self.gradient_scale = phase.resolution / final if options.gp_scale == "official" else 1.0
+        self.augment_ops = augment.parse_policy(options.augment_policy)
         with strategy.scope():
             self.g_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[0])
             self.d_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[1])
@@ -150,13 +165,31 @@ class PhaseTrainer:
         self.train = tf.function(self._train_chunk, autograph=False)
 
     # Per replica ----------------------------------------------------------------------------
-    def _noise(self, shape, stream: int) -> tf.Tensor:
+    def _seed(self, stream: int) -> tf.Tensor:
+        """int64 [2] seed of one random stream of this step and replica: a function of the
+        image count, so a resumed run draws what the uninterrupted one would have."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([self.images_seen.read_value(), tf.cast(replica * 8 + stream + 1000 * self.options.seed, tf.int64)])
+        return tf.stack([self.images_seen.read_value(), tf.cast(replica * 8 + stream + 1000 * self.options.seed, tf.int64)])
+
+    def _noise(self, shape, stream: int) -> tf.Tensor:
+        seed = self._seed(stream)
         return tf.random.stateless_normal(shape, seed) if stream != 1 else tf.random.stateless_uniform(shape, seed)
 
     def _generate(self, latents, labels):
         return self.g_model([latents, labels] if self.conditional else latents, training=True)
+
+    def _discriminator(self, augment_seed):
+        """D as the loss sees it: behind the augmentation, a new draw at every call."""
+        if not self.augment_ops:
+            return lambda x: self.d_model(x, training=True)
+        calls = iter(range(1000))
+        p = self.options.augment_probability
+
+        def d(images):
+            seed = augment_seed + tf.constant([0, 1], tf.int64) * next(calls)
+            return self.d_model(augment.augment(images, self.augment_ops, seed, p), training=True)
+
+        return d
 
     @property
     def loss_scales(self) -> tuple[float, float]:
@@ -164,17 +197,17 @@ class PhaseTrainer:
         # convert_to_tensor: under MirroredStrategy the scale's value is a MirroredVariable
         return tuple(float(tf.convert_to_tensor(loss_scale_of(o))) for o in (self.g_optimizer, self.d_optimizer))
 
-    def _d_grads_fn(self, reals, labels, latents, mix):
+    def _d_grads_fn(self, reals, labels, latents, mix, augment_seed):
         o, global_batch = self.options, self.phase.global_batch_size
         fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float32, as the reals
         loss_scale = loss_scale_of(self.d_optimizer)
-        kwargs = {"loss_scale": loss_scale}
+        kwargs = {"loss_scale": loss_scale, "gradient_scale": self.gradient_scale}
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
         else:
             kwargs.update(r1_gamma=o.r1_gamma)
         with tf.GradientTape() as tape:
-            d = lambda x: self.d_model(x, training=True)  # noqa: E731
+            d = self._discriminator(augment_seed)
             per_example, terms = self.d_loss_fn(d, reals, fakes, mix, labels if self.conditional else None, **kwargs)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled = loss * loss_scale
@@ -182,11 +215,11 @@ class PhaseTrainer:
         stats = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
         return grads, loss, stats
 
-    def _g_grads_fn(self, labels, latents):
+    def _g_grads_fn(self, labels, latents, augment_seed):
         global_batch = self.phase.global_batch_size
         with tf.GradientTape() as tape:
             fakes = self._generate(latents, labels)
-            d = lambda x: self.d_model(x, training=True)  # noqa: E731
+            d = self._discriminator(augment_seed)
             per_example, _ = self.g_loss_fn(d, fakes, labels if self.conditional else None)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled = loss * loss_scale_of(self.g_optimizer)
@@ -198,13 +231,13 @@ class PhaseTrainer:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], 0)
         mix = self._noise([batch, 1, 1, 1], 1)
-        grads, loss, stats = self._d_grads(reals, labels, latents, mix)
+        grads, loss, stats = self._d_grads(reals, labels, latents, mix, self._seed(3))
         finite = apply_if_finite(self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss)
         return loss, stats, finite
 
     def _g_replica(self, labels):
         batch = tf.shape(labels)[0]
-        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2))
+        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2), self._seed(4))
         finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
         return loss, finite
 
@@ -213,9 +246,9 @@ class PhaseTrainer:
         if not self.phase.fade:
             self.alpha.assign(1.0)
             return
-        start = self.phase.start_kimg * 1000.0
-        length = (self.phase.end_kimg - self.phase.start_kimg) * 1000.0
-        progress = (tf.cast(self.images_seen, tf.float32) - start) / length
+        # In int64 first: a float32 image count is inexact past 2**24 images.
+        done = self.images_seen.read_value() - self.phase.start_images
+        progress = tf.cast(done, tf.float32) / float(self.phase.end_images - self.phase.start_images)
         self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
 
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -225,7 +258,10 @@ class PhaseTrainer:
 
         def step(i, totals):
             self._set_alpha()
-            reals, labels = next(iterator)
+            batch = next(iterator)
+            reals, labels = batch[0], batch[1]
+            if self.data_position is not None:
+                self.data_position.assign(self.strategy.experimental_local_results(batch[2])[0])
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
             g_loss, g_ok = self.strategy.run(self._g_replica, args=(labels,))
             sums = {"d_loss": d_loss, "g_loss": g_loss, **d_stats}

@@ -1,23 +1,21 @@
-"""The training loop: phases, checkpoints with exact resume, snapshots, logs and TensorBoard.
+"""The training loop: resume, then phase after phase until the last image, with ticks,
+snapshots and checkpoints on the way.
 
-`Trainer.train()` first resumes from the run directory's latest checkpoint, if any, then runs
-phase after phase (`steps.PhaseTrainer`) until `total_kimg`. The run directory holds:
+The loop wires the pieces that own the details: `run_dir` (layout, lock, logs), `checkpoints`
+(save, restore), `schedule` (integer image count -> phase), `steps.PhaseTrainer` (a phase's
+optimizers and compiled step), `data` (the seeded, resumable input stream) and `progress`
+(status line, ETA, per-phase timing). All image counts are integers; kimg is for display.
 
-    config.json  run.json  log.txt  stats.jsonl  reals.png  samples/fakes{kimg:06d}.png
-    checkpoints/ (tf.train.CheckpointManager)  tensorboard/
-
-Only the chief writes to it; other workers of a multi-worker run checkpoint to a scratch
-directory (all workers must take part in saving).
+Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
+a scratch directory (all workers must take part in saving).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
-import sys
 import time
 
 import keras
@@ -25,26 +23,29 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, images
+from progan_tf.checkpoints import Checkpoints, images_seen_of
 from progan_tf.networks import Architecture, Discriminator, Generator
+from progan_tf.progress import PhaseTimes, Progress
+from progan_tf.run_dir import RunDirectory
 from progan_tf.schedule import Phase, Schedule, phase_at
 from progan_tf.steps import PhaseTrainer, StepOptions
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, unreadable data); the message says what to do."""
+    """Training cannot go on (diverged, unreadable data, disk); the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerOptions:
-    total_kimg: float = 12000.0
+    total_images: int = 12_000_000
     step: StepOptions = dataclasses.field(default_factory=StepOptions)  # loss, optimizer, EMA, precision
     max_nonfinite_steps: int = 100
     steps_per_call: int = 50
     mirror_augment: bool = False
-    shuffle_buffer: int = 4096
-    tick_kimg: float = 10.0
-    snapshot_kimg: float = 50.0
-    checkpoint_kimg: float = 100.0
+    shuffle_buffer: int = 4096  # records
+    tick_images: int = 10_000
+    snapshot_images: int = 50_000
+    checkpoint_images: int = 100_000
     keep_checkpoints: int = 3
     grid_size: int = 64
     metrics: tuple[str, ...] = ()
@@ -63,7 +64,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 class Trainer:
-    """Trains G and D progressively on one dataset into one run directory."""
+    """Trains G and D progressively on one dataset into one run directory, which it locks."""
 
     def __init__(
         self,
@@ -81,58 +82,71 @@ class Trainer:
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
+        self.directory = RunDirectory(run_dir, writable=self.chief)
+        if self.chief:
+            self.directory.lock()  # before anything is written
         step = options.step
         keras.mixed_precision.set_global_policy(f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32")
+        keras.utils.set_random_seed(step.seed)  # initial weights: the same seed, the same run
         with strategy.scope():
-            alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
-            self.generator = Generator(arch, alpha)
-            self.discriminator = Discriminator(arch, alpha, name="d")
-            self.ema = Generator(arch, alpha, name="g_ema")
+            self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
+            self.generator = Generator(arch, self.alpha)
+            self.discriminator = Discriminator(arch, self.alpha, name="d")
+            self.ema = Generator(arch, self.alpha, name="g_ema")
             self.ema.copy_weights_from(self.generator)
             self.images_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_seen")
+            # (epoch, records read) of the current resolution's input stream, replica 0's
+            self.data_position = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="data_position")
             self.counters = {
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("consecutive_nonfinite", "nonfinite_total")
             }
-        self.alpha = alpha
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator.checkpoint(),
             discriminator=self.discriminator.checkpoint(),
             ema_generator=self.ema.checkpoint(),
             images_seen=self.images_seen,
+            data_position=self.data_position,
             **self.counters,
         )
-        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        ckpt_dir = self.directory.checkpoints
         if not self.chief:
             ckpt_dir = os.path.join(run_dir, f".scratch-worker-{strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=options.keep_checkpoints)
-        self._restore_from = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+        self.checkpoints = Checkpoints(self.checkpoint, ckpt_dir, options.keep_checkpoints)
+        self._restore_from = tf.train.latest_checkpoint(self.directory.checkpoints)
         self.phase_trainer: PhaseTrainer | None = None
-        self._iterators: dict[int, object] = {}
-        self._grid_latents = np.random.RandomState(options.step.seed).randn(options.grid_size, arch.latent_size).astype("float32")
-        self._summary = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard")) if self.chief else None
-        if self.chief:
-            os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-            if config is not None:
-                _write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
-            run_info = {  # what generate/evaluate/export need to rebuild the networks (progan_tf.runs)
-                "architecture": dataclasses.asdict(arch),
-                "stable_kimg": schedule.stable_kimg,
-                "fade_kimg": schedule.fade_kimg,
-                "dataset": os.path.abspath(dataset.path),
-                "label_names": list(dataset.label_names),
-            }
-            _write_text(os.path.join(run_dir, "run.json"), json.dumps(run_info, indent=2) + "\n")
+        self._iterator = None
+        self.phase_times = PhaseTimes()
+        self._grid_latents = images.latents(options.grid_size, arch.latent_size, step.seed)
+        self._summary = tf.summary.create_file_writer(self.directory.file("tensorboard")) if self.chief else None
+        self.directory.prepare(config, {  # what generate/evaluate/export rebuild from (progan_tf.runs)
+            "architecture": dataclasses.asdict(arch),
+            "stable_kimg": schedule.stable_kimg,
+            "fade_kimg": schedule.fade_kimg,
+            "dataset": os.path.abspath(dataset.path),
+            "label_names": list(dataset.label_names),
+        })
 
     # State ---------------------------------------------------------------------------------
     @property
+    def seen(self) -> int:
+        """Real images shown to D so far."""
+        return int(self.images_seen.numpy())
+
+    @property
     def kimg(self) -> float:
-        return int(self.images_seen.numpy()) / 1000.0
+        return self.seen / 1000.0
 
     def _enter_phase(self, phase: Phase) -> None:
-        """Fresh optimizers and a new compiled step for `phase`, tracked by the checkpoint. Under
-        mixed precision the new optimizers start from the loss scales the last phase found."""
+        """Fresh optimizers, a new compiled step and (at a new resolution) a new input stream
+        for `phase`, tracked by the checkpoint. Under mixed precision the new optimizers start
+        from the loss scales the last phase found."""
+        started = time.perf_counter()
         previous = self.phase_trainer
+        if previous is None or previous.phase.resolution != phase.resolution:
+            if previous is not None:
+                self.data_position.assign([0, 0])  # a new resolution reads its level from the start
+            self._iterator = self._make_iterator(phase)
         self.phase_trainer = PhaseTrainer(
             strategy=self.strategy,
             generator=self.generator,
@@ -142,125 +156,124 @@ class Trainer:
             images_seen=self.images_seen,
             counters=self.counters,
             options=self.options.step,
+            data_position=self.data_position,
             **({"loss_scales": previous.loss_scales} if previous else {}),
         )
         self.checkpoint.g_optimizer = self.phase_trainer.g_optimizer
         self.checkpoint.d_optimizer = self.phase_trainer.d_optimizer
-        self._set_alpha_now()
+        self.alpha.assign(phase.alpha_at(self.seen))
+        self.phase_times.start(phase, self.seen, time.perf_counter() - started)
+        self._first_call = True
 
-    def _set_alpha_now(self) -> None:
-        """Alpha for the next step (the compiled step sets it in-graph from the image count)."""
-        self.alpha.assign(phase_at(self.schedule, self.kimg).alpha)
+    def _make_iterator(self, phase: Phase):
+        epoch, index = (int(v) for v in self.data_position.numpy())
+        dataset = data.distribute(
+            self.strategy, self.dataset, phase.resolution, phase.global_batch_size,
+            mirror=self.options.mirror_augment, shuffle_buffer=self.options.shuffle_buffer,
+            seed=self.options.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
+        )
+        return iter(dataset)
 
     def restore(self) -> bool:
-        """Resumes from the latest checkpoint: weights, EMA, optimizers, kimg. True if resumed."""
+        """Resumes from the latest checkpoint: weights, EMA, optimizers, image count, data
+        position. True if resumed."""
         path = self._restore_from
         if not path:
             return False
-        images_seen = int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
-        phase = phase_at(self.schedule, images_seen / 1000.0)
+        phase = phase_at(self.schedule, images_seen_of(path))
+        # The data position first: the phase's input stream starts where the checkpoint stood.
+        self.data_position.assign(tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE"))
         self._enter_phase(phase)
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        self._set_alpha_now()
-        self._log(
-            f"resuming from kimg {self.kimg:.1f} ({os.path.basename(path)}): {phase.name}, "
+        self.checkpoints.restore(path)
+        self.alpha.assign(phase.alpha_at(self.seen))
+        self.directory.log(
+            f"resuming from kimg {self.kimg:.3f} ({os.path.basename(path)}): {phase.name}, "
             f"alpha {float(self.alpha.numpy()):.3f}, optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}"
         )
         return True
 
     def save(self) -> str | None:
-        """Writes a checkpoint (atomically: the index is renamed into place last)."""
+        """Writes a checkpoint unless the last step was not finite (the last good one stays)."""
         if int(self.counters["consecutive_nonfinite"].numpy()) > 0:
-            return None  # keep the last good checkpoint
-        path = self.manager.save(checkpoint_number=int(self.images_seen.numpy()))
+            return None
+        path = self.checkpoints.save(self.seen)
         return path if self.chief else None
-
-    # Data ----------------------------------------------------------------------------------
-    def _iterator(self, phase: Phase):
-        if phase.resolution not in self._iterators:
-            self._iterators.clear()  # one resolution at a time
-            dataset = data.distribute(
-                self.strategy,
-                self.dataset,
-                phase.resolution,
-                phase.global_batch_size,
-                mirror=self.options.mirror_augment,
-                shuffle_buffer=self.options.shuffle_buffer,
-                seed=self.options.step.seed + int(self.images_seen.numpy()),
-            )
-            self._iterators[phase.resolution] = iter(dataset)
-        return self._iterators[phase.resolution]
 
     # Loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
-        """Trains to `total_kimg`; returns the last tick's statistics."""
+        """Trains to `total_images`; returns the last tick's statistics."""
+        try:
+            return self._train()
+        finally:
+            self.directory.unlock()
+
+    def _train(self) -> dict[str, float]:
         o = self.options
         if not self.restore():
-            self._log(f"starting a new run in {self.run_dir}")
+            self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
-        total = int(round(o.total_kimg * 1000))
-        events = {name: _next_multiple(self.images_seen.numpy(), kimg) for name, kimg in
-                  (("tick", o.tick_kimg), ("snapshot", o.snapshot_kimg), ("checkpoint", o.checkpoint_kimg))}
+        total = int(o.total_images)
+        events = {name: _next_multiple(self.seen, every) for name, every in
+                  (("tick", o.tick_images), ("snapshot", o.snapshot_images), ("checkpoint", o.checkpoint_images))}
         progress = Progress(self.schedule, total, enabled=self.chief)
-        tick_start, tick_images, last_stats = time.time(), int(self.images_seen.numpy()), {}
+        tick_start, tick_images, last_stats = time.time(), self.seen, {}
         if self.phase_trainer is None:
             self._switch_phase()
-        while int(self.images_seen.numpy()) < total:
-            seen = int(self.images_seen.numpy())
-            phase = self.phase_trainer.phase
-            stop = min(total, phase.end_kimg * 1000 if math.isfinite(phase.end_kimg) else total, *events.values())
-            steps = max(1, min(o.steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
+        while self.seen < total:
+            seen, phase = self.seen, self.phase_trainer.phase
+            stop = min(total, *events.values(), *([phase.end_images] if phase.end_images is not None else []))
+            steps = 1 if self._first_call else max(1, min(o.steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
+            call_start = time.perf_counter()
             try:
-                stats = self.phase_trainer.train(self._iterator(phase), tf.constant(steps, tf.int64))
+                stats = self.phase_trainer.train(self._iterator, tf.constant(steps, tf.int64))
             except tf.errors.DataLossError as error:
                 data.check_readable(self.dataset, phase.resolution)
                 raise TrainingError(f"reading {self.dataset.path}: {error.message}") from None
-            stats = {k: float(v) for k, v in stats.items()}
-            seen = int(self.images_seen.numpy())
+            stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
+            self.phase_times.add_call(self.seen - seen, time.perf_counter() - call_start, self._first_call)
+            self._first_call = False
+            seen = self.seen
             self._check_finite()
-            trained, trained_alpha = phase, _alpha_at_end(phase, seen)  # what the stats describe
-            if phase_at(self.schedule, seen / 1000.0).key != phase.key:
+            trained, trained_alpha = phase, phase.alpha_at(seen)  # what the stats describe
+            if phase_at(self.schedule, seen).key != phase.key:
                 self._switch_phase()  # before any checkpoint: it must hold the new optimizers
-            self._set_alpha_now()
-            phase = self.phase_trainer.phase  # the phase the next step trains
-            progress.update(seen, phase, float(self.alpha.numpy()), stats)
+            self.alpha.assign(self.phase_trainer.phase.alpha_at(seen))
+            progress.update(seen, self.phase_trainer.phase, float(self.alpha.numpy()), stats)
             done = seen >= total
             if seen >= events["tick"] or done:
                 last_stats = self._tick(trained, trained_alpha, stats, seen - tick_images, time.time() - tick_start)
                 tick_start, tick_images = time.time(), seen
-                events["tick"] = _next_multiple(seen, o.tick_kimg)
+                events["tick"] = _next_multiple(seen, o.tick_images)
             if seen >= events["snapshot"] or done:
-                self._snapshot(phase)
-                events["snapshot"] = _next_multiple(seen, o.snapshot_kimg)
+                self._snapshot()
+                events["snapshot"] = _next_multiple(seen, o.snapshot_images)
             if seen >= events["checkpoint"] or done:
-                self._checkpoint_and_metrics(phase)
-                events["checkpoint"] = _next_multiple(seen, o.checkpoint_kimg)
+                self._checkpoint_and_metrics()
+                events["checkpoint"] = _next_multiple(seen, o.checkpoint_images)
         progress.close()
-        if self._summary is not None:
-            self._summary.flush()
-        self._cleanup_scratch()
+        self._finish()
         return last_stats
 
     def _switch_phase(self) -> None:
-        phase = phase_at(self.schedule, self.kimg)
+        phase = phase_at(self.schedule, self.seen)
         self._enter_phase(phase)
-        self._log(f"kimg {self.kimg:.1f}: {phase.name}, batch {phase.global_batch_size}, lr {phase.learning_rate:g}")
+        self.directory.log(f"kimg {self.kimg:.3f}: {phase.name}, batch {phase.global_batch_size}, lr {phase.learning_rate:g}")
 
     def _check_finite(self) -> None:
         consecutive = int(self.counters["consecutive_nonfinite"].numpy())
         if consecutive >= self.options.max_nonfinite_steps:
-            latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))
+            latest = self.checkpoints.latest() if self.chief else None
             raise TrainingError(
                 f"{consecutive} training steps in a row had non-finite losses or gradients at kimg "
-                f"{self.kimg:.1f}; stopping. The last good checkpoint is {latest or 'none (no checkpoint yet)'}. "
+                f"{self.kimg:.3f}; stopping. The last good checkpoint is {latest or 'none (no checkpoint yet)'}. "
                 "Lower the learning rate (--config.learning_rate) or check the data."
             )
 
     # Outputs -------------------------------------------------------------------------------
     def _tick(self, phase: Phase, alpha: float, stats: dict[str, float], images_done: int, seconds: float) -> dict[str, float]:
-        kimg = self.kimg
         record = {
-            "kimg": kimg,
+            "kimg": self.kimg,
+            "images_seen": self.seen,
             "resolution": phase.resolution,
             "phase": "fade" if phase.fade else "stable",
             "alpha": alpha,
@@ -272,14 +285,14 @@ class Trainer:
         }
         if not self.chief:
             return record
-        self._log(
-            f"kimg {kimg:9.1f}  {phase.resolution:>4}x{phase.resolution:<4} alpha {record['alpha']:.3f}  "
+        self.directory.log(
+            f"kimg {self.kimg:9.3f}  {phase.resolution:>4}x{phase.resolution:<4} alpha {alpha:.3f}  "
             f"batch {phase.global_batch_size:<4} sec/kimg {record['sec_per_kimg']:8.2f}  "
             f"d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  gp {stats['gradient_penalty']:.4f}",
             echo=False,
         )
-        _append_line(os.path.join(self.run_dir, "stats.jsonl"), json.dumps(record))
-        with self._summary.as_default(step=int(self.images_seen.numpy())):
+        self.directory.append_stats(record)
+        with self._summary.as_default(step=self.seen):
             for key, value in record.items():
                 if key != "phase":
                     tf.summary.scalar(f"train/{key}", value)
@@ -287,131 +300,57 @@ class Trainer:
 
     def sample_grid(self, latents: np.ndarray | None = None) -> np.ndarray:
         """uint8 grid of the EMA generator at the current stage, tiles at the final resolution."""
-        phase = phase_at(self.schedule, self.kimg)
+        phase = phase_at(self.schedule, self.seen)
         model = self.ema.stage_model(phase.resolution, phase.fade)
         latents = self._grid_latents if latents is None else latents
-        columns = None
-        inputs = latents
-        if self.arch.num_labels:  # one row per class
-            columns = math.ceil(len(latents) / self.arch.num_labels)
-            classes = np.arange(len(latents)) // columns % self.arch.num_labels
-            inputs = [latents, np.eye(self.arch.num_labels, dtype="float32")[classes]]
+        classes, columns = images.class_rows(len(latents), self.arch.num_labels)
+        inputs = latents if classes is None else [latents, images.one_hot(classes[: len(latents)], self.arch.num_labels)]
         fakes = data.to_uint8(model(inputs, training=False)).numpy()
         return images.make_grid(fakes, columns=columns, upscale_to=self.arch.resolution)
 
-    def _snapshot(self, phase: Phase) -> None:
+    def _snapshot(self) -> None:
         if not self.chief:
             return
         grid = self.sample_grid()
-        kimg = int(self.images_seen.numpy()) // 1000
-        images.save_png(grid, os.path.join(self.run_dir, "samples", f"fakes{kimg:06d}.png"))
-        with self._summary.as_default(step=int(self.images_seen.numpy())):
+        images.save_png(grid, self.directory.sample_path(self.seen))
+        with self._summary.as_default(step=self.seen):
             tf.summary.image("samples/ema", grid[None], max_outputs=1)
 
     def _write_reals(self) -> None:
         if not self.chief:
             return
         batch = next(data.iterate_level(self.dataset, self.arch.resolution, batch_size=self.options.grid_size))[0]
-        images.save_png(images.make_grid(batch), os.path.join(self.run_dir, "reals.png"))
+        images.save_png(images.make_grid(batch), self.directory.file("reals.png"))
 
-    def _checkpoint_and_metrics(self, phase: Phase) -> None:
+    def _checkpoint_and_metrics(self) -> None:
         path = self.save()
         if path:
-            self._log(f"kimg {self.kimg:.1f}: saved {path}", echo=False)
+            self.directory.log(f"kimg {self.kimg:.3f}: saved {path}", echo=False)
         if self.options.metrics and self.chief:
             from progan_tf import evaluate  # noqa: PLC0415 - optional, heavier imports
 
+            phase = phase_at(self.schedule, self.seen)
             results = evaluate.evaluate_generator(
                 self.ema, phase, self.dataset, self.options.metrics, self.options.metrics_num_images,
                 seed=self.options.step.seed, noise_floor=False, inception_weights=self.options.inception_weights,
                 skip_unsupported=True,
             )
             if results:
-                evaluate.record(self.run_dir, results, kimg=self.kimg, step=int(self.images_seen.numpy()))
-                self._log(f"kimg {self.kimg:.1f}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+                evaluate.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
+                self.directory.log(f"kimg {self.kimg:.3f}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
-    def _log(self, message: str, echo: bool = True) -> None:
-        if not self.chief:
-            return
-        _append_line(os.path.join(self.run_dir, "log.txt"), f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
-        if echo:  # on a terminal, over the progress line, which the next update redraws
-            print(("\r\033[K" if sys.stderr.isatty() else "") + message, file=sys.stderr, flush=True)
-
-    def _cleanup_scratch(self) -> None:
-        if not self.chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
-
-
-class Progress:
-    """One status line (kimg, stage, alpha, losses, images/s, ETA), redrawn in place on a
-    terminal, printed every 10 % otherwise. The ETA counts later, slower stages by assuming the
-    time per image grows as resolution**1.5 (about what the demo measures per doubling: x2.3 to
-    x3.6), scaled by the measured current speed."""
-
-    COST_EXPONENT = 1.5
-
-    def __init__(self, schedule: Schedule, total_images: int, enabled: bool = True):
-        self.schedule, self.total, self.enabled = schedule, total_images, enabled
-        self.tty = sys.stderr.isatty()
-        self.last_time = self.last_images = self.last_resolution = None
-        self.rate = None  # seconds per image / resolution**COST_EXPONENT, smoothed
-        self.printed_tenths = -1
-
-    def eta_seconds(self, images_seen: int) -> float:
-        cost, kimg, end = 0.0, images_seen / 1000.0, self.total / 1000.0
-        while kimg < end:
-            phase = phase_at(self.schedule, kimg)
-            stop = min(phase.end_kimg, end)
-            cost += (stop - kimg) * 1000.0 * phase.resolution**self.COST_EXPONENT
-            kimg = stop
-        return cost * (self.rate or 0.0)
-
-    def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float]) -> None:
-        """`phase`: the one the next step trains; the images since the last call were shown at
-        the resolution of the previous call's phase."""
-        if not self.enabled:
-            return
-        now = time.time()
-        if self.last_time is not None and images_seen > self.last_images:
-            rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**self.COST_EXPONENT
-            self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
-        self.last_time, self.last_images, self.last_resolution = now, images_seen, phase.resolution
-        speed = f"{1.0 / (self.rate * phase.resolution**self.COST_EXPONENT):7.1f}" if self.rate else "      -"
-        eta = time.strftime("%H:%M:%S", time.gmtime(self.eta_seconds(images_seen))) if self.rate else "--:--:--"
-        fraction = min(images_seen / self.total, 1.0)
-        bar = ("=" * int(20 * fraction)).ljust(20)
-        line = (f"kimg {images_seen / 1000:8.1f}/{self.total / 1000:<8.1f} [{bar}] {phase.resolution:>4}x{phase.resolution:<4} "
-                f"alpha {alpha:.2f}  d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  {speed} img/s  ETA {eta}")
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif int(10 * fraction) > self.printed_tenths:
-            self.printed_tenths = int(10 * fraction)
-            print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr, flush=True)
+    def _finish(self) -> None:
+        if self._summary is not None:
+            self._summary.flush()
+        if self.chief:
+            for entry in self.phase_times.phases:
+                self.directory.append_stats({"phase_time": entry.record()})
+            self.directory.log("time per phase (this process):\n" + self.phase_times.table())
+        else:
+            shutil.rmtree(self.checkpoints.directory, ignore_errors=True)
 
 
-def _alpha_at_end(phase: Phase, images_seen: int) -> float:
-    """Alpha of `phase` after `images_seen` images (1 in stable phases)."""
-    if not phase.fade:
-        return 1.0
-    return min(1.0, (images_seen / 1000.0 - phase.start_kimg) / (phase.end_kimg - phase.start_kimg))
-
-
-def _next_multiple(images_seen: int, kimg: float) -> int:
-    step = max(1, int(round(kimg * 1000)))
-    return (int(images_seen) // step + 1) * step
-
-
-def _append_line(path: str, line: str) -> None:
-    with open(path, "a") as f:
-        f.write(line + "\n")
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _next_multiple(images_seen: int, every: int) -> int:
+    """The first multiple of `every` images after `images_seen`."""
+    every = max(1, int(every))
+    return (int(images_seen) // every + 1) * every

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from progan_tf import data  # noqa: E402
 from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Schedule  # noqa: E402
-from progan_tf.train import make_strategy  # noqa: E402
+from progan_tf.strategies import make_strategy  # noqa: E402
 from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def main(dataset_dir: str, run_dir: str, out: str) -> None:
         arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8),
         schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
                           num_replicas=2),
-        options=TrainerOptions(total_kimg=0.08, tick_kimg=0.016, snapshot_kimg=0.04, checkpoint_kimg=0.04,
+        options=TrainerOptions(total_images=80, tick_images=16, snapshot_images=40, checkpoint_images=40,
                                steps_per_call=2, grid_size=4, shuffle_buffer=32),
         dataset=data.load_info(dataset_dir),
         run_dir=run_dir,

@@ -124,3 +124,22 @@ def test_fade_reals_eager_and_in_tf_data_match_numpy(rng, alpha):
     np.testing.assert_allclose(in_pipeline.numpy(), want, rtol=1e-5, atol=1e-6)
     if alpha == 1.0:
         np.testing.assert_array_equal(data.fade_reals(tf.constant(x), alpha).numpy(), x)
+
+
+@pytest.mark.parametrize("shuffle_buffer", [4, 64])
+def test_stream_restarted_at_a_saved_position_continues_exactly(small_dataset, shuffle_buffer):
+    # Catches a resume that reshuffles: order, mirror flips and epochs must continue as if the
+    # stream had never stopped (12 images, batches of 5: batch 3 crosses into epoch 1).
+    info, _, _ = small_dataset
+    kwargs = dict(mirror=True, seed=5, shuffle_buffer=shuffle_buffer, with_position=True)
+    whole = list(data.make_dataset(info, 8, 5, **kwargs).take(7))
+    for cut in (2, 3, 5):
+        epoch, index = (int(v) for v in whole[cut - 1][2].numpy())
+        restarted = list(data.make_dataset(info, 8, 5, start=data.StreamPosition(epoch, index), **kwargs).take(7 - cut))
+        for a, b in zip(whole[cut:], restarted):
+            np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+            np.testing.assert_array_equal(a[2].numpy(), b[2].numpy())
+    assert [int(b[2][0]) for b in whole] == [0, 0, 1, 1, 2, 2, 2]  # epochs: 12 records each
+    first_epoch = np.concatenate([b[0].numpy() for b in whole])[:12]
+    other_seed = data.make_dataset(info, 8, 12, seed=6, shuffle_buffer=shuffle_buffer)
+    assert not np.array_equal(first_epoch, next(iter(other_seed))[0].numpy())  # the seed matters

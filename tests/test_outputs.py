@@ -29,7 +29,7 @@ def train_tiny(tmp_path_factory, num_labels: int):
     dataset_io.write_arrays(path, images, labels, name="tiny", num_labels=num_labels)
     info = data.load_info(path)
     run_dir = tmp_path_factory.mktemp("run")
-    options = TrainerOptions(total_kimg=0.112, tick_kimg=0.032, snapshot_kimg=0.064, checkpoint_kimg=0.048,
+    options = TrainerOptions(total_images=112, tick_images=32, snapshot_images=64, checkpoint_images=48,
                              steps_per_call=2, grid_size=6, shuffle_buffer=64, step=StepOptions(ema_beta=0.9),
                              metrics=("swd", "msssim") if not num_labels else (), metrics_num_images=16)
     arch = Architecture(resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8)
@@ -53,7 +53,7 @@ def test_load_run_rebuilds_the_ema_generator(trained):
     trainer, _ = trained
     run = runs.load_run(trainer.run_dir)
     assert run.images_seen == 112 and run.phase.resolution == 8 and not run.phase.fade
-    z = runs.latents(5, 8, seed=3)
+    z = images.latents(5, 8, seed=3)
     expected = trainer.ema.stage_model(8)(z, training=False).numpy()
     np.testing.assert_allclose(run.model(z, training=False).numpy(), expected, atol=1e-6)
     older = runs.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
@@ -77,7 +77,7 @@ def test_generate_files_grid_and_looping_gif(trained, tmp_path):
     assert [os.path.basename(p) for p in paths] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
     first = np.asarray(Image.open(paths[0]))
     assert first.shape == (8, 8, 3)
-    np.testing.assert_array_equal(first, run.generate(runs.latents(3, 8, 7))[0])
+    np.testing.assert_array_equal(first, run.generate(images.latents(3, 8, 7))[0])
     with pytest.raises(ValueError, match="already exist.*--overwrite"):
         generate.generate_files(run, str(tmp_path), num=3, seed=7)
     grid = generate.generate_grid(run, str(tmp_path), num=6, seed=7)
@@ -98,7 +98,7 @@ def test_smooth_loop_is_periodic_and_unit_rms(rng):
 
 def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
     run = runs.load_run(conditional[0].run_dir)
-    labels, columns = generate.class_rows(7, 3)
+    labels, columns = images.class_rows(7, 3)
     assert columns == 3 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     grid = generate.generate_grid(run, str(tmp_path), num=7, seed=0)
     assert np.asarray(Image.open(grid)).shape == (24, 24, 3)
@@ -160,7 +160,7 @@ def test_export_runs_without_progan_tf(which, request, tmp_path):
     path = str(tmp_path / "model" / "1")
     export.export_generator(run.model, arch.latent_size, arch.num_labels, path)
     assert export.next_version(str(tmp_path / "model")) == 2
-    z = runs.latents(4, arch.latent_size, seed=11)
+    z = images.latents(4, arch.latent_size, seed=11)
     inputs = {"latents": z}
     model_inputs = z
     if arch.num_labels:

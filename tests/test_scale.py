@@ -15,7 +15,7 @@ from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions, apply_if_finite
-from progan_tf.train import make_strategy, mirrored_strategy
+from progan_tf.strategies import make_strategy, mirrored_strategy
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,7 +83,7 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
             arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
             schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={},
                               minibatch_default=8, num_replicas=2),
-            options=TrainerOptions(total_kimg=0.16, tick_kimg=0.032, snapshot_kimg=0.16, checkpoint_kimg=0.16,
+            options=TrainerOptions(total_images=160, tick_images=32, snapshot_images=160, checkpoint_images=160,
                                    steps_per_call=4, grid_size=4, shuffle_buffer=32,
                                    step=StepOptions(mixed_precision=True)),
             dataset=dataset, run_dir=str(tmp_path), strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
@@ -163,7 +163,7 @@ def test_bfloat16_training_on_cpu(dataset, tmp_path):
         trainer = Trainer(
             arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
             schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8),
-            options=TrainerOptions(total_kimg=0.096, tick_kimg=0.032, snapshot_kimg=0.096, checkpoint_kimg=0.096,
+            options=TrainerOptions(total_images=96, tick_images=32, snapshot_images=96, checkpoint_images=96,
                                    steps_per_call=4, grid_size=4, shuffle_buffer=32,
                                    step=StepOptions(mixed_precision=True, mixed_precision_dtype="bfloat16")),
             dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),

@@ -1,14 +1,18 @@
-"""Schedule values against SPEC §4 (tables of kimg -> resolution, phase, alpha, batch, lr)."""
+"""Schedule values against the reference (docs/reference.md, "Schedule"): tables of images
+shown -> resolution, phase, alpha, batch, lr; and integer-image properties for any kimg."""
 
 import math
 
 import pytest
+
+from progan_tf.progress import Progress, format_duration
 
 from progan_tf.schedule import (
     LEARNING_RATE_PRESETS,
     MAX_PER_REPLICA,
     MINIBATCH_PRESETS,
     Schedule,
+    kimg_to_images,
     phase_at,
     phases,
 )
@@ -35,7 +39,7 @@ SCHEDULE_1024 = Schedule(
     ],
 )
 def test_phase_at_1024_equals_spec(kimg, resolution, fade, alpha):
-    phase = phase_at(SCHEDULE_1024, kimg)
+    phase = phase_at(SCHEDULE_1024, kimg_to_images(kimg))
     assert (phase.resolution, phase.fade) == (resolution, fade)
     assert phase.alpha == pytest.approx(alpha)
 
@@ -45,15 +49,15 @@ def test_phase_at_1024_equals_spec(kimg, resolution, fade, alpha):
     [(0, 4, False, 1.0, 128), (4500, 64, True, 0.5, 32), (6600, 256, True, 0.0, 8), (7200, 256, False, 1.0, 8)],
 )
 def test_phase_at_256_equals_spec(kimg, resolution, fade, alpha, batch):
-    phase = phase_at(Schedule(final_resolution=256), kimg)
+    phase = phase_at(Schedule(final_resolution=256), kimg_to_images(kimg))
     assert (phase.resolution, phase.fade, phase.global_batch_size) == (resolution, fade, batch)
     assert phase.alpha == pytest.approx(alpha)
 
 
 def test_paper_schedule_reaches_1024_at_12800_kimg():
     schedule = Schedule(final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"])
-    assert phase_at(schedule, 12_799).fade and phase_at(schedule, 12_800).key == (1024, False)
-    assert phase_at(schedule, 12_800).global_batch_size == 3
+    assert phase_at(schedule, 12_799_999).fade and phase_at(schedule, 12_800_000).key == (1024, False)
+    assert phase_at(schedule, 12_800_000).global_batch_size == 3
 
 
 def test_batch_and_learning_rate_presets_equal_spec():
@@ -74,11 +78,65 @@ def test_per_replica_caps_and_replica_multiples():
 
 
 def test_phases_list_every_phase_once():
-    listed = phases(Schedule(final_resolution=16, stable_kimg=1, fade_kimg=2), total_kimg=10)
-    assert [(p.key, p.start_kimg, p.end_kimg) for p in listed] == [
-        ((4, False), 0, 1), ((8, True), 1, 3), ((8, False), 3, 4), ((16, True), 4, 6), ((16, False), 6, math.inf)
+    listed = phases(Schedule(final_resolution=16, stable_kimg=1, fade_kimg=2), total_images=10_000)
+    assert [(p.key, p.start_images, p.end_images) for p in listed] == [
+        ((4, False), 0, 1000), ((8, True), 1000, 3000), ((8, False), 3000, 4000), ((16, True), 4000, 6000),
+        ((16, False), 6000, None),
     ]
 
 
 def test_final_resolution_4_is_one_stable_phase():
-    assert phase_at(Schedule(final_resolution=4), 5000).key == (4, False)
+    assert phase_at(Schedule(final_resolution=4), 5_000_000).key == (4, False)
+
+
+def simulate(schedule: Schedule, total: int, steps_per_call: int = 7) -> list[tuple[tuple[int, bool], int]]:
+    """The trainer's loop arithmetic on integers: (phase key, images at entry) per phase entered."""
+    seen, entered, guard = 0, [], 0
+    phase = phase_at(schedule, 0)
+    entered.append((phase.key, 0))
+    while seen < total:
+        guard += 1
+        assert guard < 100_000, "the loop does not terminate"
+        stop = min([total] + ([phase.end_images] if phase.end_images is not None else []))
+        steps = max(1, min(steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
+        seen += steps * phase.global_batch_size
+        if phase_at(schedule, seen).key != phase.key:
+            phase = phase_at(schedule, seen)
+            entered.append((phase.key, seen))
+    return entered
+
+
+@pytest.mark.parametrize("kimg", [0.3, 1 / 3, 0.25])
+@pytest.mark.parametrize("batch", [6, 14, 16, 32, 128])
+def test_any_kimg_and_batch_reaches_every_phase_once_and_ends(kimg, batch):
+    # Catches float kimg in phase arithmetic: with kimg // period on floats, 0.3-kimg phases
+    # made the trainer loop forever at "8x8 stable" (1.2 // 0.6 == 1.0 but 1.8 // 0.6 == 2.9999).
+    schedule = Schedule(final_resolution=32, stable_kimg=kimg, fade_kimg=kimg, minibatch={}, minibatch_default=batch)
+    total = kimg_to_images(kimg) * 8
+    entered = simulate(schedule, total)
+    keys = [key for key, _ in entered]
+    assert keys == [(4, False), (8, True), (8, False), (16, True), (16, False), (32, True), (32, False)]
+    for (key, start), listed in zip(entered, phases(schedule, total)):
+        assert listed.key == key and 0 <= start - listed.start_images < batch * 7
+    progress = Progress(schedule, total, enabled=False)
+    progress.rate = 1e-6
+    assert all(math.isfinite(progress.eta_seconds(n)) for n in range(0, total + 1, max(1, total // 50)))
+    assert progress.eta_seconds(total) == 0.0
+
+
+def test_bookkeeping_past_2_pow_24_images_is_exact():
+    # The paper's 19,000 kimg passes 2**24 = 16,777,216; a float32 count stops being exact there.
+    schedule = Schedule(final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"])
+    boundary = 11 * 1_600_000  # 17.6 M images, past 2**24, in the final 1024x1024 stable phase
+    phase = phase_at(schedule, 12_000_001)  # 1024 fade-in, one image after its start
+    assert phase.key == (1024, True) and phase.start_images == 12_000_000
+    assert phase.alpha == 1 / 800_000
+    assert phase_at(schedule, boundary + 1).key == (1024, False)
+    assert phase_at(schedule, 2**24 + 1).alpha_at(2**24 + 1) == 1.0
+    fade = phase_at(schedule, 12_000_000)
+    assert fade.alpha_at(12_000_000 + 400_001) == 400_001 / 800_000  # exact in float64
+
+
+def test_eta_prints_days_past_24_hours():
+    assert format_duration(3 * 86400 + 4 * 3600 + 5 * 60 + 6) == "3d 04:05:06"
+    assert format_duration(3600) == "01:00:00"

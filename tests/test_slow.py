@@ -21,11 +21,11 @@ def test_training_on_the_demo_emoji_lowers_swd(tmp_path):
     trainer = Trainer(
         arch=Architecture(resolution=8, latent_size=64, fmap_base=256, fmap_max=32),
         schedule=schedule,
-        options=TrainerOptions(total_kimg=24, tick_kimg=4, snapshot_kimg=24, checkpoint_kimg=24, steps_per_call=25,
+        options=TrainerOptions(total_images=24000, tick_images=4000, snapshot_images=24000, checkpoint_images=24000, steps_per_call=25,
                                grid_size=16, step=StepOptions(ema_beta=0.99)),
         dataset=info, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
     )
-    final = phase_at(schedule, 24)  # 8x8 stable
+    final = phase_at(schedule, 24_000)  # 8x8 stable
     trainer.ema.alpha.assign(1.0)
 
     def swd():

@@ -78,7 +78,7 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
 
 
 def test_resume_refuses_other_network_or_precision_settings(tmp_path):
-    from progan_tf.train import check_resume_compatible
+    from progan_tf.checkpoints import check_resume_compatible
 
     trained = {"resolution": 8, "latent_size": 16, "fmap_base": 64, "fmap_max": 16, "mbstd_group_size": 4,
                "conditional": False, "mixed_precision": True, "mixed_precision_dtype": "float16"}

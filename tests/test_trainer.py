@@ -11,7 +11,7 @@ import tensorflow as tf
 from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
-from progan_tf.train import mirrored_strategy
+from progan_tf.strategies import mirrored_strategy
 from progan_tf.steps import StepOptions
 from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
 
@@ -21,7 +21,7 @@ SCHEDULE = Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.064, mini
 
 
 def options(total_kimg: float, **overrides) -> TrainerOptions:
-    base = dict(total_kimg=total_kimg, tick_kimg=0.032, snapshot_kimg=0.064, checkpoint_kimg=0.064,
+    base = dict(total_images=round(total_kimg * 1000), tick_images=32, snapshot_images=64, checkpoint_images=64,
                 steps_per_call=3, grid_size=4, shuffle_buffer=64)
     return TrainerOptions(**{**base, **overrides})
 

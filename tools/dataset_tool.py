@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from progan_tf import dataset_io  # noqa: E402  (no TensorFlow at import: workers stay light)
+from progan_tf import cli, dataset_io  # noqa: E402  (no TensorFlow at import: workers stay light)
 
 COMMANDS = (
     "create_from_images",
@@ -53,6 +53,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the shuffled record order.")
 flags.DEFINE_integer("max_images", None, "Use at most this many images.")
 flags.DEFINE_integer("num", 64, "grid: number of images.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --dest / --out.")
+cli.define_verbose_flag()
 flags.DEFINE_enum("compression", "", ["", "GZIP"], "TFRecord compression.")
 
 
@@ -313,6 +314,7 @@ def grid(source: str, out: str) -> None:
 
 
 def main(argv):
+    cli.quiet_tensorflow(FLAGS.verbose)
     if len(argv) != 2 or argv[1] not in COMMANDS:
         _fail(f"usage: dataset_tool.py COMMAND --flags; COMMAND is one of {', '.join(COMMANDS)}")
     try:

@@ -1,0 +1,30 @@
+"""What every command-line entry point shares: quiet TensorFlow unless --verbose.
+
+TensorFlow reads its C++ log level once, when it is first imported, so `quiet_tensorflow`
+must run before anything imports it (this module imports nothing heavy). Quiet means
+TF_CPP_MIN_LOG_LEVEL=3 and TensorFlow's Python logger at ERROR. On AVX-512 CPUs TensorFlow
+turns oneDNN on by itself and prints a notice that no log level hides; only an explicit
+TF_ENABLE_ONEDNN_OPTS silences it, so quiet mode pins it to 0 (the stock kernels; measured in
+docs/performance.md). A value the user set is never changed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+
+def define_verbose_flag() -> None:
+    flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines (C++ and Python).")
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Sets TensorFlow's log level (and oneDNN's switch) unless `verbose` or set by the user."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import logging  # noqa: PLC0415
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
