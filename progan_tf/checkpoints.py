@@ -63,8 +63,16 @@ class Checkpoints:
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
 
-    def restore(self, path: str) -> None:
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+    def restore(self, path: str) -> bool:
+        """Restores `path`; every object must match, except the optimizers of a checkpoint
+        that has none (networks imported from the official release). True if it had them."""
+        status = self.checkpoint.restore(path)
+        with_optimizers = any(name.startswith("d_optimizer/") for name, _ in tf.train.list_variables(path))
+        if with_optimizers:
+            status.assert_existing_objects_matched()
+        else:
+            status.expect_partial()
+        return with_optimizers
 
     def save(self, images_seen: int) -> str:
         """Writes a checkpoint; CheckpointWriteError (naming the directory and the checkpoint

@@ -57,7 +57,7 @@ class Run:
             if num_labels:
                 if labels is None:
                     raise ValueError("this generator is conditional: give one class label per latent")
-                inputs = [z, images.one_hot(labels[start : start + batch_size], num_labels)]
+                inputs = [z, tf.constant(images.one_hot(labels[start : start + batch_size], num_labels))]
             out.append(data.to_uint8(self.model(inputs, training=False)).numpy())
         return np.concatenate(out)
 

@@ -304,7 +304,7 @@ class Trainer:
         model = self.ema.stage_model(phase.resolution, phase.fade)
         latents = self._grid_latents if latents is None else latents
         classes, columns = images.class_rows(len(latents), self.arch.num_labels)
-        inputs = latents if classes is None else [latents, images.one_hot(classes[: len(latents)], self.arch.num_labels)]
+        inputs = latents if classes is None else [tf.constant(latents), tf.constant(images.one_hot(classes[: len(latents)], self.arch.num_labels))]
         fakes = data.to_uint8(model(inputs, training=False)).numpy()
         return images.make_grid(fakes, columns=columns, upscale_to=self.arch.resolution)
 

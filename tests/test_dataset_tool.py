@@ -12,15 +12,18 @@ from PIL import Image
 
 from progan_tf import data, dataset_io
 
+from conftest import assert_no_tensorflow_log, cli_env  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = [sys.executable, str(ROOT / "tools" / "dataset_tool.py")]
 
 
 def run_tool(*args, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**cli_env(), "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run([*TOOL, *args], capture_output=True, text=True, env=env, timeout=300)
     if check and result.returncode:
         raise AssertionError(result.stdout + result.stderr)
+    assert_no_tensorflow_log(result.stderr)
     return result
 
 

@@ -12,6 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from progan_tf import data, dataset_io, evaluate, export, generate, runs
+from progan_tf import images as image_utils
+from conftest import assert_no_tensorflow_log, cli_env
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions
@@ -53,7 +55,7 @@ def test_load_run_rebuilds_the_ema_generator(trained):
     trainer, _ = trained
     run = runs.load_run(trainer.run_dir)
     assert run.images_seen == 112 and run.phase.resolution == 8 and not run.phase.fade
-    z = images.latents(5, 8, seed=3)
+    z = image_utils.latents(5, 8, seed=3)
     expected = trainer.ema.stage_model(8)(z, training=False).numpy()
     np.testing.assert_allclose(run.model(z, training=False).numpy(), expected, atol=1e-6)
     older = runs.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
@@ -77,7 +79,7 @@ def test_generate_files_grid_and_looping_gif(trained, tmp_path):
     assert [os.path.basename(p) for p in paths] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
     first = np.asarray(Image.open(paths[0]))
     assert first.shape == (8, 8, 3)
-    np.testing.assert_array_equal(first, run.generate(images.latents(3, 8, 7))[0])
+    np.testing.assert_array_equal(first, run.generate(image_utils.latents(3, 8, 7))[0])
     with pytest.raises(ValueError, match="already exist.*--overwrite"):
         generate.generate_files(run, str(tmp_path), num=3, seed=7)
     grid = generate.generate_grid(run, str(tmp_path), num=6, seed=7)
@@ -98,7 +100,7 @@ def test_smooth_loop_is_periodic_and_unit_rms(rng):
 
 def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
     run = runs.load_run(conditional[0].run_dir)
-    labels, columns = images.class_rows(7, 3)
+    labels, columns = image_utils.class_rows(7, 3)
     assert columns == 3 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     grid = generate.generate_grid(run, str(tmp_path), num=7, seed=0)
     assert np.asarray(Image.open(grid)).shape == (24, 24, 3)
@@ -127,9 +129,10 @@ def test_evaluate_swd_msssim_and_record(trained):
 def test_evaluate_cli_prints_a_table(trained):
     out = subprocess.run(
         [sys.executable, "-m", "progan_tf.evaluate", f"--run_dir={trained[0].run_dir}", "--metrics=swd", "--num_images=16"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env=cli_env(),
     )
     assert out.returncode == 0, out.stderr
+    assert_no_tensorflow_log(out.stderr)
     assert out.stdout.splitlines()[0].split() == ["metric", "value", "real", "vs", "real"]
     assert out.stdout.splitlines()[1].startswith("swd8")
     missing = subprocess.run([sys.executable, "-m", "progan_tf.evaluate", "--run_dir=/nonexistent"],
@@ -160,7 +163,7 @@ def test_export_runs_without_progan_tf(which, request, tmp_path):
     path = str(tmp_path / "model" / "1")
     export.export_generator(run.model, arch.latent_size, arch.num_labels, path)
     assert export.next_version(str(tmp_path / "model")) == 2
-    z = images.latents(4, arch.latent_size, seed=11)
+    z = image_utils.latents(4, arch.latent_size, seed=11)
     inputs = {"latents": z}
     model_inputs = z
     if arch.num_labels:
@@ -182,8 +185,10 @@ def test_export_cli_and_saved_model_cli(trained, tmp_path):
     export_dir = tmp_path / "served"
     (export_dir / "1").mkdir(parents=True)  # an existing version is kept; the export goes to 2/
     out = subprocess.run([sys.executable, "-m", "progan_tf.export", f"--run_dir={trained[0].run_dir}",
-                          f"--export_dir={export_dir}"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          f"--export_dir={export_dir}"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env=cli_env())
     assert out.returncode == 0, out.stderr
+    assert_no_tensorflow_log(out.stderr)
     assert os.listdir(export_dir / "1") == [] and (export_dir / "2" / "saved_model.pb").exists()
     show = subprocess.run([cli, "show", "--dir", str(export_dir / "2"), "--all"], capture_output=True, text=True, timeout=300)
     assert show.returncode == 0, show.stderr
@@ -196,3 +201,12 @@ def test_export_cli_and_saved_model_cli(trained, tmp_path):
     assert run_out.returncode == 0, run_out.stderr
     images = np.load(tmp_path / "o" / "images.npy")
     assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
+
+
+def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "progan_tf.generate", f"--run_dir={trained[0].run_dir}",
+                          f"--out={tmp_path}", "--num=4", "--grid"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300, env=cli_env())
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "grid-seed0.png").exists()
+    assert_no_tensorflow_log(out.stderr)

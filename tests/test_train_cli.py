@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_no_tensorflow_log, cli_env
 from progan_tf import dataset_io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +44,11 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     while time.time() < deadline and len(list(checkpoints.glob("ckpt-*.index"))) < 2:
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
+    # A second trainer on the same directory is refused at once, naming the first one's pid.
+    second = subprocess.run(command(dataset16, run_dir, 100.0), cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env=cli_env())
+    assert second.returncode == 1 and f"in use by another trainer (pid {proc.pid})" in second.stderr
+    assert_no_tensorflow_log(second.stderr)
     time.sleep(0.7)  # somewhere in the next chunk or checkpoint write
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -52,14 +58,19 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     assert killed_at >= 256 and killed_at % 128 == 0
 
     total = (killed_at + 256) / 1000
-    out = subprocess.run(command(dataset16, run_dir, total), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(command(dataset16, run_dir, total), cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=cli_env())
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"resuming from kimg {killed_at / 1000:.1f}" in out.stderr
+    assert f"resuming from kimg {killed_at / 1000:.3f}" in out.stderr  # the killed run's lock did not block
+    assert_no_tensorflow_log(out.stderr)
+    assert "time per phase" in out.stderr and "8x8 stable" in out.stderr.split("time per phase")[1]
     config = json.load(open(run_dir / "config.json"))
     # --resolution=8 on a 16x16 dataset trains its lower levels; flags and --config.* override.
     assert config["resolution"] == 8 and config["latent_size"] == 16 and config["xla"] is False
     assert config["total_kimg"] == total
     stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
+    assert any("phase_time" in s for s in stats)
+    stats = [s for s in stats if "phase_time" not in s]
     assert stats[-1]["kimg"] == total and stats[-1]["resolution"] == 8
     assert all(np.isfinite(s["d_loss"]) for s in stats)
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"ckpt-{killed_at + 256}")

@@ -92,7 +92,7 @@ def test_fade_run_on_two_replicas_has_finite_losses_and_moving_weights(fade_run)
     assert (last["resolution"], last["phase"], last["kimg"]) == (8, "stable", 0.192)
     assert changed(fade_run["initial"]["g4"], weights(trainer.generator.blocks[4]))
     assert changed(fade_run["initial"]["d8"], weights(trainer.discriminator.blocks[8]))
-    stats = [json.loads(line) for line in open(os.path.join(fade_run["run_dir"], "stats.jsonl"))]
+    stats = [s for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl"))) if "phase_time" not in s]
     alphas = [s["alpha"] for s in stats if s["phase"] == "fade"]
     assert alphas and 0 < alphas[0] < 1 and alphas == sorted(alphas)
 
@@ -128,17 +128,17 @@ def test_optimizer_state_resets_at_each_phase(fade_run):
 def test_a_phase_is_traced_once(fade_run):
     """8x8 stable ran as calls of 3 and 1 steps (ticks every 4 steps): one graph for all of them."""
     trainer = fade_run["trainer"]
-    stats = [json.loads(line) for line in open(os.path.join(fade_run["run_dir"], "stats.jsonl"))]
+    stats = [s for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl"))) if "phase_time" not in s]
     assert len([s for s in stats if (s["resolution"], s["phase"]) == (8, "stable")]) >= 2
     assert trainer.phase_trainer.train.experimental_get_tracing_count() == 1
 
 
 def test_run_directory_outputs(fade_run):
     run_dir = fade_run["run_dir"]
-    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000.png"):
+    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000.064.png"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     log = open(os.path.join(run_dir, "log.txt")).read()
-    assert "resuming from kimg 0.1" in log and "8x8 fade-in" in log
+    assert "resuming from kimg 0.096" in log and "8x8 fade-in" in log
     assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-192")
     assert os.listdir(os.path.join(run_dir, "tensorboard"))
 
@@ -149,7 +149,7 @@ def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
     trainer.train()
     phase_trainer = trainer.phase_trainer
     ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
-    phase_trainer.train(trainer._iterator(phase_trainer.phase), tf.constant(1, tf.int64))
+    phase_trainer.train(trainer._iterator, tf.constant(1, tf.int64))
     for (ema, g), before in zip(phase_trainer.ema_pairs, ema_before):
         np.testing.assert_allclose(ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6)
     assert changed([g.numpy() for _, g in phase_trainer.ema_pairs], [e.numpy() for e, _ in phase_trainer.ema_pairs])

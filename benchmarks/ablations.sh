@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The ablation rows of docs/quality.md: each a benchmarks/quality.py run at the demo budget
+# (configs/demo_32.py unless a row overrides it), for the seeds given (default: 0 1).
+# Usage: bash benchmarks/ablations.sh [ROW ...]   (rows: see the case below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${SEEDS:-"0 1"}
+row() {  # label, then train flags
+  local label=$1; shift
+  for seed in $seeds; do python benchmarks/quality.py --label="$label" --seed="$seed" -- "$@"; done
+}
+for name in "${@:-baseline native-gp}"; do
+  case $name in
+    baseline)    row baseline ;;
+    native-gp)   row native-gp --config.gp_scale=native ;;
+    logistic-r1) row logistic-r1 --config.loss=logistic_r1 --config.r1_gamma=1 ;;
+    diffaug)     row diffaug --config.augment_policy=color,translation,cutout ;;
+    diffaug-t)   row diffaug-t --config.augment_policy=translation ;;
+    ema-0.999)   row ema-0.999 --config.ema_beta=0.999 ;;
+    lr-0.003)    row lr-0.003 --config.learning_rate=0.003 ;;
+    wide)        row wide --config.fmap_base=512 --config.fmap_max=64 ;;
+    no-mbstd)    row no-mbstd --config.mbstd_group_size=0 ;;
+    batch-32)    row batch-32 --config.minibatch_default=32 ;;
+    long-final)  row long-final --config.total_kimg=160 ;;
+    *) echo "unknown row $name" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,138 @@
+"""Quality at a fixed training budget: train, then SWD of the EMA generator beside the real floor.
+
+    python benchmarks/quality.py                                   # the demo config, seed 0
+    python benchmarks/quality.py --label=native-gp --seed=1 -- --config.gp_scale=native
+    python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs -- --config.total_kimg=96
+
+Everything after `--` goes to `python -m progan_tf.train` unchanged (config file, keys), so a
+row of docs/quality.md is one command. The run trains into a fresh temporary run directory
+(or --run_dir), timed as a whole process, then:
+
+- the dataset's images at the final resolution are split into two halves A and B (fixed
+  order); n = min(--num_images, |A|);
+- the EMA generator draws n images (seeded latents; conditional runs use A's labels);
+- SWD x 1e3 per level and average (the paper's descriptor, progan_tf.metrics.swd) of the
+  fakes against A, and of B against A: the real-vs-real floor at the same counts;
+- a sample grid of 64 fakes is written beside the results.
+
+One JSON row goes to --jsonl and one markdown row to --markdown (and stdout). The training
+budget is the config's total_kimg (the demo's unless overridden); wall time is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    train_args = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, train_args = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--label", default="demo", help="Name of the row.")
+    parser.add_argument("--seed", type=int, default=0, help="--config.seed of the run.")
+    parser.add_argument("--data_dir", default="", help="Dataset directory (default: the bundled emoji).")
+    parser.add_argument("--run_dir", default="", help="Train here (default: a temporary directory, removed).")
+    parser.add_argument("--num_images", type=int, default=2048, help="Images per SWD set (capped at half the dataset).")
+    parser.add_argument("--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "quality.jsonl"))
+    parser.add_argument("--markdown", default=os.path.join(ROOT, "benchmarks", "results", "quality.md"))
+    parser.add_argument("--grid_dir", default=os.path.join(ROOT, "benchmarks", "results", "grids"))
+    return parser.parse_args(argv), train_args
+
+
+def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> float:
+    """Runs the training CLI; returns its wall seconds."""
+    command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}", f"--config.seed={seed}"]
+    command += [f"--data_dir={data_dir}"] if data_dir else []
+    command += train_args
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def measure(run_dir: str, num_images: int, seed: int) -> dict:
+    """SWD of the run's EMA generator vs half A of the reals, and of half B vs half A."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from progan_tf import data, images, runs  # noqa: PLC0415
+    from progan_tf.metrics import swd  # noqa: PLC0415
+
+    run = runs.load_run(run_dir)
+    info = data.load_info(run.dataset_path)
+    reals, labels = zip(*data.iterate_level(info, run.resolution))
+    reals, labels = np.concatenate(reals), np.concatenate(labels)
+    half = len(reals) // 2
+    n = min(num_images, half)
+    set_a, set_b = reals[:n], reals[half : half + n]
+    classes = labels[:n].argmax(axis=1) if run.generator.arch.num_labels else None
+    fakes = run.generate(images.latents(n, run.generator.arch.latent_size, seed + 12345), classes)
+    fake = swd.swd([fakes], [set_a], run.resolution, seed=seed)
+    floor = swd.swd([set_b], [set_a], run.resolution, seed=seed)
+    grid = images.make_grid(fakes[:64])
+    del tf
+    return {"n": n, "fake": fake, "floor": floor, "grid": grid, "kimg": run.kimg, "resolution": run.resolution}
+
+
+def main(argv: list[str]) -> None:
+    args, train_args = parse_args(argv)
+    for path in (args.jsonl, args.markdown):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(args.grid_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = args.run_dir or os.path.join(scratch, "run")
+        seconds = train(run_dir, args.data_dir, args.seed, train_args)
+        result = measure(run_dir, args.num_images, args.seed)
+        with open(os.path.join(run_dir, "stats.jsonl")) as f:
+            phase_times = [json.loads(line)["phase_time"] for line in f if "phase_time" in line]
+    from progan_tf import images  # noqa: PLC0415
+
+    grid_path = os.path.join(args.grid_dir, f"{args.label}-seed{args.seed}.png")
+    images.save_png(result["grid"], grid_path)
+    fake, floor = result["fake"], result["floor"]
+    row = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.processor() or platform.machine()}",
+        "label": args.label,
+        "seed": args.seed,
+        "train_args": train_args,
+        "data_dir": args.data_dir or "(bundled emoji)",
+        "kimg": result["kimg"],
+        "resolution": result["resolution"],
+        "train_wall_s": round(seconds, 1),
+        "n": result["n"],
+        "swd": {k: round(v, 2) for k, v in fake.items()},
+        "swd_floor": {k: round(v, 2) for k, v in floor.items()},
+        "ratio_to_floor": round(fake["swd_avg"] / floor["swd_avg"], 2),
+        "grid": os.path.relpath(grid_path, ROOT),
+        "phase_times": phase_times,
+    }
+    with open(args.jsonl, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    levels = " / ".join(f"{v:.1f}" for k, v in fake.items() if k != "swd_avg")
+    floor_levels = " / ".join(f"{v:.1f}" for k, v in floor.items() if k != "swd_avg")
+    markdown = (f"| {args.label} | {args.seed} | {' '.join(train_args) or '(defaults)'} | {result['kimg']:.0f} | "
+                f"{seconds / 60:.1f} | {levels} | {fake['swd_avg']:.1f} | {floor_levels} | {floor['swd_avg']:.1f} | "
+                f"{row['ratio_to_floor']:.2f} |")
+    with open(args.markdown, "a") as f:
+        f.write(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,236 @@
+"""The authors' released networks (`karras2018iclr-*.pkl`) as progan_tf networks, without TF1.
+
+A release pickle holds `(G, D, Gs)`, three `tfutil.Network` objects whose pickled state is
+`{version, name, static_kwargs, build_module_src, build_func_name, variables}`, `variables`
+being (name, numpy array) pairs. Unpickling it as the release does would rebuild a TF1 graph
+from the embedded source; `load_pickle` instead reads it with a restricted unpickler that turns
+each Network into a plain `NetworkState` record, allows only numpy's array-rebuilding globals
+(numpy 1.x wrote them under `numpy.core.multiarray`) and refuses any other global by name:
+nothing in the file is executed.
+
+`build_networks` then makes the matching `Generator` / `Discriminator` from `static_kwargs` and
+copies every variable in. The release differs from progan_tf's layout in three places, each
+re-arranged exactly (tests compare against a numpy forward pass written from the release's
+network definitions):
+- NCHW vs NHWC where a tensor is flattened or reshaped: G's 4x4 dense output is reshaped to
+  [nf, 4, 4], D's dense0 input flattened from [nf, 4, 4]; their weight columns / rows are
+  permuted to NHWC order.
+- `fused_scale=True` (the default): G's `Conv0_up` is a stride-2 transposed convolution whose
+  3x3 weight [k, k, out, in] is summed into a 4x4 kernel. It equals nearest upsampling then a
+  3x3 convolution whose kernel is the weight flipped in both spatial axes with its channel axes
+  swapped. D's `Conv1_down` (stride-2 convolution of the same summed kernel / 4) equals a 3x3
+  convolution with the weight as it is, then 2x2 average pooling.
+- Equalized learning rate: the release stores N(0, 1) weights and multiplies by
+  gain / sqrt(fan_in) at run time, as progan_tf does, with the same gains and fan-ins, so raw
+  values copy over unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import pickle
+from typing import Any
+
+import numpy as np
+
+# Globals a release pickle may name, and what they resolve to here.
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+}
+
+# static_kwargs the import understands, with the only values progan_tf's networks compute.
+_FIXED_KWARGS = {"fmap_decay": 1.0, "normalize_latents": True, "use_wscale": True, "use_pixelnorm": True,
+                 "use_leakyrelu": True}
+_FREE_KWARGS = {"num_channels", "resolution", "label_size", "fmap_base", "fmap_max", "latent_size",
+                "pixelnorm_epsilon", "fused_scale", "structure", "mbstd_group_size", "dtype"}
+
+
+class OfficialImportError(ValueError):
+    """A release pickle that cannot be imported; the message lists what is wrong."""
+
+
+@dataclasses.dataclass
+class NetworkState:
+    """The pickled state of one `tfutil.Network` of the release, as plain data."""
+
+    version: int = 0
+    name: str = ""
+    static_kwargs: dict = dataclasses.field(default_factory=dict)
+    build_module_src: str = ""  # kept as text, never executed
+    build_func_name: str = ""
+    variables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __setstate__(self, state: dict) -> None:
+        unknown = set(state) - {"version", "name", "static_kwargs", "build_module_src", "build_func_name", "variables"}
+        if unknown:
+            raise OfficialImportError(f"tfutil.Network state has unknown fields {sorted(unknown)}")
+        self.version = int(state.get("version", 0))
+        self.name = str(state.get("name", ""))
+        self.static_kwargs = dict(state.get("static_kwargs", {}))
+        self.build_module_src = str(state.get("build_module_src", ""))
+        self.build_func_name = str(state.get("build_func_name", ""))
+        self.variables = {str(name): np.asarray(value) for name, value in state.get("variables", [])}
+
+
+class _ReleaseUnpickler(pickle.Unpickler):
+    """Resolves `tfutil.Network` to NetworkState and numpy's array globals; refuses the rest."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("tfutil", "Network"):
+            return NetworkState
+        if (module, name) in _NUMPY_GLOBALS:
+            target_module, target = _NUMPY_GLOBALS[(module, name)]
+            return getattr(__import__(target_module, fromlist=[target]), target)
+        raise OfficialImportError(
+            f"the pickle names the global {module}.{name}, which a ProGAN release pickle does not hold; "
+            "refusing to load it (nothing in the file was run)"
+        )
+
+
+def load_pickle(data: bytes, source: str = "the pickle") -> tuple[NetworkState, NetworkState, NetworkState]:
+    """(G, D, Gs) states from the bytes of a release pickle, without executing anything in it."""
+    try:
+        networks = _ReleaseUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except OfficialImportError as error:
+        raise OfficialImportError(f"{source}: {error}") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as error:
+        raise OfficialImportError(f"{source} is not a readable ProGAN release pickle ({error})") from None
+    if not (isinstance(networks, tuple) and len(networks) == 3 and all(isinstance(n, NetworkState) for n in networks)):
+        raise OfficialImportError(f"{source} does not hold the release's (G, D, Gs) networks")
+    return networks
+
+
+def architecture_kwargs(g: NetworkState, d: NetworkState) -> dict:
+    """progan_tf Architecture arguments (and `fused_scale`) from the networks' static_kwargs;
+    OfficialImportError listing every kwarg that is unknown or has a value progan_tf lacks."""
+    problems = []
+    for state, builder in ((g, "G_paper"), (d, "D_paper")):
+        if state.build_func_name not in (builder, f"networks.{builder}"):
+            problems.append(f"{state.name}: build function {state.build_func_name!r}, expected {builder}")
+        for key, value in state.static_kwargs.items():
+            if key in _FIXED_KWARGS:
+                if value != _FIXED_KWARGS[key]:
+                    problems.append(f"{state.name}.{key}={value!r} (only {_FIXED_KWARGS[key]!r} is supported)")
+            elif key not in _FREE_KWARGS:
+                problems.append(f"{state.name}.{key}={value!r} (unknown)")
+    kw = {**d.static_kwargs, **g.static_kwargs}
+    if kw.get("dtype", "float32") != "float32":
+        problems.append(f"dtype={kw['dtype']!r} (weights are float32; only float32 is supported)")
+    fmap_base, fmap_max = int(kw.get("fmap_base", 8192)), int(kw.get("fmap_max", 512))
+    for key in ("num_channels", "resolution", "label_size", "fmap_base", "fmap_max", "fused_scale"):
+        if key in g.static_kwargs and key in d.static_kwargs and g.static_kwargs[key] != d.static_kwargs[key]:
+            problems.append(f"G and D disagree on {key}: {g.static_kwargs[key]!r} vs {d.static_kwargs[key]!r}")
+    if problems:
+        raise OfficialImportError("cannot import these networks: " + "; ".join(problems))
+    latent_size = g.static_kwargs.get("latent_size") or min(fmap_base, fmap_max)
+    return {
+        "resolution": int(kw.get("resolution", 32)),
+        "channels": int(kw.get("num_channels", 1)),
+        "num_labels": int(kw.get("label_size", 0)),
+        "latent_size": int(latent_size),
+        "fmap_base": fmap_base,
+        "fmap_max": fmap_max,
+        "mbstd_group_size": int(d.static_kwargs.get("mbstd_group_size", 4)),
+        "pixelnorm_epsilon": float(g.static_kwargs.get("pixelnorm_epsilon", 1e-8)),
+        "fused_scale": bool(kw.get("fused_scale", True)),
+    }
+
+
+def _nchw_rows(weight: np.ndarray, channels: int) -> np.ndarray:
+    """Rows of a dense weight indexed by an NCHW flatten of [C, 4, 4] -> NHWC flatten order."""
+    return weight.reshape(channels, 4, 4, -1).transpose(1, 2, 0, 3).reshape(16 * channels, -1)
+
+
+def _nchw_columns(weight: np.ndarray, channels: int) -> np.ndarray:
+    """Columns of a dense weight whose output is reshaped to NCHW [C, 4, 4] -> NHWC order."""
+    return weight.reshape(-1, channels, 4, 4).transpose(0, 2, 3, 1).reshape(-1, 16 * channels)
+
+
+def generator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.ndarray]:
+    """progan_tf layer-weight path (`layer name/weight name`) -> value, for a Generator named "g"."""
+    v, used, out = state.variables, set(), {}
+
+    def take(name):
+        if name not in v:
+            raise OfficialImportError(f"{state.name}: variable {name} is missing")
+        used.add(name)
+        return v[name]
+
+    final = int(math.log2(arch.resolution))
+    for r in arch.resolutions:
+        nf, n = arch.num_features(r), f"g_{r}x{r}"
+        if r == 4:
+            out[f"{n}_dense/kernel"] = _nchw_columns(take("4x4/Dense/weight"), nf)
+            out[f"{n}_dense_bias/bias"] = take("4x4/Dense/bias")
+            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = take("4x4/Conv/weight"), take("4x4/Conv/bias")
+        else:
+            if fused:  # [k, k, out, in] of a transposed conv -> flipped, channels swapped
+                weight = take(f"{r}x{r}/Conv0_up/weight")
+                out[f"{n}_conv0/kernel"] = weight[::-1, ::-1].transpose(0, 1, 3, 2)
+                out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0_up/bias")
+            else:
+                out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0/weight"), take(f"{r}x{r}/Conv0/bias")
+            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = take(f"{r}x{r}/Conv1/weight"), take(f"{r}x{r}/Conv1/bias")
+        lod = final - int(math.log2(r))
+        out[f"g_torgb_{r}x{r}/kernel"] = take(f"ToRGB_lod{lod}/weight")
+        out[f"g_torgb_{r}x{r}/bias"] = take(f"ToRGB_lod{lod}/bias")
+    _check_all_used(state, used)
+    return out
+
+
+def discriminator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.ndarray]:
+    """progan_tf layer-weight path -> value, for a Discriminator named "d"."""
+    v, used, out = state.variables, set(), {}
+
+    def take(name):
+        if name not in v:
+            raise OfficialImportError(f"{state.name}: variable {name} is missing")
+        used.add(name)
+        return v[name]
+
+    final = int(math.log2(arch.resolution))
+    for r in arch.resolutions:
+        n, lod = f"d_{r}x{r}", final - int(math.log2(r))
+        out[f"d_fromrgb_{r}x{r}_conv/kernel"] = take(f"FromRGB_lod{lod}/weight")
+        out[f"d_fromrgb_{r}x{r}_conv/bias"] = take(f"FromRGB_lod{lod}/bias")
+        if r == 4:
+            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = take("4x4/Conv/weight"), take("4x4/Conv/bias")
+            out[f"{n}_dense0/kernel"] = _nchw_rows(take("4x4/Dense0/weight"), arch.num_features(4))
+            out[f"{n}_dense0/bias"] = take("4x4/Dense0/bias")
+            out[f"{n}_dense1/kernel"], out[f"{n}_dense1/bias"] = take("4x4/Dense1/weight"), take("4x4/Dense1/bias")
+        else:
+            out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0/weight"), take(f"{r}x{r}/Conv0/bias")
+            second = f"{r}x{r}/Conv1_down" if fused else f"{r}x{r}/Conv1"  # same kernel, pooled after
+            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = take(f"{second}/weight"), take(f"{second}/bias")
+    _check_all_used(state, used)
+    return out
+
+
+def _check_all_used(state: NetworkState, used: set[str]) -> None:
+    left = sorted(set(state.variables) - used - {"lod"})
+    if left:
+        raise OfficialImportError(f"{state.name}: variables with no place in progan_tf's network: {left}")
+
+
+def assign(network, weights: dict[str, np.ndarray]) -> None:
+    """Copies `weights` (layer name/weight name -> value) into `network`'s layers; every weight
+    of the network must be given, with its exact shape."""
+    targets = {}
+    for group in network.layers():
+        for layer in getattr(group, "layers", [group]):
+            for weight in layer.weights:
+                targets[f"{layer.name}/{weight.name.split('/')[-1].split(':')[0]}"] = weight
+    missing, extra = sorted(set(targets) - set(weights)), sorted(set(weights) - set(targets))
+    if missing or extra:
+        raise OfficialImportError(f"weights do not match the network: missing {missing}, unexpected {extra}")
+    for key, value in weights.items():
+        if tuple(targets[key].shape) != value.shape:
+            raise OfficialImportError(f"{key}: shape {value.shape} in the pickle, {tuple(targets[key].shape)} here")
+        targets[key].assign(value.astype(np.float32))

@@ -1,0 +1,103 @@
+"""The run directory at run time: reproducible runs, exact resume, one trainer, disk faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from progan_tf.checkpoints import CheckpointWriteError, Checkpoints
+from progan_tf.run_dir import RunDirectory, RunDirLockedError, snapshot_name
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_same_seed_and_crash_resume_give_every_variable_bit_for_bit(tmp_path):
+    # Catches any unseeded source (data order, mirror flips, latents, penalty mix, augmentation,
+    # initial weights) and any state a resume loses (data position, optimizer, counters).
+    env = {**os.environ, "AUGMENT": "color,translation,cutout"}  # with mirror flips on, too
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["crashed_at"] > 64 and result["resumed_from"] == "ckpt-64"  # work after ckpt-64 was lost
+    assert result["checkpoints"] == ["ckpt-224", "ckpt-224"] and result["same_keys"]
+    assert result["num_variables"] > 50  # G, D, EMA, both optimizers, counters, data position
+    assert result["rerun_differs"] == []
+    assert result["resumed_differs"] == []
+
+
+def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from progan_tf.run_dir import RunDirectory; "
+        "RunDirectory(sys.argv[2]).lock(); print('locked', flush=True); time.sleep(60)"), ROOT, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunDirLockedError, match=f"pid {holder.pid}"):
+        RunDirectory(str(tmp_path)).lock()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    directory = RunDirectory(str(tmp_path))
+    directory.lock()  # the kernel released the dead holder's lock
+    with pytest.raises(RunDirLockedError, match=f"pid {os.getpid()}"):
+        RunDirectory(str(tmp_path)).lock()
+    directory.unlock()
+    RunDirectory(str(tmp_path)).lock()
+
+
+def test_snapshot_names_carry_the_image_count():
+    assert snapshot_name(96_000) == "fakes000096.png"
+    assert snapshot_name(300) == "fakes000000.300.png" and snapshot_name(600) == "fakes000000.600.png"
+    names = [snapshot_name(n) for n in (0, 300, 1000, 1300, 12_000)]
+    assert names == sorted(names) and len(set(names)) == 5
+
+
+def _checkpoint(directory):
+    step = tf.Variable(0, dtype=tf.int64)
+    return step, Checkpoints(tf.train.Checkpoint(images_seen=step), str(directory), keep=3)
+
+
+def test_failed_checkpoint_write_names_the_path_and_keeps_the_previous(tmp_path, monkeypatch):
+    step, checkpoints = _checkpoint(tmp_path / "checkpoints")
+    step.assign(100)
+    first = checkpoints.save(100)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", disk_full)
+    step.assign(200)
+    with pytest.raises(CheckpointWriteError, match="No space left") as error:
+        checkpoints.save(200)
+    assert str(tmp_path / "checkpoints") in str(error.value) and first in str(error.value)
+    monkeypatch.undo()
+    assert checkpoints.latest() == first
+    assert int(tf.train.load_variable(first, "images_seen/.ATTRIBUTES/VARIABLE_VALUE")) == 100
+
+
+def test_read_only_checkpoint_directory_is_a_clear_error(tmp_path):
+    directory = tmp_path / "checkpoints"
+    step, checkpoints = _checkpoint(directory)
+    first = checkpoints.save(1)
+    made_read_only = subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+    if not made_read_only:
+        os.chmod(directory, 0o555)
+        probe = directory / "probe"
+        try:
+            probe.write_text("x")  # root ignores permission bits
+            probe.unlink()
+            pytest.skip("cannot make a directory read-only here (root without chattr)")
+        except PermissionError:
+            pass
+    try:
+        with pytest.raises(CheckpointWriteError, match=str(directory)):
+            checkpoints.save(2)
+    finally:
+        if made_read_only:
+            subprocess.run(["chattr", "-i", str(directory)])
+        os.chmod(directory, 0o755)
+    assert checkpoints.latest() == first
