@@ -38,7 +38,7 @@ def import_pickle(pkl_path: str, run_dir: str, *, stable_kimg: float = 600.0, fa
         raise ValueError(f"--pkl={pkl_path}: {error.strerror}") from None
     g_state, d_state, gs_state = official.load_pickle(raw, pkl_path)
     kwargs = official.architecture_kwargs(g_state, d_state)
-    fused = kwargs.pop("fused_scale")
+    fused = kwargs["fused_scale"]
     arch = Architecture(**kwargs)
     alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
     generator, discriminator, ema = Generator(arch, alpha), Discriminator(arch, alpha, name="d"), Generator(arch, alpha, name="g_ema")
@@ -56,8 +56,8 @@ def import_pickle(pkl_path: str, run_dir: str, *, stable_kimg: float = 600.0, fa
     )
     with files.atomic_output(run_dir, directory=True) as tmp:
         os.makedirs(os.path.join(tmp, "samples"))
-        path = checkpoint.save(os.path.join(tmp, "checkpoints", "ckpt"))
-        tf.train.update_checkpoint_state(os.path.join(tmp, "checkpoints"), os.path.basename(path))
+        manager = tf.train.CheckpointManager(checkpoint, os.path.join(tmp, "checkpoints"), max_to_keep=3)
+        path = manager.save(checkpoint_number=images_seen)
         info = {"architecture": dataclasses.asdict(arch), "stable_kimg": stable_kimg, "fade_kimg": fade_kimg,
                 "dataset": "", "label_names": [], "imported_from": os.path.abspath(pkl_path)}
         files.write_text(os.path.join(tmp, "run.json"), json.dumps(info, indent=2) + "\n")

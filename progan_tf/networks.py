@@ -34,6 +34,7 @@ class Architecture:
     fmap_max: int = 512
     mbstd_group_size: int = 4  # <= 1 turns minibatch stddev off (as officially)
     pixelnorm_epsilon: float = 1e-8  # the reference uses 1e-4 with float16 activations
+    fused_scale: bool = True  # D blocks pool before their 2nd activation (the release's default); False: after
 
     def __post_init__(self):
         r = self.resolution
@@ -236,15 +237,16 @@ class Discriminator(_Network):
                 name=n,
             )
         # The reference fuses conv1 with the pool: conv -> avgpool -> bias -> lrelu. Pooling is
-        # linear, so conv (with bias) -> avgpool -> lrelu is the same function.
+        # linear, so conv (with bias) -> avgpool -> lrelu is the same function. Its unfused
+        # variant (fused_scale=False) pools after the activation, which is another function.
+        pool, act = keras.layers.AveragePooling2D(2, name=f"{n}_downsample"), _lrelu(f"{n}_lrelu1")
         return keras.Sequential(
             [
                 keras.Input((r, r, nf)),
                 L.EqualizedConv2D(nf, 3, name=f"{n}_conv0"),
                 _lrelu(f"{n}_lrelu0"),
                 L.EqualizedConv2D(a.num_features(r // 2), 3, name=f"{n}_conv1"),
-                keras.layers.AveragePooling2D(2, name=f"{n}_downsample"),
-                _lrelu(f"{n}_lrelu1"),
+                *((pool, act) if a.fused_scale else (act, pool)),
             ],
             name=n,
         )

@@ -43,6 +43,7 @@ _NUMPY_GLOBALS = {
     ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"): ("numpy", "ndarray"),
     ("numpy", "dtype"): ("numpy", "dtype"),
+    ("_codecs", "encode"): ("_codecs", "encode"),  # bytes in protocol-2 pickles: str -> bytes, nothing else
 }
 
 # static_kwargs the import understands, with the only values progan_tf's networks compute.

@@ -157,7 +157,7 @@ def variables(kind, rng, *, resolution, channels, label_size, fmap_base, fmap_ma
     return values
 
 
-def release_pickle(states) -> bytes:
+def release_pickle(states, protocol: int = 4) -> bytes:
     """Pickles (G, D, Gs) as the release does: instances of a class `tfutil.Network` whose state is
     the release's dictionary."""
     module = types.ModuleType("tfutil")
@@ -173,7 +173,7 @@ def release_pickle(states) -> bytes:
     module.Network = Network
     sys.modules["tfutil"] = module
     try:
-        return pickle.dumps(tuple(Network(s) for s in states), protocol=2)
+        return pickle.dumps(tuple(Network(s) for s in states), protocol=protocol)  # the release: HIGHEST_PROTOCOL, 4
     finally:
         del sys.modules["tfutil"]
 

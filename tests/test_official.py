@@ -1,0 +1,130 @@
+"""Importing the release's pickles: numpy forward pass of the release's networks vs the
+imported Keras models, a refused malicious pickle, and an imported run directory that exports."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import official_reference as ref
+from conftest import cli_env
+from progan_tf import official, runs
+from progan_tf.import_official import import_pickle
+from progan_tf.networks import Architecture, Discriminator, Generator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def release(rng, *, resolution, fused, label_size=0, channels=3, fmap_base=128, fmap_max=16, latent_size=12, mbstd=4):
+    common = dict(num_channels=channels, resolution=resolution, label_size=label_size, fmap_base=fmap_base,
+                  fmap_max=fmap_max, fused_scale=fused)
+    sizes = dict(resolution=resolution, channels=channels, label_size=label_size, fmap_base=fmap_base,
+                 fmap_max=fmap_max, latent_size=latent_size, fused=fused, mbstd=mbstd)
+    g = ref.variables("G", rng, **sizes)
+    d = ref.variables("D", rng, **sizes)
+    gs = ref.variables("G", rng, **sizes)
+    states = [ref.network_state("G", "networks.G_paper", {**common, "latent_size": latent_size}, g),
+              ref.network_state("D", "networks.D_paper", {**common, "mbstd_group_size": mbstd}, d),
+              ref.network_state("Gs", "networks.G_paper", {**common, "latent_size": latent_size}, gs)]
+    return states, (g, d, gs)
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("label_size", [0, 3])
+def test_imported_g_and_d_equal_the_release_forward_pass(rng, resolution, fused, label_size):
+    # Catches: an unflipped or unswapped Conv0_up kernel, NCHW/NHWC order in the 4x4 dense layers,
+    # a wrong gain, bias order in D's fused block, labels concatenated on the wrong side.
+    states, (g, d, gs) = release(rng, resolution=resolution, fused=fused, label_size=label_size)
+    g_state, d_state, gs_state = official.load_pickle(ref.release_pickle(states))
+    kwargs = official.architecture_kwargs(g_state, d_state)
+    assert kwargs["fused_scale"] == fused
+    arch = Architecture(**kwargs)
+    generator, discriminator = Generator(arch), Discriminator(arch, name="d")
+    official.assign(generator, official.generator_weights(gs_state, arch, fused))
+    official.assign(discriminator, official.discriminator_weights(d_state, arch, fused))
+
+    latents = rng.standard_normal((8, 12)).astype(np.float32)
+    labels = np.eye(label_size, dtype=np.float32)[np.arange(8) % label_size] if label_size else np.zeros((8, 0), np.float32)
+    want = ref.generator(gs, latents, labels, resolution=resolution, fmap_base=128, fmap_max=16, fused=fused)
+    model = generator.stage_model(resolution)
+    inputs = [tf.constant(latents), tf.constant(labels)] if label_size else tf.constant(latents)
+    got = model(inputs).numpy().transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+    images = rng.standard_normal((8, 3, resolution, resolution)).astype(np.float32)
+    want = ref.discriminator(d, images, resolution=resolution, mbstd_group_size=4, fused=fused)
+    got = discriminator.stage_model(resolution)(tf.constant(images.transpose(0, 2, 3, 1))).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_numpy_1x_reconstructor_name_is_read(rng):
+    states, _ = release(rng, resolution=8, fused=True)
+    data = ref.release_pickle(states, protocol=3)  # globals as text lines: renamed in place
+    old = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    assert b"cnumpy.core.multiarray\n_reconstruct" in old and b"numpy._core" not in old
+    g_state, _, _ = official.load_pickle(old)
+    assert g_state.variables["4x4/Conv/weight"].shape == (3, 3, 16, 16)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + _Evil.marker,))
+
+
+def test_a_pickle_with_os_system_is_refused_and_nothing_runs(tmp_path):
+    _Evil.marker = str(tmp_path / "ran")
+    data = pickle.dumps(_Evil(), protocol=2)
+    with pytest.raises(official.OfficialImportError, match=r"global (posix|os)\.system"):
+        official.load_pickle(data, "evil.pkl")
+    assert not (tmp_path / "ran").exists()
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(data)
+    out = subprocess.run([sys.executable, "-m", "progan_tf.import_official", f"--pkl={path}", f"--run_dir={tmp_path / 'r'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=cli_env())
+    assert out.returncode == 1 and "system" in out.stderr and not (tmp_path / "ran").exists()
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_kwargs_and_unmapped_variables_are_listed(rng):
+    states, _ = release(rng, resolution=8, fused=True)
+    states[0]["static_kwargs"]["use_wscale"] = False
+    states[0]["static_kwargs"]["something_new"] = 1
+    g_state, d_state, _ = official.load_pickle(ref.release_pickle(states))
+    with pytest.raises(official.OfficialImportError, match="use_wscale=False.*something_new=1"):
+        official.architecture_kwargs(g_state, d_state)
+    states, _ = release(rng, resolution=8, fused=True)
+    states[1]["variables"].append(("8x8/Extra/weight", np.zeros(3, np.float32)))
+    _, d_state, _ = official.load_pickle(ref.release_pickle(states))
+    arch = Architecture(resolution=8, latent_size=12, fmap_base=128, fmap_max=16)
+    with pytest.raises(official.OfficialImportError, match=r"8x8/Extra/weight"):
+        official.discriminator_weights(d_state, arch, fused=True)
+
+
+def test_imported_run_generates_and_exports_for_saved_model_cli(rng, tmp_path):
+    states, (_, _, gs) = release(rng, resolution=16, fused=True)
+    pkl = tmp_path / "release.pkl"
+    pkl.write_bytes(ref.release_pickle(states))
+    import_pickle(str(pkl), str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="exists"):
+        import_pickle(str(pkl), str(tmp_path / "run"))  # never overwritten
+    run = runs.load_run(str(tmp_path / "run"))
+    assert (run.resolution, run.phase.fade) == (16, False)
+    latents = rng.standard_normal((2, 12)).astype(np.float32)
+    want = ref.generator(gs, latents, np.zeros((2, 0), np.float32), resolution=16, fmap_base=128, fmap_max=16, fused=True)
+    np.testing.assert_allclose(run.model(tf.constant(latents)).numpy().transpose(0, 3, 1, 2), want, rtol=1e-4,
+                               atol=1e-4 * np.abs(want).max())
+    export_dir = tmp_path / "served"
+    out = subprocess.run([sys.executable, "-m", "progan_tf.export", f"--run_dir={tmp_path / 'run'}",
+                          f"--export_dir={export_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=cli_env())
+    assert out.returncode == 0, out.stderr
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    ran = subprocess.run([cli, "run", "--dir", str(export_dir / "1"), "--tag_set", "serve", "--signature_def",
+                          "generate_from_seed", "--input_exprs", "seed=1;num=2", "--outdir", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert np.load(tmp_path / "o" / "images.npy").shape == (2, 16, 16, 3)
