@@ -36,13 +36,19 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 
 def _uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32):
-    return tf.random.stateless_uniform(shape, seed, minval=minval, maxval=maxval, dtype=dtype)
+    # Philox named explicitly: "auto" may pick another algorithm under XLA than eagerly.
+    return tf.random.stateless_uniform(shape, seed, minval=minval, maxval=maxval, dtype=dtype, alg="philox")
+
+
+def _split(seed, num):
+    """`num` new seeds [num, 2] from one, the same eagerly and under XLA."""
+    return tf.random.stateless_uniform([num, 2], seed, minval=None, maxval=None, dtype=tf.int64, alg="philox")
 
 
 def color(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Random brightness, saturation and contrast, per image."""
     n = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
+    seeds = _split(seed, 3)
     dtype = images.dtype
     x = images + tf.cast(_uniform([n, 1, 1, 1], seeds[0]) - 0.5, dtype)
     mean = tf.reduce_mean(x, axis=3, keepdims=True)
@@ -55,7 +61,7 @@ def translation(images: tf.Tensor, seed: tf.Tensor, ratio: float = TRANSLATION_R
     """Shifts each image by whole pixels, up to `ratio` of its size in x and y, filling zeros."""
     n, size = tf.shape(images)[0], images.shape[1]
     shift = max(int(size * ratio + 0.5), 1)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
+    seeds = _split(seed, 2)
     dy = _uniform([n, 1], seeds[0], -shift, shift + 1, tf.int32)
     dx = _uniform([n, 1], seeds[1], -shift, shift + 1, tf.int32)
     padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]])
@@ -68,7 +74,7 @@ def cutout(images: tf.Tensor, seed: tf.Tensor, ratio: float = CUTOUT_RATIO) -> t
     """Sets a square of `ratio` times the size, at a random place in each image, to zero."""
     n, size = tf.shape(images)[0], images.shape[1]
     half = int(size * ratio + 0.5) // 2
-    seeds = tf.random.experimental.stateless_split(seed, 2)
+    seeds = _split(seed, 2)
     cy = _uniform([n, 1, 1], seeds[0], 0, size + 1 - (2 * half) % 2, tf.int32)
     cx = _uniform([n, 1, 1], seeds[1], 0, size + 1 - (2 * half) % 2, tf.int32)
     grid = tf.range(size, dtype=tf.int32)
@@ -86,7 +92,7 @@ def augment(images: tf.Tensor, ops: Sequence[str], seed: tf.Tensor, probability:
     probability `probability`. `seed`: int [2]; the same seed, the same result."""
     if not ops:
         return images
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2 * len(ops))
+    seeds = _split(tf.cast(seed, tf.int64), 2 * len(ops))
     n = tf.shape(images)[0]
     for i, name in enumerate(ops):
         augmented = _FUNCTIONS[name](images, seeds[2 * i])

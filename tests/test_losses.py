@@ -78,3 +78,39 @@ def test_gradient_penalty_reaches_discriminator_weights(rng):
     # The input gradient does not depend on the last bias; every other weight gets a gradient.
     assert [g is None for g in grads] == [False, False, False, True]
     assert float(tf.linalg.global_norm(grads[:3])) > 0
+
+
+def _native_d(rng, size):
+    """A nonlinear D at native resolution: a conv, tanh, a weighted sum; [N, s, s, 3] -> [N, 1]."""
+    kernel = tf.constant(rng.normal(size=(3, 3, 3, 4)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(1, size, size, 4)).astype("float32"))
+
+    def d(x):
+        h = tf.tanh(tf.nn.conv2d(x, kernel, 1, "SAME"))
+        return tf.reduce_sum(h * weights, axis=[1, 2, 3])[:, None]
+
+    return d
+
+
+@pytest.mark.parametrize("native,final", [(4, 32), (8, 16), (16, 16)])
+def test_official_gp_scale_equals_the_penalty_at_the_final_resolution(rng, native, final):
+    # The release's penalty: x_hat upscaled (nearest) to R, D average-pools it back. Computed
+    # explicitly at R here; progan_tf computes at native resolution with gradient_scale = s/R.
+    # Catches a missing or inverted scale (s/R vs R/s) for WGAN-GP and for R1.
+    factor = final // native
+    d_native = _native_d(rng, native)
+    d_final = lambda x: d_native(tf.nn.avg_pool2d(x, factor, factor, "VALID"))  # noqa: E731
+    up = lambda x: tf.constant(np.repeat(np.repeat(x, factor, axis=1), factor, axis=2))  # noqa: E731
+    reals, fakes = (rng.normal(size=(5, native, native, 3)).astype("float32") for _ in range(2))
+    mix = rng.uniform(size=(5, 1, 1, 1)).astype("float32")
+    _, at_final = losses.wgan_gp_discriminator(d_final, up(reals), up(fakes), tf.constant(mix))
+    _, at_native = losses.wgan_gp_discriminator(d_native, tf.constant(reals), tf.constant(fakes), tf.constant(mix),
+                                                gradient_scale=native / final)
+    np.testing.assert_allclose(at_native["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-4, atol=1e-6)
+    if factor > 1:  # the native norm penalised as it is would differ
+        _, unscaled = losses.wgan_gp_discriminator(d_native, tf.constant(reals), tf.constant(fakes), tf.constant(mix))
+        assert not np.allclose(unscaled["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-2)
+    _, r1_final = losses.logistic_r1_discriminator(d_final, up(reals), up(fakes), None)
+    _, r1_native = losses.logistic_r1_discriminator(d_native, tf.constant(reals), tf.constant(fakes), None,
+                                                    gradient_scale=native / final)
+    np.testing.assert_allclose(r1_native["gradient_penalty"], r1_final["gradient_penalty"], rtol=1e-4, atol=1e-7)
