@@ -14,7 +14,7 @@ def get_config():
     c.resolution = 256
     c.minibatch_preset = "1gpu"
     c.mirror_augment = True
-    c.total_kimg = 9600.0  # 256x256 from 7,200 kimg on
+    c.total_kimg = 12000.0  # as the release's config; 256x256 from 7,200 kimg on
     c.tick_kimg = 20.0
     c.snapshot_kimg = 200.0
     c.checkpoint_kimg = 200.0

@@ -44,10 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.lod_training_kimg = 600.0  # stable phase of each resolution
     c.lod_transition_kimg = 600.0  # fade-in phase of each resolution after 4x4
     c.total_kimg = 12000.0
-    c.minibatch_preset = "1gpu"  # 1gpu, 2gpu, 4gpu, 8gpu, paper (SPEC §4), or "" for minibatch_dict only
+    c.minibatch_preset = "1gpu"  # 1gpu, 2gpu, 4gpu, 8gpu, paper (reference §4), or "" for minibatch_dict only
     c.minibatch_dict = ml_collections.ConfigDict()  # {"4": 64, ...}: overrides the preset
     c.minibatch_default = 16  # resolutions in neither
-    c.max_minibatch_per_replica = ml_collections.ConfigDict()  # {"1024": 4}; default: SPEC's caps
+    c.max_minibatch_per_replica = ml_collections.ConfigDict()  # {"1024": 4}; default: the reference's caps
     c.learning_rate = 0.001
     c.lrate_dict = ml_collections.ConfigDict()  # {"1024": 0.0015}: overrides the preset's
     # Loss and optimiser.

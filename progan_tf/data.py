@@ -170,7 +170,7 @@ def random_mirror(images: tf.Tensor, seed: tf.Tensor | int | None = None) -> tf.
 
 
 def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
-    """`lerp(x, upsample(avgpool(x)), 1 - alpha)` (SPEC §1): reals blurred like faded fakes."""
+    """`lerp(x, upsample(avgpool(x)), 1 - alpha)` (reference §1): reals blurred like faded fakes."""
     n, h, w, c = (tf.shape(images)[i] for i in range(4))
     blurred = tf.reduce_mean(tf.reshape(images, [n, h // 2, 2, w // 2, 2, c]), axis=[2, 4], keepdims=True)
     blurred = tf.reshape(tf.tile(blurred, [1, 1, 2, 1, 2, 1]), tf.shape(images))

@@ -1,4 +1,4 @@
-"""Making multi-resolution TFRecord datasets (SPEC §5): image conversion and the writer.
+"""Making multi-resolution TFRecord datasets (reference §5): image conversion and the writer.
 
 A dataset is a directory holding `dataset.json` and, for every level from 4x4 to the final
 resolution, TFRecord shards of `tf.train.Example`s with the reference's features: `shape`

@@ -22,7 +22,7 @@ from progan_tf import cli
 
 def smooth_loop(noise: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-smooths [frames, ...] along time with wrap-around (so the loop has no seam) and
-    rescales to unit RMS, as the reference's interpolation videos do (SPEC §7)."""
+    rescales to unit RMS, as the reference's interpolation videos do (reference §7)."""
     frames = len(noise)
     distance = np.abs(np.arange(frames)[:, None] - np.arange(frames)[None, :])
     distance = np.minimum(distance, frames - distance)

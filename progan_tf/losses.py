@@ -1,4 +1,4 @@
-"""GAN losses (SPEC §3): WGAN-GP with drift (the paper's, default) and logistic with R1.
+"""GAN losses (reference §3): WGAN-GP with drift (the paper's, default) and logistic with R1.
 
 Every function returns per-example losses [N] (float32) and a dict of per-example terms for
 logging; the trainer averages them over the *global* batch. Conditional models (AC-GAN) add

@@ -1,4 +1,4 @@
-"""The progressive schedule (§2, §A.1; SPEC §4): images shown -> stage, phase, alpha, batch, lr.
+"""The progressive schedule (§2, §A.1; reference §4): images shown -> stage, phase, alpha, batch, lr.
 
 Pure functions of the number of real images the discriminator has seen. Training starts at
 4x4 for `stable_kimg`; every later resolution gets a fade-in of `fade_kimg`, then a stable

@@ -1,4 +1,4 @@
-"""The compiled training step of one phase: one D update, one G update, the EMA (SPEC §3-4).
+"""The compiled training step of one phase: one D update, one G update, the EMA (reference §3-4).
 
 A `PhaseTrainer` is made at the start of every fade-in and stable phase. It owns that phase's
 fresh optimizers (Adam state and step counter reset, built eagerly inside the strategy scope;
@@ -82,7 +82,7 @@ def _all_finite(tensors) -> tf.Tensor:
 
 def apply_if_finite(optimizer: keras.optimizers.Optimizer, grads, variables, loss) -> tf.Tensor:
     """Replica context: applies each replica's `grads` (Keras all-reduces them), or, if any
-    replica's gradients or loss are not finite, skips the step on every replica (SPEC §4).
+    replica's gradients or loss are not finite, skips the step on every replica (reference §4).
     Returns that decision, the same on all replicas.
 
     A LossScaleOptimizer makes the decision itself (and halves its scale), but from the first

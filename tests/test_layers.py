@@ -1,4 +1,4 @@
-"""Each layer against an independent numpy computation (SPEC §1)."""
+"""Each layer against an independent numpy computation (reference §1)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Losses against hand computations on tiny discriminators (SPEC §3)."""
+"""Losses against hand computations on tiny discriminators (reference §3)."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""SWD, MS-SSIM and FID against straightforward numpy computations (SPEC §6)."""
+"""SWD, MS-SSIM and FID against straightforward numpy computations (reference §6)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from progan_tf.metrics import fid, ms_ssim, swd
 
-# Naive references: explicit loops, written from SPEC §6, sharing only the random draws.
+# Naive references: explicit loops, written from reference §6, sharing only the random draws.
 
 
 def naive_blur(images, gain=1.0):

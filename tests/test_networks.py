@@ -1,4 +1,4 @@
-"""Networks against SPEC §2: parameter counts, scale constants, fades and weight sharing."""
+"""Networks against reference §2: parameter counts, scale constants, fades and weight sharing."""
 
 import math
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 from progan_tf import layers as L
 from progan_tf.networks import Architecture, Discriminator, Generator, table
 
-# SPEC §2: (final resolution, G, D), RGB, no labels, every toRGB/fromRGB counted.
+# reference §2: (final resolution, G, D), RGB, no labels, every toRGB/fromRGB counted.
 PAPER_COUNTS = [
     (1024, 23_079_115, 23_087_249),
     (512, 23_072_120, 23_080_225),

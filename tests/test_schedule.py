@@ -140,3 +140,21 @@ def test_bookkeeping_past_2_pow_24_images_is_exact():
 def test_eta_prints_days_past_24_hours():
     assert format_duration(3 * 86400 + 4 * 3600 + 5 * 60 + 6) == "3d 04:05:06"
     assert format_duration(3600) == "01:00:00"
+
+
+def test_presets_match_the_release_configs():
+    import importlib.util  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    def load(name):
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.get_config()
+
+    assert load("lsun_256").total_kimg == 12000
+    paper = load("paper_1024")
+    assert (paper.lod_training_kimg, paper.lod_transition_kimg, paper.total_kimg) == (800, 800, 19000)
+    assert paper.mbstd_group_size == 16 and paper.minibatch_preset == "paper"
+    assert load("celebahq_1024").gp_scale == "official"  # the default: the release's penalty scale

@@ -1,1 +1,1 @@
-"""Image-set metrics (SPEC §6): sliced Wasserstein distance, MS-SSIM, FID."""
+"""Image-set metrics (reference §6): sliced Wasserstein distance, MS-SSIM, FID."""

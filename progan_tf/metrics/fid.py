@@ -1,4 +1,4 @@
-"""Fréchet Inception distance: Inception-v3 pool features (2048-D) of two image sets (SPEC §6).
+"""Fréchet Inception distance: Inception-v3 pool features (2048-D) of two image sets (reference §6).
 
 No weights are downloaded: pass a Keras `InceptionV3` weights file (without the top), e.g.
 made once on a machine with internet access by

@@ -1,4 +1,4 @@
-"""Multi-scale SSIM between consecutive pairs of generated images (SPEC §6): lower = more varied.
+"""Multi-scale SSIM between consecutive pairs of generated images (reference §6): lower = more varied.
 
 The reference parameters: an 11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, max value
 255, 5 scales weighted [0.0448, 0.2856, 0.3001, 0.2363, 0.1333], 2x2 box downsampling
@@ -80,7 +80,7 @@ def ms_ssim(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 
 
 def ms_ssim_consecutive_pairs(batches) -> float:
-    """Mean MS-SSIM over pairs (0, 1), (2, 3), ... of each uint8 batch (SPEC: 10k pairs)."""
+    """Mean MS-SSIM over pairs (0, 1), (2, 3), ... of each uint8 batch (reference: 10k pairs)."""
     values = []
     for batch in batches:
         pairs = len(batch) // 2

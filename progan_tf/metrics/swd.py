@@ -1,4 +1,4 @@
-"""Sliced Wasserstein distance between two image sets, the paper's own metric (SPEC §6).
+"""Sliced Wasserstein distance between two image sets, the paper's own metric (reference §6).
 
 For every level of a Laplacian pyramid (full resolution down to 16x16), 7x7 patches at
 random centres give 147-D descriptors (7 * 7 * 3); each set's descriptors are normalised per
