@@ -128,3 +128,27 @@ def test_imported_run_generates_and_exports_for_saved_model_cli(rng, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert np.load(tmp_path / "o" / "images.npy").shape == (2, 16, 16, 3)
+
+
+def test_an_imported_run_fine_tunes_with_fresh_optimizers(rng, tmp_path):
+    from progan_tf import data, dataset_io  # noqa: PLC0415
+    from progan_tf.schedule import Schedule  # noqa: PLC0415
+    from progan_tf.trainer import Trainer, TrainerOptions  # noqa: PLC0415
+
+    states, _ = release(rng, resolution=8, fused=True)
+    pkl = tmp_path / "release.pkl"
+    pkl.write_bytes(ref.release_pickle(states))
+    import_pickle(str(pkl), str(tmp_path / "run"))
+    dataset_io.write_arrays(tmp_path / "data", rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), None, name="mine")
+    arch = Architecture(resolution=8, latent_size=12, fmap_base=128, fmap_max=16)
+    schedule = Schedule(final_resolution=8, minibatch={}, minibatch_default=8)
+    start = schedule.stable_images + schedule.fade_images  # the import's image count: 8x8 stable
+    trainer = Trainer(arch=arch, schedule=schedule, dataset=data.load_info(tmp_path / "data"), run_dir=str(tmp_path / "run"),
+                      options=TrainerOptions(total_images=start + 16, tick_images=8, snapshot_images=16,
+                                             checkpoint_images=16, steps_per_call=1, grid_size=4),
+                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    imported = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
+    trainer.train()
+    assert trainer.seen == start + 16 and int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 2
+    tuned = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(imported, tuned))
