@@ -27,4 +27,7 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import logging  # noqa: PLC0415
 
+    from absl import logging as absl_logging  # noqa: PLC0415 - TF's Python side logs through absl
+
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
