@@ -156,14 +156,7 @@ def _nchw_columns(weight: np.ndarray, channels: int) -> np.ndarray:
 
 def generator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.ndarray]:
     """progan_tf layer-weight path (`layer name/weight name`) -> value, for a Generator named "g"."""
-    v, used, out = state.variables, set(), {}
-
-    def take(name):
-        if name not in v:
-            raise OfficialImportError(f"{state.name}: variable {name} is missing")
-        used.add(name)
-        return v[name]
-
+    take, out = _Variables(state), {}
     final = int(math.log2(arch.resolution))
     for r in arch.resolutions:
         nf, n = arch.num_features(r), f"g_{r}x{r}"
@@ -182,20 +175,13 @@ def generator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.nd
         lod = final - int(math.log2(r))
         out[f"g_torgb_{r}x{r}/kernel"] = take(f"ToRGB_lod{lod}/weight")
         out[f"g_torgb_{r}x{r}/bias"] = take(f"ToRGB_lod{lod}/bias")
-    _check_all_used(state, used)
+    take.check_all_used()
     return out
 
 
 def discriminator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.ndarray]:
     """progan_tf layer-weight path -> value, for a Discriminator named "d"."""
-    v, used, out = state.variables, set(), {}
-
-    def take(name):
-        if name not in v:
-            raise OfficialImportError(f"{state.name}: variable {name} is missing")
-        used.add(name)
-        return v[name]
-
+    take, out = _Variables(state), {}
     final = int(math.log2(arch.resolution))
     for r in arch.resolutions:
         n, lod = f"d_{r}x{r}", final - int(math.log2(r))
@@ -210,14 +196,26 @@ def discriminator_weights(state: NetworkState, arch, fused: bool) -> dict[str, n
             out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0/weight"), take(f"{r}x{r}/Conv0/bias")
             second = f"{r}x{r}/Conv1_down" if fused else f"{r}x{r}/Conv1"  # same kernel, pooled after
             out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = take(f"{second}/weight"), take(f"{second}/bias")
-    _check_all_used(state, used)
+    take.check_all_used()
     return out
 
 
-def _check_all_used(state: NetworkState, used: set[str]) -> None:
-    left = sorted(set(state.variables) - used - {"lod"})
-    if left:
-        raise OfficialImportError(f"{state.name}: variables with no place in progan_tf's network: {left}")
+class _Variables:
+    """A network's variables handed out by name; afterwards, every one must have been taken."""
+
+    def __init__(self, state: NetworkState):
+        self.state, self.used = state, set()
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self.state.variables:
+            raise OfficialImportError(f"{self.state.name}: variable {name} is missing")
+        self.used.add(name)
+        return self.state.variables[name]
+
+    def check_all_used(self) -> None:
+        left = sorted(set(self.state.variables) - self.used - {"lod"})  # lod: the release's fade state
+        if left:
+            raise OfficialImportError(f"{self.state.name}: variables with no place in progan_tf's network: {left}")
 
 
 def assign(network, weights: dict[str, np.ndarray]) -> None:

@@ -25,10 +25,10 @@ class RunDirLockedError(RuntimeError):
 
 
 def snapshot_name(images_seen: int) -> str:
-    """`fakes000096.png` at a whole kimg, `fakes000000.300.png` between: no interval overwrites
+    """`fakes000096.png` at a whole kimg, `fakes000000_300.png` between: no interval overwrites
     another, and names sort in training order."""
     kimg, rest = divmod(int(images_seen), 1000)
-    return f"fakes{kimg:06d}.png" if rest == 0 else f"fakes{kimg:06d}.{rest:03d}.png"
+    return f"fakes{kimg:06d}.png" if rest == 0 else f"fakes{kimg:06d}_{rest:03d}.png"
 
 
 class RunDirectory:

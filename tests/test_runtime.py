@@ -51,7 +51,7 @@ def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_bloc
 
 def test_snapshot_names_carry_the_image_count():
     assert snapshot_name(96_000) == "fakes000096.png"
-    assert snapshot_name(300) == "fakes000000.300.png" and snapshot_name(600) == "fakes000000.600.png"
+    assert snapshot_name(300) == "fakes000000_300.png" and snapshot_name(600) == "fakes000000_600.png"
     names = [snapshot_name(n) for n in (0, 300, 1000, 1300, 12_000)]
     assert names == sorted(names) and len(set(names)) == 5
 
@@ -79,7 +79,6 @@ def test_failed_checkpoint_write_names_the_path_and_keeps_the_previous(tmp_path,
     assert int(tf.train.load_variable(first, "images_seen/.ATTRIBUTES/VARIABLE_VALUE")) == 100
 
 
-@pytest.mark.slow  # failed once in a fresh-clone CI run, not understood yet: kept out of the default run
 def test_read_only_checkpoint_directory_is_a_clear_error(tmp_path):
     directory = tmp_path / "checkpoints"
     step, checkpoints = _checkpoint(directory)

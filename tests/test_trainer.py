@@ -135,7 +135,7 @@ def test_a_phase_is_traced_once(fade_run):
 
 def test_run_directory_outputs(fade_run):
     run_dir = fade_run["run_dir"]
-    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000.064.png"):
+    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000_064.png"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     log = open(os.path.join(run_dir, "log.txt")).read()
     assert "resuming from kimg 0.096" in log and "8x8 fade-in" in log
