@@ -12,6 +12,7 @@ from stateless ops seeded by (image counter, replica), so a resumed run draws th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import keras
 import tensorflow as tf
@@ -182,7 +183,7 @@ class PhaseTrainer:
         """D as the loss sees it: behind the augmentation, a new draw at every call."""
         if not self.augment_ops:
             return lambda x: self.d_model(x, training=True)
-        calls = iter(range(1000))
+        calls = itertools.count()
         p = self.options.augment_probability
 
         def d(images):

@@ -184,11 +184,13 @@ class Trainer:
         # The data position first: the phase's input stream starts where the checkpoint stood.
         self.data_position.assign(tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE"))
         self._enter_phase(phase)
-        self.checkpoints.restore(path)
+        with_optimizers = self.checkpoints.restore(path)
         self.alpha.assign(phase.alpha_at(self.seen))
+        optimizers = (f"optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}" if with_optimizers
+                      else "fresh optimizers (the checkpoint has none: imported networks)")
         self.directory.log(
             f"resuming from kimg {self.kimg:.3f} ({os.path.basename(path)}): {phase.name}, "
-            f"alpha {float(self.alpha.numpy()):.3f}, optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}"
+            f"alpha {float(self.alpha.numpy()):.3f}, {optimizers}"
         )
         return True
 

@@ -108,7 +108,7 @@ def test_default_resolution_is_the_largest_the_images_support(tmp_path):
         Image.new("RGB", size, (i * 50, 0, 0)).save(src / f"{i}.png")
     result = run_tool("create_from_images", f"--source={src}", f"--dest={tmp_path / 'out'}", "--workers=1")
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["resolution"] == 32
-    assert "1.png" in result.stdout  # says which image limits it
+    assert "1.png" in result.stderr  # says which image limits it (a diagnostic: stderr)
 
 
 def test_empty_folder_and_existing_dest_are_clear_errors(tmp_path, messy_dataset):

@@ -35,3 +35,38 @@ def test_training_on_the_demo_emoji_lowers_swd(tmp_path):
     trainer.train()
     after = swd()
     assert after < 0.7 * before, (before, after)  # seed 0: 323 -> 189
+
+
+@pytest.mark.slow
+def test_whole_ladder_to_1024_with_narrow_nets_runs_every_phase(tmp_path):
+    # The smoke test people run before renting GPUs: 4x4 -> 1024x1024 through all 17 phases,
+    # 4 images each, then a checkpoint and a sample grid at 1024x1024.
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from progan_tf import dataset_io  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    dataset_io.write_arrays(tmp_path / "data", rng.integers(0, 256, (4, 1024, 1024, 3), dtype=np.uint8), None, name="big")
+    schedule = Schedule(final_resolution=1024, stable_kimg=0.004, fade_kimg=0.004, minibatch={}, minibatch_default=2)
+    total = 17 * 4 + 4  # every phase, then 4 more images at 1024x1024 stable
+    trainer = Trainer(
+        arch=Architecture(resolution=1024, latent_size=8, fmap_base=512, fmap_max=8, mbstd_group_size=2),
+        schedule=schedule,
+        options=TrainerOptions(total_images=total, tick_images=4, snapshot_images=total, checkpoint_images=total,
+                               steps_per_call=2, grid_size=2, shuffle_buffer=4),
+        dataset=data.load_info(tmp_path / "data"), run_dir=str(tmp_path / "run"),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+    )
+    trainer.train()
+    names = [p.name for p in trainer.phase_times.phases]
+    assert names[0] == "4x4 stable" and names[-1] == "1024x1024 stable" and len(names) == 17
+    assert len(set(names)) == 17  # each phase entered once
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith(f"ckpt-{total}")
+    grid = Image.open(tmp_path / "run" / "samples" / "fakes000000_072.png")
+    assert grid.size == (2048, 1024)  # two 1024x1024 tiles
+    stats = [json.loads(line) for line in open(os.path.join(tmp_path, "run", "stats.jsonl"))]
+    assert all(np.isfinite(s["d_loss"]) for s in stats if "d_loss" in s)

@@ -1,0 +1,269 @@
+"""Dataset conversion: image folders and standard datasets -> multi-resolution TFRecords.
+
+Each converter takes plain arguments (`ConvertOptions`) and returns the dataset's metadata;
+`tools/dataset_tool.py` is the command line around them. Decoding runs in worker processes
+(spawned: this module imports no TensorFlow, so workers stay light); records are written in a
+seeded shuffled order, as the reference's tool does (docs/reference.md §5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import math
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from progan_tf import dataset_io
+
+
+class ConversionError(ValueError):
+    """Input that cannot be converted as asked; the message names the file or flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions:
+    name: str | None = None  # dataset name; default: the destination folder's name
+    resolution: int | None = None  # a power of two; default: the largest the images support
+    channels: int = 3  # 1 (grayscale) or 3 (RGB)
+    crop: str = "center"  # non-square images: center, pad, or none (skip them)
+    workers: int | None = None  # decoding processes; default: the number of CPUs
+    shards: int | None = None  # TFRecord files per level; default: about 1,024 records each
+    seed: int = 0  # of the shuffled record order
+    max_images: int | None = None
+    overwrite: bool = False  # replace an existing destination
+    compression: str = ""  # "" or "GZIP"
+
+
+def _image_files(source: Path) -> list[Path]:
+    extensions = {ext.lower() for ext in Image.registered_extensions()}
+    return sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+def _header(path: Path):
+    try:
+        return str(path), dataset_io.image_size(path), None
+    except dataset_io.ImageError as error:
+        return str(path), None, str(error)
+
+
+def _decode(job):
+    path, resolution, channels, crop = job
+    try:
+        return path, dataset_io.load_image(path, resolution, channels, crop), None
+    except dataset_io.ImageError as error:
+        return path, None, str(error)
+
+
+def _usable_side(size: tuple[int, int], crop: str) -> int:
+    w, h = size
+    return max(w, h) if crop == "pad" else min(w, h)
+
+
+def _pool(workers: int | None):
+    return multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1)
+
+
+def create_from_images(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
+    """Converts a folder of images (recursively) into a dataset; returns its metadata."""
+    root = Path(source)
+    if not root.is_dir():
+        raise ConversionError(f"--source={source} is not a directory")
+    files = _image_files(root)
+    if options.max_images:
+        files = files[: options.max_images]
+    if not files:
+        raise ConversionError(f"--source={source} holds no image files")
+    channels, crop = int(options.channels), options.crop
+    with _pool(options.workers) as pool:
+        headers = pool.map(_header, files, chunksize=64)
+        skipped = [(path, error) for path, size, error in headers if error]
+        sizes = {path: size for path, size, error in headers if not error}
+        if crop == "none":
+            skipped += [(p, f"not square ({w}x{h}); use --crop=center or --crop=pad") for p, (w, h) in sizes.items() if w != h]
+            sizes = {p: (w, h) for p, (w, h) in sizes.items() if w == h}
+        if not sizes:
+            raise ConversionError(f"--source={source} holds no valid image; " + "; ".join(f"{p}: {e}" for p, e in skipped[:5]))
+        resolution = options.resolution
+        if resolution is None:
+            smallest = min(sizes, key=lambda p: _usable_side(sizes[p], crop))
+            side = _usable_side(sizes[smallest], crop)
+            resolution = min(1024, 2 ** int(math.log2(max(side, 1))))
+            print(f"resolution {resolution} (the smallest image is {smallest}, {sizes[smallest][0]}x{sizes[smallest][1]}; "
+                  "pass --resolution to choose)", file=sys.stderr)
+            if resolution < 4:
+                raise ConversionError(f"{smallest} is smaller than 4x4; remove it or pass --resolution")
+        elif resolution < 4 or resolution & (resolution - 1):
+            raise ConversionError(f"--resolution={resolution} is not a power of two >= 4")
+        paths = sorted(sizes)
+        order = np.random.default_rng(options.seed).permutation(len(paths))
+        jobs = [(paths[i], resolution, channels, crop) for i in order]
+        with dataset_io.DatasetWriter(
+            dest,
+            name=options.name or Path(dest).name,
+            resolution=resolution,
+            channels=channels,
+            expected_images=len(jobs),
+            shards=options.shards,
+            overwrite=options.overwrite,
+            compression=options.compression,
+        ) as writer:
+            for path, error in skipped:
+                writer.skip(path, error)
+            for path, image, error in _progress(pool.imap(_decode, jobs, chunksize=16), len(jobs)):
+                if error:
+                    writer.skip(path, error)
+                    continue
+                writer.add(image)
+                if _usable_side(sizes[path], crop) < resolution:
+                    writer.meta["upscaled"].append(path)
+    return writer.meta
+
+
+def _progress(iterable, total: int):
+    from keras.utils import Progbar  # noqa: PLC0415
+
+    bar = Progbar(total, unit_name="image")
+    for i, item in enumerate(iterable, 1):
+        yield item
+        if i % 64 == 0 or i == total:
+            bar.update(i)
+
+
+def create_cifar10(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
+    """From the CIFAR-10 *binary* version (cifar-10-batches-bin/data_batch_{1..5}.bin)."""
+    files = [Path(source) / f"data_batch_{i}.bin" for i in range(1, 6)]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise ConversionError(f"{missing[0]} not found; --source must be the extracted cifar-10-batches-bin folder "
+              "(the binary version from https://www.cs.toronto.edu/~kriz/cifar.html)")
+    raw = np.concatenate([np.fromfile(f, np.uint8).reshape(-1, 3073) for f in files])
+    labels = raw[:, 0].astype(np.int64)
+    images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    return _write_arrays(dest, images, labels, "cifar10", names, options)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def create_mnist(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
+    """From train-images-idx3-ubyte(.gz) and train-labels-idx1-ubyte(.gz); padded to 32x32."""
+    found = {}
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        candidates = [Path(source) / (stem + ext) for ext in (".gz", "")]
+        existing = [c for c in candidates if c.exists()]
+        if not existing:
+            raise ConversionError(f"{candidates[0]} not found in --source={source}")
+        found[stem] = existing[0]
+    images = _read_idx(found["train-images-idx3-ubyte"])
+    labels = _read_idx(found["train-labels-idx1-ubyte"]).astype(np.int64)
+    images = np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None]
+    return _write_arrays(dest, images, labels, "mnist", [str(i) for i in range(10)], options)
+
+
+def _write_arrays(dest, images, labels, name, label_names, options: ConvertOptions) -> dict:
+    if options.max_images:
+        images, labels = images[: options.max_images], labels[: options.max_images]
+    return dataset_io.write_arrays(
+        dest, images, labels, name=options.name or name, num_labels=len(label_names), label_names=label_names,
+        seed=options.seed, overwrite=options.overwrite, compression=options.compression,
+    )
+
+
+def create_lsun(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
+    """From an LSUN LMDB export: centre crop and antialiased resize to --resolution (256)."""
+    try:
+        import lmdb  # noqa: PLC0415
+    except ImportError:
+        raise ConversionError("create_lsun needs the lmdb package: pip install lmdb")
+    resolution = options.resolution or 256
+    env = lmdb.open(source, max_readers=1, readonly=True, lock=False, readahead=False, meminit=False)
+    with env.begin(write=False) as txn:
+        keys = [key for key, _ in txn.cursor()]
+    if options.max_images:
+        keys = keys[: options.max_images]
+    order = np.random.default_rng(options.seed).permutation(len(keys))
+    with dataset_io.DatasetWriter(
+        dest, name=options.name or Path(dest).name, resolution=resolution, channels=3,
+        expected_images=len(keys), shards=options.shards, overwrite=options.overwrite,
+        compression=options.compression,
+    ) as writer, env.begin(write=False) as txn:
+        for i in _progress(order, len(keys)):
+            key = keys[i]
+            try:
+                image = dataset_io.load_image(io.BytesIO(txn.get(key)), resolution, 3, "center")
+            except dataset_io.ImageError as error:
+                writer.skip(key.decode(errors="replace"), str(error))
+                continue
+            writer.add(image)
+    return writer.meta
+
+
+def create_celebahq(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
+    """From a folder of the commonly distributed 1024x1024 CelebA-HQ images (30,000)."""
+    options = dataclasses.replace(options, resolution=options.resolution or 1024, crop="none",
+                                  name=options.name or "celebahq")
+    return create_from_images(source, dest, options)
+
+
+def info(source: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(lines describing the dataset and its levels, [(file, error)] of files that do not read
+    to their end)."""
+    from progan_tf import data  # noqa: PLC0415
+
+    dataset = data.load_info(source)
+    lines = [f"{dataset.name}: {dataset.resolution}x{dataset.resolution}, {dataset.channels} channels, "
+             f"{dataset.num_images if dataset.num_images >= 0 else 'unknown number of'} images, "
+             f"{dataset.num_labels} labels"]
+    bad = []
+    for resolution in sorted(dataset.files):
+        files = dataset.level_files(resolution)
+        corrupt = data.find_corrupt_files(files, dataset.compression)
+        bad += corrupt
+        state = f"{len(corrupt)} corrupt" if corrupt else "ok"
+        lines.append(f"  {resolution:>5}x{resolution:<5} {len(files)} files  {state}")
+    return lines, bad
+
+
+def extract(source: str, dest: str, resolution: int | None = None, overwrite: bool = False) -> int:
+    """Writes one level's images as PNG files (00000000.png, ...); returns how many."""
+    from progan_tf import data  # noqa: PLC0415
+
+    dataset = data.load_info(source)
+    resolution = resolution or dataset.resolution
+    out = Path(dest)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConversionError(f"--dest={dest} is not empty; choose another folder or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for images, _ in data.iterate_level(dataset, resolution):
+        for image in images:
+            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(out / f"{count:08d}.png")
+            count += 1
+    return count
+
+
+def grid(source: str, out: str, resolution: int | None = None, num: int = 64, overwrite: bool = False) -> int:
+    """Saves a contact sheet of the first `num` images of a level; returns how many it shows."""
+    from progan_tf import data, images as image_utils  # noqa: PLC0415
+
+    dataset = data.load_info(source)
+    resolution = resolution or dataset.resolution
+    if os.path.exists(out) and not overwrite:
+        raise ConversionError(f"--out={out} exists; choose another file or pass --overwrite")
+    batch = next(data.iterate_level(dataset, resolution, batch_size=num))[0]
+    image_utils.save_png(image_utils.make_grid(batch), out)
+    return len(batch)

@@ -1,0 +1,47 @@
+"""The config at the edge: keys that cannot work together are errors naming the key and a fix."""
+
+import sys
+
+import pytest
+
+from progan_tf import config as config_lib
+from progan_tf.networks import Architecture
+
+
+def test_config_module_imports_no_tensorflow():
+    import subprocess  # noqa: PLC0415
+
+    out = subprocess.run([sys.executable, "-c", "import sys; import progan_tf.config; print('tensorflow' in sys.modules)"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_zero_feature_maps_names_fmap_base_and_a_value_that_works():
+    with pytest.raises(ValueError, match=r"--config.fmap_base=64 gives 0 feature maps at 1024x1024; use --config.fmap_base=512"):
+        Architecture(resolution=1024, fmap_base=64)
+    Architecture(resolution=1024, fmap_base=512)  # the suggested value builds
+
+
+@pytest.mark.parametrize("group,batch,works", [(4, 6, 3), (8, 12, 6), (3, 8, 2)])
+def test_mbstd_group_that_does_not_divide_the_per_replica_batch_is_named(group, batch, works):
+    c = config_lib.get_config()
+    c.mbstd_group_size, c.minibatch_preset, c.minibatch_default = group, "", batch
+    schedule = config_lib.schedule(c, resolution=8, num_replicas=1)
+    with pytest.raises(ValueError, match=rf"mbstd_group_size={group} does not divide the per-replica batch {batch}.*"
+                                         rf"--config.mbstd_group_size={works}"):
+        config_lib.validate(c, schedule)
+    c.mbstd_group_size = works
+    config_lib.validate(c, schedule)
+
+
+def test_group_larger_than_the_batch_uses_the_whole_batch():
+    c = config_lib.get_config()
+    c.mbstd_group_size, c.minibatch_preset, c.minibatch_default = 16, "paper", 16
+    config_lib.validate(c, config_lib.schedule(c, resolution=1024, num_replicas=1))  # 14, 6, 3: min(16, b) = b
+
+
+def test_image_counts_below_one_image_are_refused():
+    c = config_lib.get_config()
+    c.tick_kimg = 0.0001
+    with pytest.raises(ValueError, match="tick_kimg"):
+        config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
