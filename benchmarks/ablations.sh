@@ -13,7 +13,7 @@ for name in "${@:-baseline native-gp}"; do
   case $name in
     baseline)    row baseline ;;
     native-gp)   row native-gp --config.gp_scale=native ;;
-    logistic-r1) row logistic-r1 --config.loss=logistic_r1 --config.r1_gamma=1 ;;
+    logistic-r1) row logistic-r1 --config.loss=logistic_r1 --config.r1_gamma=0.01 ;;  # gamma: ADA's CIFAR-10 (32x32) value
     diffaug)     row diffaug --config.augment_policy=color,translation,cutout ;;
     diffaug-t)   row diffaug-t --config.augment_policy=translation ;;
     ema-0.999)   row ema-0.999 --config.ema_beta=0.999 ;;

@@ -131,7 +131,10 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
     from progan_tf.steps import StepOptions  # noqa: PLC0415 - imports TensorFlow
     from progan_tf.trainer import TrainerOptions  # noqa: PLC0415
 
-    step = StepOptions(**{f.name: c[f.name] for f in dataclasses.fields(StepOptions)})  # same key names
+    step = {f.name: c[f.name] for f in dataclasses.fields(StepOptions)}  # same key names
+    if step["mixed_precision_dtype"] == "auto":  # the train CLI resolves it per strategy (TPU: bfloat16)
+        step["mixed_precision_dtype"] = "float16"
+    step = StepOptions(**step)
     return TrainerOptions(
         total_images=kimg_to_images(c.total_kimg),
         step=step,
