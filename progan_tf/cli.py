@@ -15,6 +15,28 @@ import os
 from absl import flags
 
 
+_DEPRECATED: dict[str, str] = {}  # old flag name -> new flag name
+
+
+def define_deprecated_alias(old: str, new: str) -> None:
+    """`--old` still works for one release, with a warning, and sets `--new`."""
+    flags.DEFINE_string(old, None, f"Deprecated: use --{new}.")
+    _DEPRECATED[old] = new
+
+
+def resolve_deprecated_aliases() -> None:
+    """Moves each deprecated flag the user gave onto its new name, warning on stderr."""
+    import sys  # noqa: PLC0415
+
+    values = flags.FLAGS
+    for old, new in _DEPRECATED.items():
+        given = getattr(values, old, None)
+        if given is None:
+            continue
+        print(f"warning: --{old} is deprecated and will be removed; use --{new}", file=sys.stderr)
+        setattr(values, new, type(getattr(values, new))(given) if getattr(values, new) is not None else given)
+
+
 def define_verbose_flag() -> None:
     flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines (C++ and Python).")
 

@@ -111,8 +111,7 @@ def main(argv):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    print(f"exported {run.checkpoint} (kimg {run.kimg:.1f}, {run.resolution}x{run.resolution}) to {path}",
-          file=sys.stderr)
+    print(f"exported {run.checkpoint} (kimg {run.kimg:.1f}, {run.resolution}x{run.resolution}) to {path}")
 
 
 def _define_flags() -> None:

@@ -93,6 +93,7 @@ def main(argv):
     if f.grid and f.interpolate:
         raise app.UsageError("--grid and --interpolate: choose one")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
+    cli.resolve_deprecated_aliases()
     from progan_tf import runs  # noqa: PLC0415
 
     try:
@@ -100,16 +101,16 @@ def main(argv):
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         if f.interpolate:
             smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12
-            written = [generate_interpolation(run, f.out, f.num, f.seed, f.frames, f.fps, smoothing, f.overwrite)]
+            written = [generate_interpolation(run, f.out, f.num_images, f.seed, f.frames, f.fps, smoothing, f.overwrite)]
         elif f.grid:
-            written = [generate_grid(run, f.out, f.num, f.seed, f.overwrite)]
+            written = [generate_grid(run, f.out, f.num_images, f.seed, f.overwrite)]
         else:
-            written = generate_files(run, f.out, f.num, f.seed, f.overwrite)
+            written = generate_files(run, f.out, f.num_images, f.seed, f.overwrite)
     except ValueError as error:  # RunError and refused overwrites
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     shown = written if len(written) <= 3 else [written[0], "...", written[-1]]
-    print(f"wrote {len(written)} file(s): {' '.join(shown)}", file=sys.stderr)
+    print(f"wrote {len(written)} file(s): {' '.join(shown)}")
 
 
 def _define_flags() -> None:
@@ -117,7 +118,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
     flags.DEFINE_string("out", None, "Output directory.", required=True)
     flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")
-    flags.DEFINE_integer("num", 16, "Images (files), tiles (grid) or tiles per frame (animation).", lower_bound=1)
+    flags.DEFINE_integer("num_images", 16, "Images (files), tiles (grid) or tiles per frame (animation).", lower_bound=1)
+    cli.define_deprecated_alias("num", "num_images")
     flags.DEFINE_integer("seed", 0, "Latent seed.")
     flags.DEFINE_bool("grid", False, "Write one contact sheet instead of files.")
     flags.DEFINE_bool("interpolate", False, "Write a looping latent-interpolation GIF.")

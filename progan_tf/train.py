@@ -98,7 +98,7 @@ def main(argv):
     except OSError as error:  # the run directory: read-only, full, gone
         print(f"error: cannot write {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
         sys.exit(1)
-    print(f"done: {run_dir} (samples in {os.path.join(run_dir, 'samples')})", file=sys.stderr)
+    print(f"done: {run_dir} (samples in {os.path.join(run_dir, 'samples')})")
 
 
 if __name__ == "__main__":

@@ -128,11 +128,13 @@ def test_empty_folder_and_existing_dest_are_clear_errors(tmp_path, messy_dataset
 
 def test_info_extract_and_grid(messy_dataset, tmp_path):
     dest, _ = messy_dataset
-    assert "16x16" in run_tool("info", f"--source={dest}").stdout
-    run_tool("extract", f"--source={dest}", f"--dest={tmp_path / 'png'}", "--resolution=8")
+    assert "16x16" in run_tool("info", f"--data_dir={dest}").stdout
+    run_tool("extract", f"--data_dir={dest}", f"--dest={tmp_path / 'png'}", "--resolution=8")
     assert len(list((tmp_path / "png").glob("*.png"))) == 8
-    run_tool("grid", f"--source={dest}", f"--out={tmp_path / 'grid.png'}")
-    assert Image.open(tmp_path / "grid.png").size == (48, 48)  # 8 images -> 3x3 tiles of 16
+    old = run_tool("grid", f"--source={dest}", f"--out={tmp_path / 'grid.png'}", "--num=4")  # deprecated spellings
+    assert "--source is deprecated" in old.stderr and "--num is deprecated" in old.stderr
+    assert "grid of 4 images" in old.stdout
+    assert Image.open(tmp_path / "grid.png").size == (32, 32)  # 4 images -> 2x2 tiles of 16
 
 
 def test_cifar10_and_mnist_converters(tmp_path, rng):

@@ -205,8 +205,9 @@ def test_export_cli_and_saved_model_cli(trained, tmp_path):
 
 def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
     out = subprocess.run([sys.executable, "-m", "progan_tf.generate", f"--run_dir={trained[0].run_dir}",
-                          f"--out={tmp_path}", "--num=4", "--grid"], capture_output=True, text=True, cwd=ROOT,
+                          f"--out={tmp_path}", "--num_images=4", "--grid"], capture_output=True, text=True, cwd=ROOT,
                          timeout=300, env=cli_env())
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "grid-seed0.png").exists()
     assert_no_tensorflow_log(out.stderr)
+    assert "grid-seed0.png" in out.stdout  # the result on stdout, diagnostics on stderr

@@ -5,9 +5,9 @@
     python tools/dataset_tool.py create_mnist --source=mnist/ --dest=datasets/mnist
     python tools/dataset_tool.py create_lsun --source=bedroom_train_lmdb --dest=datasets/bedroom
     python tools/dataset_tool.py create_celebahq --source=celeba-hq-1024/ --dest=datasets/celebahq
-    python tools/dataset_tool.py info --source=datasets/photos
-    python tools/dataset_tool.py extract --source=datasets/photos --dest=pngs/ [--resolution=64]
-    python tools/dataset_tool.py grid --source=datasets/photos --out=grid.png [--resolution=64]
+    python tools/dataset_tool.py info --data_dir=datasets/photos
+    python tools/dataset_tool.py extract --data_dir=datasets/photos --dest=pngs/ [--resolution=64]
+    python tools/dataset_tool.py grid --data_dir=datasets/photos --out=grid.png [--resolution=64]
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ COMMANDS = (
 )
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("source", None, "Input: image folder, dataset files or a dataset directory.")
+flags.DEFINE_string("source", None, "create_*: the images or dataset files to convert.")
+flags.DEFINE_string("data_dir", None, "info, grid, extract: a dataset directory (made by create_*).")
 flags.DEFINE_string("dest", None, "Output directory (must not exist unless --overwrite).")
 flags.DEFINE_string("out", None, "grid: output PNG file.")
 flags.DEFINE_string("name", None, "Dataset name (default: the --dest folder's name).")
@@ -45,7 +46,8 @@ flags.DEFINE_integer("workers", None, "Decoding processes (default: the number o
 flags.DEFINE_integer("shards", None, "TFRecord files per level (default: about 1,024 records each).")
 flags.DEFINE_integer("seed", 0, "Seed of the shuffled record order.")
 flags.DEFINE_integer("max_images", None, "Use at most this many images.")
-flags.DEFINE_integer("num", 64, "grid: number of images.")
+flags.DEFINE_integer("num_images", 64, "grid: number of images.")
+cli.define_deprecated_alias("num", "num_images")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --dest / --out.")
 cli.define_verbose_flag()
 flags.DEFINE_enum("compression", "", ["", "GZIP"], "TFRecord compression.")
@@ -91,21 +93,25 @@ def main(argv):
 
 
 def _run(command: str) -> None:
+    cli.resolve_deprecated_aliases()
+    if command in ("info", "grid", "extract") and FLAGS.source and not FLAGS.data_dir:
+        print(f"warning: {command} --source is deprecated and will be removed; use --data_dir", file=sys.stderr)
+        FLAGS.data_dir = FLAGS.source
     if command == "info":
-        _require("source")
-        lines, bad = convert.info(FLAGS.source)
+        _require("data_dir")
+        lines, bad = convert.info(FLAGS.data_dir)
         print("\n".join(lines))
         for file, error in bad:
             print(f"corrupt: {file}: {error}", file=sys.stderr)
         if bad:
             sys.exit(1)
     elif command == "grid":
-        _require("source", "out")
-        count = convert.grid(FLAGS.source, FLAGS.out, FLAGS.resolution, FLAGS.num, FLAGS.overwrite)
+        _require("data_dir", "out")
+        count = convert.grid(FLAGS.data_dir, FLAGS.out, FLAGS.resolution, FLAGS.num_images, FLAGS.overwrite)
         print(f"wrote a grid of {count} images to {FLAGS.out}")
     elif command == "extract":
-        _require("source", "dest")
-        count = convert.extract(FLAGS.source, FLAGS.dest, FLAGS.resolution, FLAGS.overwrite)
+        _require("data_dir", "dest")
+        count = convert.extract(FLAGS.data_dir, FLAGS.dest, FLAGS.resolution, FLAGS.overwrite)
         print(f"wrote {count} PNG files to {FLAGS.dest}")
     else:
         _require("source", "dest")
