@@ -39,11 +39,21 @@ def test_lower_levels_are_box_filtered(small_dataset):
 
 
 def test_pipeline_repeats_shuffles_and_mirrors(small_dataset):
+    # Catches a pipeline that does not shuffle (file order), does not mirror, mirrors every
+    # image, or loses/duplicates images within an epoch.
     info, _, _ = small_dataset
-    dataset = data.make_dataset(info, 8, 5, mirror=True, seed=1)
+    dataset = data.make_dataset(info, 8, 6, mirror=True, seed=1)
     images, labels = next(iter(dataset))
-    assert images.shape == (5, 8, 8, 3) and labels.shape == (5, 3)
-    assert len(list(dataset.take(7))) == 7  # 35 images from 12: repeats
+    assert images.shape == (6, 8, 8, 3) and labels.shape == (6, 3)
+    assert len(list(dataset.take(7))) == 7  # 42 images from 12: repeats
+    in_order = np.concatenate([b[0].numpy() for b in data.make_dataset(info, 8, 12, repeat=False, shuffle=False)])
+    epoch = np.concatenate([b[0].numpy() for b in dataset.take(2)])  # the first 12 = epoch 0
+    flipped = [next(i for i, x in enumerate(in_order) if np.array_equal(x, y) or np.array_equal(x[:, ::-1], y))
+               for y in epoch]
+    assert sorted(flipped) == list(range(12))  # every image once per epoch, mirrored or not
+    assert flipped != list(range(12))  # shuffled
+    mirrored = [not np.array_equal(in_order[i], y) for i, y in zip(flipped, epoch)]
+    assert 0 < sum(mirrored) < 12
 
 
 def test_random_mirror_flips_about_half(rng):

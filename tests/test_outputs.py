@@ -102,8 +102,13 @@ def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
     run = runs.load_run(conditional[0].run_dir)
     labels, columns = image_utils.class_rows(7, 3)
     assert columns == 3 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    grid = generate.generate_grid(run, str(tmp_path), num=7, seed=0)
-    assert np.asarray(Image.open(grid)).shape == (24, 24, 3)
+    grid = np.asarray(Image.open(generate.generate_grid(run, str(tmp_path), num=7, seed=0)))
+    assert grid.shape == (24, 24, 3)
+    # Row c holds class c: the grid equals the generator's output for those labels, and not for
+    # the labels shifted by one row (catches labels ignored, or laid out by column).
+    latents = image_utils.latents(9, run.generator.arch.latent_size, 0)
+    np.testing.assert_array_equal(grid, image_utils.make_grid(run.generate(latents, labels), columns=3))
+    assert not np.array_equal(grid, image_utils.make_grid(run.generate(latents, (labels + 1) % 3), columns=3))
 
 
 def test_evaluate_swd_msssim_and_record(trained):
@@ -112,6 +117,7 @@ def test_evaluate_swd_msssim_and_record(trained):
     results = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
     assert set(results) == {"swd8", "swd_avg", "swd8_real", "swd_avg_real", "msssim"}
     assert all(np.isfinite(v) and v > 0 for v in results.values())
+    assert results["swd8"] > results["swd8_real"]  # a barely trained G is further from the reals than reals are
     assert results["msssim"] < 1  # the generated images are not all the same
     # Seeded: the same call gives the same numbers (latents, patches and directions).
     again = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
