@@ -22,6 +22,9 @@ for name in "${@:-baseline native-gp}"; do
     no-mbstd)    row no-mbstd --config.mbstd_group_size=0 ;;
     batch-32)    row batch-32 --config.minibatch_default=32 ;;
     long-final)  row long-final --config.total_kimg=160 ;;
+    # Phase lengths at the same 96 kimg: shorter phases leave 32x32 stable training at the end.
+    phases-12)   row phases-12 --config.lod_training_kimg=12 --config.lod_transition_kimg=12 ;;
+    phases-8)    row phases-8 --config.lod_training_kimg=8 --config.lod_transition_kimg=8 ;;
     *) echo "unknown row $name" >&2; exit 2 ;;
   esac
 done

@@ -20,7 +20,7 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from progan_tf import dataset_io  # noqa: E402
+from progan_tf import cli, dataset_io  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("package", None, "The extracted npm package folder (holds emoji.json).", required=True)
@@ -32,6 +32,7 @@ EXCLUDED = ("Flags", "Component")
 
 
 def main(argv):
+    cli.quiet_tensorflow()
     del argv
     package = Path(FLAGS.package)
     emoji = json.loads((package / "emoji.json").read_text())
