@@ -305,8 +305,17 @@ def find_corrupt_files(files: list[str], compression: str = "") -> list[tuple[st
             for _ in tf.data.TFRecordDataset(file, compression_type=compression):
                 pass
         except tf.errors.OpError as error:
-            bad.append((file, error.message.splitlines()[0]))
+            bad.append((file, _reader_error(error.message)))
     return bad
+
+
+def _reader_error(message: str) -> str:
+    """TensorFlow's reader error without its op decorations: 'truncated record at 131934'."""
+    found = re.search(r"(truncated|corrupted) record at \d+", message)
+    if found:
+        return found.group(0)
+    message = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*", "", message.splitlines()[0])
+    return message.strip(" :'") or "unreadable"
 
 
 def check_readable(info: DatasetInfo, resolution: int) -> None:

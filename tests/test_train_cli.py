@@ -2,6 +2,7 @@
 kill -9 in the middle of a run and the same command again."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -102,3 +103,21 @@ def test_resume_refuses_other_network_or_precision_settings(tmp_path):
         check_resume_compatible(str(tmp_path), {**trained, "mixed_precision": False})
     with pytest.raises(ValueError, match="mixed_float16 -> mixed_bfloat16"):
         check_resume_compatible(str(tmp_path), {**trained, "mixed_precision_dtype": "bfloat16"})
+
+
+def test_corrupt_shard_is_one_message_naming_file_and_offset(dataset16, tmp_path):
+    import shutil  # noqa: PLC0415
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(dataset16, data_dir)
+    shard = sorted(data_dir.glob("*-r02-*"))[0]  # the 4x4 level: read by the first step
+    payload = shard.read_bytes()
+    shard.write_bytes(payload[: len(payload) - 40])
+    out = subprocess.run(command(data_dir, tmp_path / "run", 0.256), cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=cli_env())
+    assert out.returncode == 1
+    assert_no_tensorflow_log(out.stderr)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.search(rf"{re.escape(str(shard))}: (truncated|corrupted) record at \d+\)", errors[0]), out.stderr
+    assert "{{" not in errors[0] and "Op:" not in errors[0]  # no TensorFlow op decorations
+    assert "Traceback" not in out.stderr
