@@ -174,3 +174,21 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
                     f"--config.mbstd_group_size={group} does not divide the per-replica batch {per_replica} at "
                     f"{resolution}x{resolution}; use --config.mbstd_group_size={works} or a batch divisible by {used}"
                 )
+
+
+def preset_warnings(c: ml_collections.ConfigDict, schedule: Schedule) -> list[str]:
+    """Warnings for a multi-GPU preset run on fewer replicas: the per-replica caps shrink its
+    global batch at high resolutions while its learning rates, tuned for the full batch, stay.
+    Not rescaled (the reference tuned them by hand, not by a rule): the user is told."""
+    replicas = {"2gpu": 2, "4gpu": 4, "8gpu": 8}.get(c.minibatch_preset, 1)
+    if schedule.num_replicas >= replicas:
+        return []
+    affected = [f"{r}x{r}: batch {schedule.global_batch_size(r)} instead of {MINIBATCH_PRESETS[c.minibatch_preset][r]}, "
+                f"lr {schedule.lr(r)}" for r in sorted(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
+                if r <= schedule.final_resolution
+                and schedule.global_batch_size(r) < MINIBATCH_PRESETS[c.minibatch_preset][r]]
+    if not affected:
+        return []
+    return [f"--config.minibatch_preset={c.minibatch_preset} is written for {replicas} replicas and runs on "
+            f"{schedule.num_replicas}: its learning rates are kept while the per-replica caps shrink the batch "
+            f"({'; '.join(affected)}); lower --config.lrate_dict if training is unstable"]

@@ -50,6 +50,7 @@ def evaluate_generator(
     batch_size: int = 64,
     progress: Callable[[str], None] | None = None,
     skip_unsupported: bool = False,
+    mirror: bool = False,
 ) -> dict[str, float]:
     """Metrics of `generator` (a networks.Generator, alpha already set) at `phase.resolution`
     against `dataset`'s level of that resolution. `skip_unsupported` leaves out metrics the
@@ -75,11 +76,17 @@ def evaluate_generator(
 
     def reals(skip: int = 0, count: int = n):
         batches = data.iterate_level(dataset, resolution, batch_size)
+        skip_start, done = skip, [0]
         for images, labels in _take(batches, skip + count):
             if skip >= len(images):
                 skip -= len(images)
                 continue
-            yield images[skip:], labels[skip:]
+            chosen = images[skip:]
+            if mirror:  # seeded per position in the set: the same flips at every call
+                flips = np.random.RandomState(seed + skip_start + done[0]).rand(len(chosen)) < 0.5
+                chosen = np.where(flips[:, None, None, None], chosen[:, :, ::-1], chosen)
+            done[0] += len(chosen)
+            yield chosen, labels[skip:]
             skip = 0
 
     def fakes():  # the same images every time: latents seeded, labels those of the reals
@@ -151,7 +158,7 @@ def main(argv):
         results = evaluate_generator(
             run.generator, run.phase, dataset, metrics, f.num_images, seed=f.seed,
             inception_weights=f.inception_weights, batch_size=f.batch_size,
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
+            progress=lambda message: print(message, file=sys.stderr, flush=True), mirror=run.mirror_augment,
         )
     except ValueError as error:  # RunError, DatasetError
         print(f"error: {error}", file=sys.stderr)

@@ -33,6 +33,7 @@ class Run:
     images_seen: int
     dataset_path: str
     label_names: tuple[str, ...]
+    mirror_augment: bool = False  # trained on randomly mirrored reals (config.json)
 
     @property
     def kimg(self) -> float:
@@ -100,7 +101,13 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
         generator.stage_model(r, fade=False)
     generator.alpha.assign(phase.alpha)
     tf.train.Checkpoint(ema_generator=generator.checkpoint()).restore(path).expect_partial().assert_existing_objects_matched()
+    config_path = os.path.join(run_dir, "config.json")
+    mirror = False
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            mirror = bool(json.load(f).get("mirror_augment", False))
     return Run(
+        mirror_augment=mirror,
         run_dir=run_dir,
         checkpoint=path,
         generator=generator,

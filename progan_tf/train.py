@@ -81,6 +81,8 @@ def main(argv):
         check_resume_compatible(run_dir, config.to_dict())
         schedule = config_lib.schedule(config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync)
         config_lib.validate(config, schedule)
+        for warning in config_lib.preset_warnings(config, schedule):
+            print(f"warning: {warning}", file=sys.stderr)
         trainer = Trainer(
             arch=config_lib.architecture(config, resolution=resolution, channels=dataset.channels,
                                          num_labels=dataset.num_labels),

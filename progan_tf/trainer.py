@@ -335,7 +335,7 @@ class Trainer:
             results = evaluate.evaluate_generator(
                 self.ema, phase, self.dataset, self.options.metrics, self.options.metrics_num_images,
                 seed=self.options.step.seed, noise_floor=False, inception_weights=self.options.inception_weights,
-                skip_unsupported=True,
+                skip_unsupported=True, mirror=self.options.mirror_augment,
             )
             if results:
                 evaluate.record(self.run_dir, results, kimg=self.kimg, step=self.seen)

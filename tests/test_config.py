@@ -45,3 +45,14 @@ def test_image_counts_below_one_image_are_refused():
     c.tick_kimg = 0.0001
     with pytest.raises(ValueError, match="tick_kimg"):
         config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+
+
+def test_an_8gpu_preset_on_one_replica_warns_about_its_learning_rates():
+    c = config_lib.get_config()
+    c.minibatch_preset = "8gpu"
+    one = config_lib.schedule(c, resolution=1024, num_replicas=1)
+    (warning,) = config_lib.preset_warnings(c, one)
+    assert "written for 8 replicas and runs on 1" in warning and "1024x1024: batch 4 instead of 32, lr 0.003" in warning
+    assert config_lib.preset_warnings(c, config_lib.schedule(c, resolution=1024, num_replicas=8)) == []
+    c.minibatch_preset = "1gpu"
+    assert config_lib.preset_warnings(c, one) == []

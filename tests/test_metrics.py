@@ -211,3 +211,15 @@ def test_fid_features_from_a_weights_file(tmp_path, rng):
     scale = np.mean(np.sum(features.astype(np.float64) ** 2, axis=1))
     assert abs(fid.fid(features, features)) < 1e-6 * scale
     assert fid.fid(features, extractor([255 - images])) > 1e-3 * scale
+
+
+def test_swd_tiles_grayscale_to_three_channels(rng):
+    # The reference's descriptors are 147-D (7 x 7 x 3) for grayscale data too.
+    from progan_tf.metrics import swd as swd_lib  # noqa: PLC0415
+
+    gray = rng.integers(0, 256, (4, 16, 16, 1)).astype(np.uint8)
+    one = swd_lib.descriptors([gray], 16, np.random.default_rng(0))
+    three = swd_lib.descriptors([np.repeat(gray, 3, axis=-1)], 16, np.random.default_rng(0))
+    assert one[0].shape[-1] == 3
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)

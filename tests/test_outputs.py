@@ -217,3 +217,13 @@ def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
     assert (tmp_path / "grid-seed0.png").exists()
     assert_no_tensorflow_log(out.stderr)
     assert "grid-seed0.png" in out.stdout  # the result on stdout, diagnostics on stderr
+
+
+def test_evaluate_mirrors_the_reals_of_a_mirrored_run(trained):
+    trainer, info = trained
+    run = runs.load_run(trainer.run_dir)
+    plain = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
+    mirrored = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24, mirror=True)
+    assert mirrored == pytest.approx(evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"],
+                                                                 num_images=24, mirror=True))  # seeded
+    assert mirrored["swd8_real"] != pytest.approx(plain["swd8_real"])  # the reals were flipped

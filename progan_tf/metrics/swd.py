@@ -77,10 +77,13 @@ def extract_patches(level: np.ndarray, centres: np.ndarray, per_image: int = PAT
 def descriptors(
     batches: Iterable[np.ndarray], resolution: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Per pyramid level, the un-normalised descriptors [num_patches, 7, 7, C] of all batches."""
+    """Per pyramid level, the un-normalised descriptors [num_patches, 7, 7, 3] of all batches;
+    grayscale images are tiled to 3 channels first (147-D descriptors, as the reference's)."""
     levels = num_levels(resolution)
     out: list[list[np.ndarray]] = [[] for _ in range(levels)]
     for batch in batches:
+        if batch.shape[-1] == 1:
+            batch = np.repeat(batch, 3, axis=-1)
         if batch.shape[1:3] != (resolution, resolution):
             raise ValueError(f"SWD: expected {resolution}x{resolution} images, got {batch.shape[1:3]}")
         for i, level in enumerate(laplacian_pyramid(batch, levels)):
