@@ -65,6 +65,9 @@ def step_flops(arch: Architecture, resolution: int) -> tuple[int, int, int]:
     return fg, fd, 4 * fg + 14 * fd
 
 
+FIRST_STEP_SECONDS: list[float] = []  # time to the first step (trace + compile + 1 step) of each measure_step
+
+
 def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int) -> float:
     """images/s of the compiled step after one warm-up call."""
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -73,14 +76,17 @@ def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *,
         g, d, ema = Generator(arch, alpha), Discriminator(arch, alpha), Generator(arch, alpha, name="g_ema")
         images_seen = tf.Variable(0, dtype=tf.int64)
         counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
-    phase = Phase(resolution, False, 0.0, math.inf, 1.0, batch, 0.001)
+    phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
     trainer = PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase,
                            images_seen=images_seen, counters=counters, options=StepOptions(xla=xla))
     reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
     dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     calls = max(1, steps // steps_per_call)
-    trainer.train(iterator, tf.constant(steps_per_call, tf.int64))  # trace, compile, warm up
+    start = time.perf_counter()
+    float(trainer.train(iterator, tf.constant(1, tf.int64))["d_loss"])  # trace, compile, one step
+    FIRST_STEP_SECONDS.append(time.perf_counter() - start)
+    trainer.train(iterator, tf.constant(steps_per_call, tf.int64))  # warm up
     start = time.perf_counter()
     for _ in range(calls):
         stats = trainer.train(iterator, tf.constant(steps_per_call, tf.int64))
@@ -119,6 +125,8 @@ def main():
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also time XLA off and steps_per_call=1 (before/after)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    parser.add_argument("--demo_resolutions", default="16,32", help="demo-width resolutions to time (4,8,16,32: "
+                        "every stage, with --resolutions= to skip the paper widths)")
     args = parser.parse_args()
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU threads, devices: "
@@ -132,17 +140,19 @@ def main():
         speed = measure_step(arch, resolution, batch, steps, xla=xla, steps_per_call=steps_per_call)
         row = dict(config=name, resolution=resolution, batch=batch, xla=xla, steps_per_call=steps_per_call,
                    images_per_sec=speed, gflop_per_image=per_image / 1e9, g_fwd_gflop=fg / 1e9, d_fwd_gflop=fd / 1e9,
-                   achieved_gflops=speed * per_image / 1e9, peak_gflops=peak / 1e9, of_peak=speed * per_image / peak)
+                   achieved_gflops=speed * per_image / 1e9, peak_gflops=peak / 1e9, of_peak=speed * per_image / peak,
+                   first_step_s=FIRST_STEP_SECONDS[-1])
         rows.append(row)
         print(f"{name:<6} {resolution:>4}x{resolution:<4} batch {batch:<3} xla {'on ' if xla else 'off'} "
               f"steps/call {steps_per_call:<3} {speed:9.2f} img/s  {per_image / 1e9:8.3f} GFLOP/img  "
-              f"{row['achieved_gflops']:7.1f} GFLOP/s  {100 * row['of_peak']:5.1f}% of peak", flush=True)
+              f"{row['achieved_gflops']:7.1f} GFLOP/s  {100 * row['of_peak']:5.1f}% of peak  "
+              f"first step {row['first_step_s']:5.1f} s", flush=True)
 
     for r in [int(x) for x in args.resolutions.split(",") if x]:
         run("paper", PAPER, r, args.batch, args.steps, xla=True, steps_per_call=1)
         if args.compare and r <= 32:
             run("paper", PAPER, r, args.batch, args.steps, xla=False, steps_per_call=1)
-    for r in (16, 32):
+    for r in [int(x) for x in args.demo_resolutions.split(",") if x]:
         run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=25)
         if args.compare:
             run("demo", DEMO, r, 32, args.demo_steps, xla=False, steps_per_call=25)
