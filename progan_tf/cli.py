@@ -24,11 +24,11 @@ def define_deprecated_alias(old: str, new: str) -> None:
     _DEPRECATED[old] = new
 
 
-def resolve_deprecated_aliases() -> None:
-    """Moves each deprecated flag the user gave onto its new name, warning on stderr."""
+def resolve_deprecated_aliases(values: flags.FlagValues) -> None:
+    """Moves each deprecated flag the user gave onto its new name in `values` (a command's
+    parsed flags), warning on stderr."""
     import sys  # noqa: PLC0415
 
-    values = flags.FLAGS
     for old, new in _DEPRECATED.items():
         given = getattr(values, old, None)
         if given is None:

@@ -93,7 +93,7 @@ def main(argv):
     if f.grid and f.interpolate:
         raise app.UsageError("--grid and --interpolate: choose one")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
-    cli.resolve_deprecated_aliases()
+    cli.resolve_deprecated_aliases(flags.FLAGS)
     from progan_tf import runs  # noqa: PLC0415
 
     try:

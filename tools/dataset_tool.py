@@ -58,12 +58,6 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-def _require(*names: str) -> None:
-    for name in names:
-        if not getattr(FLAGS, name):
-            _fail(f"--{name} is required for this command")
-
-
 def _print_summary(meta: dict, dest: str) -> None:
     print(f"wrote {meta['num_images']} images at {meta['resolution']}x{meta['resolution']} to {dest}")
     if meta["upscaled"]:
@@ -74,57 +68,51 @@ def _print_summary(meta: dict, dest: str) -> None:
             print(f"  {item['file']}: {item['reason']}")
 
 
-def _options() -> convert.ConvertOptions:
-    return convert.ConvertOptions(
-        name=FLAGS.name, resolution=FLAGS.resolution, channels=int(FLAGS.channels), crop=FLAGS.crop,
-        workers=FLAGS.workers, shards=FLAGS.shards, seed=FLAGS.seed, max_images=FLAGS.max_images,
-        overwrite=FLAGS.overwrite, compression=FLAGS.compression,
-    )
-
-
 def main(argv):
-    cli.quiet_tensorflow(FLAGS.verbose)
+    f = FLAGS
+    cli.quiet_tensorflow(f.verbose)
     if len(argv) != 2 or argv[1] not in COMMANDS:
         _fail(f"usage: dataset_tool.py COMMAND --flags; COMMAND is one of {', '.join(COMMANDS)}")
+    command = argv[1]
+    cli.resolve_deprecated_aliases(f)
+    if command in ("info", "grid", "extract") and f.source and not f.data_dir:
+        print(f"warning: {command} --source is deprecated and will be removed; use --data_dir", file=sys.stderr)
+        f.data_dir = f.source
+    needed = {"info": ("data_dir",), "grid": ("data_dir", "out"), "extract": ("data_dir", "dest")}.get(command, ("source", "dest"))
+    for name in needed:
+        if not getattr(f, name):
+            _fail(f"--{name} is required for {command}")
+    options = convert.ConvertOptions(
+        name=f.name, resolution=f.resolution, channels=int(f.channels), crop=f.crop, workers=f.workers,
+        shards=f.shards, seed=f.seed, max_images=f.max_images, overwrite=f.overwrite, compression=f.compression,
+    )
     try:
-        _run(argv[1])
+        if command == "info":
+            lines, bad = convert.info(f.data_dir)
+            print("\n".join(lines))
+            for file, error in bad:
+                print(f"corrupt: {file}: {error}", file=sys.stderr)
+            if bad:
+                sys.exit(1)
+        elif command == "grid":
+            count = convert.grid(f.data_dir, f.out, f.resolution, f.num_images, f.overwrite)
+            print(f"wrote a grid of {count} images to {f.out}")
+        elif command == "extract":
+            count = convert.extract(f.data_dir, f.dest, f.resolution, f.overwrite)
+            print(f"wrote {count} PNG files to {f.dest}")
+        else:
+            if os.path.exists(f.dest) and not f.overwrite:
+                _fail(f"--dest={f.dest} exists; choose another folder or pass --overwrite")
+            converter = {
+                "create_from_images": convert.create_from_images,
+                "create_cifar10": convert.create_cifar10,
+                "create_mnist": convert.create_mnist,
+                "create_lsun": convert.create_lsun,
+                "create_celebahq": convert.create_celebahq,
+            }[command]
+            _print_summary(converter(f.source, f.dest, options), f.dest)
     except (FileExistsError, ValueError) as error:  # ConversionError, DatasetError are ValueErrors
         _fail(str(error))
-
-
-def _run(command: str) -> None:
-    cli.resolve_deprecated_aliases()
-    if command in ("info", "grid", "extract") and FLAGS.source and not FLAGS.data_dir:
-        print(f"warning: {command} --source is deprecated and will be removed; use --data_dir", file=sys.stderr)
-        FLAGS.data_dir = FLAGS.source
-    if command == "info":
-        _require("data_dir")
-        lines, bad = convert.info(FLAGS.data_dir)
-        print("\n".join(lines))
-        for file, error in bad:
-            print(f"corrupt: {file}: {error}", file=sys.stderr)
-        if bad:
-            sys.exit(1)
-    elif command == "grid":
-        _require("data_dir", "out")
-        count = convert.grid(FLAGS.data_dir, FLAGS.out, FLAGS.resolution, FLAGS.num_images, FLAGS.overwrite)
-        print(f"wrote a grid of {count} images to {FLAGS.out}")
-    elif command == "extract":
-        _require("data_dir", "dest")
-        count = convert.extract(FLAGS.data_dir, FLAGS.dest, FLAGS.resolution, FLAGS.overwrite)
-        print(f"wrote {count} PNG files to {FLAGS.dest}")
-    else:
-        _require("source", "dest")
-        if os.path.exists(FLAGS.dest) and not FLAGS.overwrite:
-            _fail(f"--dest={FLAGS.dest} exists; choose another folder or pass --overwrite")
-        converter = {
-            "create_from_images": convert.create_from_images,
-            "create_cifar10": convert.create_cifar10,
-            "create_mnist": convert.create_mnist,
-            "create_lsun": convert.create_lsun,
-            "create_celebahq": convert.create_celebahq,
-        }[command]
-        _print_summary(converter(FLAGS.source, FLAGS.dest, _options()), FLAGS.dest)
 
 
 if __name__ == "__main__":
