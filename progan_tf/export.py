@@ -39,7 +39,7 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from progan_tf import files  # noqa: PLC0415
+    from progan_tf import data, files  # noqa: PLC0415
 
     def outputs(latents, labels=None):
         # Signatures do not check static shapes: fail with a message, not deep inside a MatMul.
@@ -58,7 +58,7 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
             labels = None if labels is None else tf.identity(labels)
         inputs = latents if labels is None else [latents, tf.one_hot(labels, num_labels)]
         raw = tf.cast(model(inputs, training=False), tf.float32)
-        images = tf.cast(tf.clip_by_value(tf.round(raw * 127.5 + 127.5), 0.0, 255.0), tf.uint8)
+        images = data.to_uint8(raw)  # traced into the graph: the SavedModel needs no progan_tf
         return {"images": images, "raw": raw}
 
     latents_spec = tf.TensorSpec([None, latent_size], tf.float32, name="latents")
