@@ -2,9 +2,10 @@
 snapshots and checkpoints on the way.
 
 The loop wires the pieces that own the details: `run_dir` (layout, lock, logs), `checkpoints`
-(save, restore), `schedule` (integer image count -> phase), `steps.PhaseTrainer` (a phase's
-optimizers and compiled step), `data` (the seeded, resumable input stream) and `progress`
-(status line, ETA, per-phase timing). All image counts are integers; kimg is for display.
+(save, restore), `phases` (the phase controller: integer image count -> phase, that phase's
+optimizers, compiled step and input stream, per-phase timing), `data` (the seeded, resumable
+input stream) and `progress` (status line, ETA). All image counts are integers; kimg is for
+display.
 
 Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
 a scratch directory (all workers must take part in saving).
@@ -13,7 +14,6 @@ a scratch directory (all workers must take part in saving).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import time
@@ -25,6 +25,7 @@ import tensorflow as tf
 from progan_tf import data, images
 from progan_tf.checkpoints import Checkpoints, images_seen_of
 from progan_tf.networks import Architecture, Discriminator, Generator
+from progan_tf.phases import PhaseController
 from progan_tf.progress import PhaseTimes, Progress
 from progan_tf.run_dir import RunDirectory
 from progan_tf.schedule import Phase, Schedule, phase_at
@@ -114,9 +115,12 @@ class Trainer:
             ckpt_dir = os.path.join(run_dir, f".scratch-worker-{strategy.cluster_resolver.task_id}")
         self.checkpoints = Checkpoints(self.checkpoint, ckpt_dir, options.keep_checkpoints)
         self._restore_from = tf.train.latest_checkpoint(self.directory.checkpoints)
-        self.phase_trainer: PhaseTrainer | None = None
-        self._iterator = None
-        self.phase_times = PhaseTimes()
+        self.phases = PhaseController(
+            schedule=schedule, strategy=strategy, generator=self.generator, discriminator=self.discriminator,
+            ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
+            dataset=dataset, step=step, steps_per_call=options.steps_per_call,
+            mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer,
+        )
         self._grid_latents = images.latents(options.grid_size, arch.latent_size, step.seed)
         self._summary = tf.summary.create_file_writer(self.directory.file("tensorboard")) if self.chief else None
         self.directory.prepare(config, {  # what generate/evaluate/export rebuild from (progan_tf.runs)
@@ -137,42 +141,21 @@ class Trainer:
     def kimg(self) -> float:
         return self.seen / 1000.0
 
-    def _enter_phase(self, phase: Phase) -> None:
-        """Fresh optimizers, a new compiled step and (at a new resolution) a new input stream
-        for `phase`, tracked by the checkpoint. Under mixed precision the new optimizers start
-        from the loss scales the last phase found."""
-        started = time.perf_counter()
-        previous = self.phase_trainer
-        if previous is None or previous.phase.resolution != phase.resolution:
-            if previous is not None:
-                self.data_position.assign([0, 0])  # a new resolution reads its level from the start
-            self._iterator = self._make_iterator(phase)
-        self.phase_trainer = PhaseTrainer(
-            strategy=self.strategy,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            ema=self.ema,
-            phase=phase,
-            images_seen=self.images_seen,
-            counters=self.counters,
-            options=self.options.step,
-            data_position=self.data_position,
-            **({"loss_scales": previous.loss_scales} if previous else {}),
-        )
-        self.checkpoint.g_optimizer = self.phase_trainer.g_optimizer
-        self.checkpoint.d_optimizer = self.phase_trainer.d_optimizer
-        self.alpha.assign(phase.alpha_at(self.seen))
-        self.phase_times.start(phase, self.seen, time.perf_counter() - started)
-        self._first_call = True
+    @property
+    def phase_trainer(self) -> PhaseTrainer | None:
+        """The current phase's optimizers and compiled step."""
+        return self.phases.current
 
-    def _make_iterator(self, phase: Phase):
-        epoch, index = (int(v) for v in self.data_position.numpy())
-        dataset = data.distribute(
-            self.strategy, self.dataset, phase.resolution, phase.global_batch_size,
-            mirror=self.options.mirror_augment, shuffle_buffer=self.options.shuffle_buffer,
-            seed=self.options.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
-        )
-        return iter(dataset)
+    @property
+    def phase_times(self) -> PhaseTimes:
+        return self.phases.times
+
+    def _enter_phase(self, phase: Phase) -> None:
+        """The phase controller's new optimizers and step for `phase`, tracked by the checkpoint."""
+        trainer = self.phases.enter(phase)
+        self.checkpoint.g_optimizer = trainer.g_optimizer
+        self.checkpoint.d_optimizer = trainer.d_optimizer
+        self.alpha.assign(phase.alpha_at(self.seen))
 
     def restore(self) -> bool:
         """Resumes from the latest checkpoint: weights, EMA, optimizers, image count, data
@@ -219,28 +202,23 @@ class Trainer:
                   (("tick", o.tick_images), ("snapshot", o.snapshot_images), ("checkpoint", o.checkpoint_images))}
         progress = Progress(self.schedule, total, enabled=self.chief)
         tick_start, tick_images, last_stats = time.time(), self.seen, {}
-        if self.phase_trainer is None:
+        if self.phases.current is None:
             self._switch_phase()
         while self.seen < total:
-            seen, phase = self.seen, self.phase_trainer.phase
+            phase = self.phases.phase
             stop = min(total, *events.values(), *([phase.end_images] if phase.end_images is not None else []))
-            steps = 1 if self._first_call else max(1, min(o.steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
-            call_start = time.perf_counter()
             try:
-                stats = self.phase_trainer.train(self._iterator, tf.constant(steps, tf.int64))
+                stats, compiled = self.phases.run(stop)
             except tf.errors.DataLossError as error:
                 data.check_readable(self.dataset, phase.resolution)
                 raise TrainingError(f"reading {self.dataset.path}: {error.message}") from None
-            stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
-            self.phase_times.add_call(self.seen - seen, time.perf_counter() - call_start, self._first_call)
-            self._first_call = False
             seen = self.seen
             self._check_finite()
             trained, trained_alpha = phase, phase.alpha_at(seen)  # what the stats describe
-            if phase_at(self.schedule, seen).key != phase.key:
+            if self.phases.due():
                 self._switch_phase()  # before any checkpoint: it must hold the new optimizers
-            self.alpha.assign(self.phase_trainer.phase.alpha_at(seen))
-            progress.update(seen, self.phase_trainer.phase, float(self.alpha.numpy()), stats)
+            self.alpha.assign(self.phases.phase.alpha_at(seen))
+            progress.update(seen, self.phases.phase, float(self.alpha.numpy()), stats, steady=not compiled)
             done = seen >= total
             if seen >= events["tick"] or done:
                 last_stats = self._tick(trained, trained_alpha, stats, seen - tick_images, time.time() - tick_start)

@@ -1,0 +1,112 @@
+"""The phase controller: the phase an image count is in, and that phase's compiled step and input.
+
+At each phase boundary of the schedule (integer image counts, `progan_tf.schedule`) the
+controller makes a fresh `steps.PhaseTrainer` (new optimizers and compiled step; under float16
+the new optimizers start from the last phase's loss scales) and, at a new resolution, a new
+input stream that reads the level from its start. Each call runs at most `steps_per_call`
+steps and stops exactly at the image count it is given (the next tick, snapshot, checkpoint or
+phase end); the first call of a phase runs one step, since it also traces and compiles the
+step, and is timed apart (`progress.PhaseTimes`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import tensorflow as tf
+
+from progan_tf import data
+from progan_tf.networks import Discriminator, Generator
+from progan_tf.progress import PhaseTimes
+from progan_tf.schedule import Phase, Schedule, phase_at
+from progan_tf.steps import PhaseTrainer, StepOptions
+
+
+class PhaseController:
+    """Owns the current phase's `PhaseTrainer` and input iterator; the trainer's loop asks it
+    to run up to an image count and to move on when the count leaves the phase."""
+
+    def __init__(
+        self,
+        *,
+        schedule: Schedule,
+        strategy: tf.distribute.Strategy,
+        generator: Generator,
+        discriminator: Discriminator,
+        ema: Generator,
+        images_seen: tf.Variable,
+        counters: dict[str, tf.Variable],
+        data_position: tf.Variable,
+        dataset: data.DatasetInfo,
+        step: StepOptions,
+        steps_per_call: int,
+        mirror_augment: bool,
+        shuffle_buffer: int,
+    ):
+        self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
+        self.generator, self.discriminator, self.ema = generator, discriminator, ema
+        self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
+        self.steps_per_call, self.mirror_augment, self.shuffle_buffer = steps_per_call, mirror_augment, shuffle_buffer
+        self.current: PhaseTrainer | None = None
+        self.iterator = None
+        self.times = PhaseTimes()
+        self._compiled = False
+
+    @property
+    def phase(self) -> Phase | None:
+        return self.current.phase if self.current is not None else None
+
+    def due(self) -> Phase | None:
+        """The phase the image count has moved into, if it is not the current one."""
+        phase = phase_at(self.schedule, int(self.images_seen.numpy()))
+        return phase if self.current is None or phase.key != self.current.phase.key else None
+
+    def enter(self, phase: Phase) -> PhaseTrainer:
+        """Fresh optimizers and compiled step for `phase`; at a new resolution also a new input
+        stream, read from `data_position` (where a restored checkpoint left it, else the start)."""
+        started = time.perf_counter()
+        previous = self.current
+        if previous is None or previous.phase.resolution != phase.resolution:
+            if previous is not None:
+                self.data_position.assign([0, 0])  # a new resolution reads its level from the start
+            self.iterator = self._make_iterator(phase)
+        self.current = PhaseTrainer(
+            strategy=self.strategy,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            ema=self.ema,
+            phase=phase,
+            images_seen=self.images_seen,
+            counters=self.counters,
+            options=self.step,
+            data_position=self.data_position,
+            **({"loss_scales": previous.loss_scales} if previous else {}),
+        )
+        self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
+        self._compiled = False
+        return self.current
+
+    def run(self, stop: int) -> tuple[dict[str, float], bool]:
+        """One call of the current phase's step towards image count `stop`: returns its
+        statistics and whether the call also traced and compiled the step."""
+        seen, phase = int(self.images_seen.numpy()), self.current.phase
+        steps = max(1, min(self.steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
+        compiling = not self._compiled
+        if compiling:
+            steps = 1
+        start = time.perf_counter()
+        stats = self.current.train(self.iterator, tf.constant(steps, tf.int64))
+        stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
+        self.times.add_call(int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling)
+        self._compiled = True
+        return stats, compiling
+
+    def _make_iterator(self, phase: Phase):
+        epoch, index = (int(v) for v in self.data_position.numpy())
+        dataset = data.distribute(
+            self.strategy, self.dataset, phase.resolution, phase.global_batch_size,
+            mirror=self.mirror_augment, shuffle_buffer=self.shuffle_buffer,
+            seed=self.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
+        )
+        return iter(dataset)
