@@ -47,13 +47,14 @@ class Progress:
             images = stop
         return cost * (self.rate or 0.0)
 
-    def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float]) -> None:
+    def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float], steady: bool = True) -> None:
         """`phase`: the one the next step trains; the images since the last call were shown at
-        the resolution of the previous call's phase."""
+        the resolution of the previous call's phase. `steady=False`: that time included a
+        phase's start (setup, trace and compile), so it does not enter the speed and ETA."""
         if not self.enabled:
             return
         now = time.time()
-        if self.last_time is not None and images_seen > self.last_images:
+        if steady and self.last_time is not None and images_seen > self.last_images:
             rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**self.COST_EXPONENT
             self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
         self.last_time, self.last_images, self.last_resolution = now, images_seen, phase.resolution

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from progan_tf import data, dataset_io
 from progan_tf.networks import Architecture
-from progan_tf.schedule import Schedule
+from progan_tf.schedule import Schedule, phase_at
 from progan_tf.strategies import mirrored_strategy
 from progan_tf.steps import StepOptions
 from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
@@ -164,7 +164,7 @@ def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
     trainer.train()
     phase_trainer = trainer.phase_trainer
     ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
-    phase_trainer.train(trainer._iterator, tf.constant(1, tf.int64))
+    phase_trainer.train(trainer.phases.iterator, tf.constant(1, tf.int64))
     for (ema, g), before in zip(phase_trainer.ema_pairs, ema_before):
         np.testing.assert_allclose(ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6)
     assert changed([g.numpy() for _, g in phase_trainer.ema_pairs], [e.numpy() for e, _ in phase_trainer.ema_pairs])
@@ -192,3 +192,41 @@ def test_progress_eta_counts_the_slower_later_stages():
     expected = 1.0 * (1 + 2 * 2**1.5 + 2 * 4**1.5)
     assert progress.eta_seconds(0) == pytest.approx(expected)
     assert progress.eta_seconds(4500) == pytest.approx(0.5 * 4**1.5)
+
+
+def test_progress_speed_leaves_out_phase_starts(monkeypatch, capsys):
+    """Catches: a phase's trace + compile counted as training time (the status line then showed
+    20 img/s and a 7-hour ETA after each phase start of a 12-minute demo)."""
+    from progan_tf import progress as progress_module  # noqa: PLC0415
+
+    schedule = Schedule(final_resolution=4, stable_kimg=10, fade_kimg=10, minibatch={}, minibatch_default=8)
+    progress = Progress(schedule, total_images=10_000)
+    clock = iter([0.0, 1.0, 101.0, 102.0])
+    monkeypatch.setattr(progress_module.time, "time", lambda: next(clock))
+    phase, stats = phase_at(schedule, 0), {"d_loss": 0.0, "g_loss": 0.0}
+    progress.update(0, phase, 1.0, stats)
+    progress.update(1000, phase, 1.0, stats)  # 1,000 images in 1 s
+    progress.update(1100, phase, 1.0, stats, steady=False)  # 100 images and a 100-s compile
+    progress.update(2100, phase, 1.0, stats)  # 1,000 images in 1 s
+    assert 1.0 / (progress.rate * 4**1.5) == pytest.approx(1000.0)
+    assert "1000.0 img/s" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked_count(dataset, tmp_path):
+    """Catches: a first call of more than one step (its compile time then hides in the steady
+    rate), a call that runs past an event or phase end, and a phase change missed or invented."""
+    trainer = make_trainer(dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    phases = trainer.phases
+    assert phases.due().key == (4, False)  # nothing entered yet
+    trainer._enter_phase(phases.due())
+    _, compiled = phases.run(stop=40)
+    assert compiled and trainer.seen == 8  # one step of the global batch, 8
+    _, compiled = phases.run(stop=40)
+    assert not compiled and trainer.seen == 32  # steps_per_call = 3
+    phases.run(stop=40)
+    assert trainer.seen == 40 and phases.due() is None  # 1 step: exactly the asked count
+    phases.run(stop=64)
+    assert trainer.seen == 64 and phases.due().key == (8, True)  # the 8x8 fade-in starts at 64
+    assert [p.name for p in phases.times.phases] == ["4x4 stable"]
+    (times,) = phases.times.phases
+    assert times.images == 64 and times.steady_images == 56  # the first step's 8 timed apart
