@@ -30,10 +30,12 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from progan_tf import cli  # noqa: E402
+
+cli.quiet_tensorflow()  # the training command's settings (oneDNN on), here and in its subprocess
 
 import numpy as np  # noqa: E402
 

@@ -27,8 +27,10 @@ import resource
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from progan_tf import cli  # noqa: E402
+
+cli.quiet_tensorflow()  # the training command's settings: oneDNN on unless TF_ENABLE_ONEDNN_OPTS is set
 
 import tensorflow as tf  # noqa: E402
 

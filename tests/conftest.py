@@ -4,6 +4,9 @@ import os
 import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from progan_tf import cli  # noqa: E402
+
+cli.tune_tensorflow()  # the commands' setting (oneDNN on) for the tests run in this process
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
