@@ -1,4 +1,4 @@
-"""Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, about 12 minutes on 2 CPU cores.
+"""Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, about 11 minutes on 2 CPU cores.
 
     python -m progan_tf.train            # this config is the default
 
