@@ -10,6 +10,7 @@ Quiet (the default) also means TF_CPP_MIN_LOG_LEVEL=3, TensorFlow's Python logge
 and TensorFlow imported with its standard error captured: with oneDNN on, the import prints a
 notice before any log level applies. What else the import prints is passed on.
 """
+
 from __future__ import annotations
 
 import os
