@@ -18,10 +18,12 @@ for name in "${@:-baseline native-gp}"; do
     diffaug-t)   row diffaug-t --config.augment_policy=translation ;;
     ema-0.999)   row ema-0.999 --config.ema_beta=0.999 ;;
     lr-0.003)    row lr-0.003 --config.learning_rate=0.003 ;;
+    lr-0.005)    row lr-0.005 --config.learning_rate=0.005 ;;
     wide)        row wide --config.fmap_base=512 --config.fmap_max=64 ;;
     no-mbstd)    row no-mbstd --config.mbstd_group_size=0 ;;
     batch-32)    row batch-32 --config.minibatch_default=32 ;;
     long-final)  row long-final --config.total_kimg=160 ;;
+    kimg-120)    row kimg-120 --config.total_kimg=120 ;;  # what fits the 15-minute budget here
     # Phase lengths at the same 96 kimg: shorter phases leave 32x32 stable training at the end.
     phases-12)   row phases-12 --config.lod_training_kimg=12 --config.lod_transition_kimg=12 ;;
     phases-8)    row phases-8 --config.lod_training_kimg=8 --config.lod_transition_kimg=8 ;;
