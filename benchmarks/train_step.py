@@ -95,6 +95,37 @@ def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *,
     return calls * steps_per_call * batch / (time.perf_counter() - start)
 
 
+def measure_fade_model(arch: Architecture, resolution: int, batch: int, steps: int, rounds: int = 4) -> tuple[float, float]:
+    """images/s of a stable phase's step on the stable model and on the fade-in model at
+    alpha 1 (how `carry_fade_step` trains a stable phase), timed in alternating rounds in one
+    process so that the machine's drift falls on both alike."""
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        alpha = tf.Variable(1.0, trainable=False)
+        g, d, ema = Generator(arch, alpha), Discriminator(arch, alpha), Generator(arch, alpha, name="g_ema")
+        images_seen = tf.Variable(0, dtype=tf.int64)
+        counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
+    phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
+    reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
+    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    trainers = [PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase, images_seen=images_seen,
+                             counters=counters, options=StepOptions(xla=True), fade_graph=fade) for fade in (False, True)]
+    calls = max(1, steps // (25 * rounds))
+    seconds = [0.0, 0.0]
+    for trainer in trainers:
+        float(trainer.train(iterator, tf.constant(25, tf.int64))["d_loss"])  # trace, compile, warm up
+    for _ in range(rounds):
+        for i, trainer in enumerate(trainers):
+            start = time.perf_counter()
+            for _ in range(calls):
+                stats = trainer.train(iterator, tf.constant(25, tf.int64))
+            float(stats["d_loss"])
+            seconds[i] += time.perf_counter() - start
+    images = rounds * calls * 25 * batch
+    return images / seconds[0], images / seconds[1]
+
+
 def measure_conv_peak(repeats: int = 3) -> float:
     """FLOP/s of a 3x3, 512 -> 512 conv at 32x32, batch 16, forward + both backward convs,
     compiled by XLA like the step's."""
@@ -126,6 +157,9 @@ def main():
     parser.add_argument("--demo_steps", type=int, default=50)
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also time XLA off and steps_per_call=1 (before/after)")
+    parser.add_argument("--fade_graph", action=argparse.BooleanOptionalAction, default=False,
+                        help="also time the demo's stable step at --batch on the stable model and on the fade-in "
+                             "model at alpha 1 (config carry_fade_step), interleaved")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--demo_resolutions", default="16,32", help="demo-width resolutions to time (4,8,16,32: "
                         "every stage, with --resolutions= to skip the paper widths)")
@@ -159,6 +193,12 @@ def main():
         if args.compare:
             run("demo", DEMO, r, 32, args.demo_steps, xla=False, steps_per_call=25)
             run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=1)
+        if args.fade_graph and r > 4:
+            stable, fade = measure_fade_model(DEMO, r, args.batch, args.demo_steps)
+            rows.append(dict(config="demo", resolution=r, batch=args.batch, stable_model_images_per_sec=stable,
+                             fade_model_images_per_sec=fade))
+            print(f"demo     {r:>4}x{r:<4} batch {args.batch:<3} stable model {stable:8.1f} img/s, fade-in model at "
+                  f"alpha 1 {fade:8.1f} img/s: {fade / stable:.3f}x", flush=True)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak_rss:.0f} MiB")
     if args.json:

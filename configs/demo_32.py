@@ -39,6 +39,9 @@ def get_config():
     c.checkpoint_kimg = 16.0
     c.grid_size = 64
     c.steps_per_call = 25
+    # 8x8 and 16x16 stable (8 kimg each) go on with their fade-in's compiled step: a compile
+    # saved per resolution outweighs the ~10% slower steps of the fade-in model at alpha 1.
+    c.carry_fade_step = True
     c.strategy = "one_device"
     c.xla = True  # 1.7-2.2x faster on this CPU (benchmarks/train_step.py)
     return c

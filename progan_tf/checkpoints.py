@@ -16,7 +16,8 @@ import tensorflow as tf
 
 # Config keys a resumed run must keep: they decide the networks' shapes or what the
 # checkpointed state means.
-RESUME_KEYS = ("resolution", "latent_size", "fmap_base", "fmap_max", "mbstd_group_size", "conditional", "gp_scale")
+RESUME_KEYS = ("resolution", "latent_size", "fmap_base", "fmap_max", "mbstd_group_size", "conditional", "gp_scale",
+               "carry_fade_step")  # the last: which model (so which optimizer slots) a stable phase trains
 
 
 class CheckpointWriteError(RuntimeError):
@@ -37,7 +38,8 @@ def check_resume_compatible(run_dir: str, config: dict) -> None:
         return
     with open(path) as f:
         previous = json.load(f)
-    defaults = {"gp_scale": "native"}  # runs made before the key existed penalised the native norm
+    # runs made before a key existed: they penalised the native norm and compiled every phase
+    defaults = {"gp_scale": "native", "carry_fade_step": False}
     changed = [(k, previous.get(k, defaults.get(k)), config[k]) for k in RESUME_KEYS
                if k in config and (k in previous or k in defaults) and previous.get(k, defaults.get(k)) != config[k]]
     if precision(previous) != precision(config):

@@ -71,6 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.mixed_precision_dtype = "auto"  # float16, bfloat16, or auto: bfloat16 on TPUs, else float16
     c.xla = False  # jit_compile the loss+gradient functions
     c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
+    # Stable phases below the final resolution train on their fade-in's compiled step at alpha 1
+    # (as the reference's single graph does) instead of compiling their own: one compile fewer
+    # per resolution, ~10% slower steps at the demo's widths (docs/performance.md). For short phases.
+    c.carry_fade_step = False
     c.shuffle_buffer = 4096  # records (the official reader's buffer is sized in MB)
     c.deterministic = False  # TensorFlow op determinism: bit-identical runs on one device, slower
     # Logging, snapshots, checkpoints (kimg).
@@ -140,6 +144,7 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         step=step,
         max_nonfinite_steps=c.max_nonfinite_steps,
         steps_per_call=c.steps_per_call,
+        carry_fade_step=c.carry_fade_step,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
         tick_images=kimg_to_images(c.tick_kimg),

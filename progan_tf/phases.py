@@ -3,7 +3,10 @@
 At each phase boundary of the schedule (integer image counts, `progan_tf.schedule`) the
 controller makes a fresh `steps.PhaseTrainer` (new optimizers and compiled step; under float16
 the new optimizers start from the last phase's loss scales) and, at a new resolution, a new
-input stream that reads the level from its start. Each call runs at most `steps_per_call`
+input stream that reads the level from its start. With `carry_fade_step`, a stable phase
+below the final resolution trains the fade-in's model at alpha 1 (as the reference's single
+graph does): the fade-in's compiled step carries on with its optimizers reset in place, so
+the phase starts without a trace or compile. Each call runs at most `steps_per_call`
 steps and stops exactly at the image count it is given (the next tick, snapshot, checkpoint or
 phase end); the first call of a phase runs one step, since it also traces and compiles the
 step, and is timed apart (`progress.PhaseTimes`).
@@ -42,12 +45,14 @@ class PhaseController:
         step: StepOptions,
         steps_per_call: int,
         mirror_augment: bool,
+        carry_fade_step: bool = False,
         shuffle_buffer: int,
     ):
         self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
         self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
         self.steps_per_call, self.mirror_augment, self.shuffle_buffer = steps_per_call, mirror_augment, shuffle_buffer
+        self.carry_fade_step = carry_fade_step
         self.current: PhaseTrainer | None = None
         self.iterator = None
         self.times = PhaseTimes()
@@ -67,6 +72,11 @@ class PhaseController:
         stream, read from `data_position` (where a restored checkpoint left it, else the start)."""
         started = time.perf_counter()
         previous = self.current
+        if previous is not None and previous.phase.fade and self._on_fade_model(phase):
+            previous.continue_into(phase)
+            self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
+            self._compiled = True
+            return previous
         if previous is None or previous.phase.resolution != phase.resolution:
             if previous is not None:
                 self.data_position.assign([0, 0])  # a new resolution reads its level from the start
@@ -81,6 +91,7 @@ class PhaseController:
             counters=self.counters,
             options=self.step,
             data_position=self.data_position,
+            fade_graph=phase.fade or self._on_fade_model(phase),
             **({"loss_scales": previous.loss_scales} if previous else {}),
         )
         self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
@@ -101,6 +112,12 @@ class PhaseController:
         self.times.add_call(int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling)
         self._compiled = True
         return stats, compiling
+
+    def _on_fade_model(self, phase: Phase) -> bool:
+        """Whether stable `phase` trains its fade-in's model: a function of the schedule alone,
+        so a resumed run builds the step (and optimizer slots) the interrupted one had."""
+        return (self.carry_fade_step and not phase.fade and self.schedule.fade_images > 0
+                and 4 < phase.resolution < self.schedule.final_resolution)
 
     def _make_iterator(self, phase: Phase):
         epoch, index = (int(v) for v in self.data_position.numpy())

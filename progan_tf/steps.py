@@ -112,6 +112,20 @@ def apply_if_finite(optimizer: keras.optimizers.Optimizer, grads, variables, los
     return finite
 
 
+def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
+    """Puts a built optimizer back in the state of a freshly built one at `learning_rate`: step
+    counters and moments zero. Under float16 the loss scale is kept, as a new phase's
+    optimizers start from the last one's scale."""
+    keep = {id(optimizer.dynamic_scale)} if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else set()
+    for o in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+        if o is not None and isinstance(o._learning_rate, keras.Variable):
+            keep.add(id(o._learning_rate))
+    for variable in optimizer.variables:
+        if id(variable) not in keep:
+            variable.assign(tf.zeros(variable.shape, variable.dtype))
+    optimizer.learning_rate = learning_rate
+
+
 def loss_scale_of(optimizer: keras.optimizers.Optimizer) -> tf.Tensor | float:
     """The optimizer's current loss scale: its variable's value under mixed precision, else 1."""
     return optimizer.dynamic_scale.value if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0
@@ -133,16 +147,24 @@ class PhaseTrainer:
         options: StepOptions,
         data_position: tf.Variable | None = None,
         loss_scales: tuple[float, float] = (2.0**15, 2.0**15),
+        fade_graph: bool | None = None,
     ):
         """`data_position`: if given, the iterator yields (images, labels, stream position) and
-        the step stores replica 0's position there (for an exact resume); else (images, labels)."""
+        the step stores replica 0's position there (for an exact resume); else (images, labels).
+        `fade_graph`: train the stage's fade-in model (default: if `phase` is a fade-in). A
+        stable phase run on it has alpha 1, where the blend passes the new branch alone and
+        the old one gets zero gradients; `continue_into` then carries the compiled step from
+        the fade-in into the stable phase that follows it."""
         self.strategy, self.phase, self.options = strategy, phase, options
+        self.fade_graph = phase.fade if fade_graph is None else fade_graph
+        if phase.fade and not self.fade_graph:
+            raise ValueError(f"{phase.name} needs the fade-in model")
         self.data_position = data_position
         self.images_seen, self.counters = images_seen, counters
         self.alpha = generator.alpha
-        self.g_model = generator.stage_model(phase.resolution, phase.fade)
-        self.d_model = discriminator.stage_model(phase.resolution, phase.fade)
-        ema_model = ema.stage_model(phase.resolution, phase.fade)
+        self.g_model = generator.stage_model(phase.resolution, self.fade_graph)
+        self.d_model = discriminator.stage_model(phase.resolution, self.fade_graph)
+        ema_model = ema.stage_model(phase.resolution, self.fade_graph)
         self.g_vars = self.g_model.trainable_variables
         self.d_vars = self.d_model.trainable_variables
         self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
@@ -164,6 +186,19 @@ class PhaseTrainer:
         self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit, autograph=False)
         self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit, autograph=False)
         self.train = tf.function(self._train_chunk, autograph=False)
+
+    def continue_into(self, phase: Phase) -> None:
+        """Moves this fade-in's trainer on to the stable phase after it (same resolution, batch
+        and model) without a new trace or compile: the optimizers are reset in place to a fresh
+        pair's state, as at every phase start. The compiled step's alpha ramp has ended, so it
+        holds alpha at 1."""
+        if not (self.phase.fade and not phase.fade and phase.resolution == self.phase.resolution
+                and phase.global_batch_size == self.phase.global_batch_size and phase.start_images == self.phase.end_images):
+            raise ValueError(f"{self.phase.name} cannot continue into {phase.name}")
+        self.phase = phase
+        with self.strategy.scope():
+            reset_optimizer(self.g_optimizer, phase.learning_rate)
+            reset_optimizer(self.d_optimizer, phase.learning_rate)
 
     # Per replica ----------------------------------------------------------------------------
     def _seed(self, stream: int) -> tf.Tensor:
@@ -228,7 +263,7 @@ class PhaseTrainer:
 
     def _d_replica(self, reals, labels):
         batch = tf.shape(reals)[0]
-        if self.phase.fade:
+        if self.fade_graph:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], 0)
         mix = self._noise([batch, 1, 1, 1], 1)

@@ -42,6 +42,7 @@ class TrainerOptions:
     step: StepOptions = dataclasses.field(default_factory=StepOptions)  # loss, optimizer, EMA, precision
     max_nonfinite_steps: int = 100
     steps_per_call: int = 50
+    carry_fade_step: bool = False  # stable phases below the final resolution reuse their fade-in's step
     mirror_augment: bool = False
     shuffle_buffer: int = 4096  # records
     tick_images: int = 10_000
@@ -118,7 +119,7 @@ class Trainer:
         self.phases = PhaseController(
             schedule=schedule, strategy=strategy, generator=self.generator, discriminator=self.discriminator,
             ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
-            dataset=dataset, step=step, steps_per_call=options.steps_per_call,
+            dataset=dataset, step=step, steps_per_call=options.steps_per_call, carry_fade_step=options.carry_fade_step,
             mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer,
         )
         self._grid_latents = images.latents(options.grid_size, arch.latent_size, step.seed)

@@ -75,7 +75,8 @@ def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
 
 
 def test_mixed_precision_training_on_cpu(dataset, tmp_path):
-    """Two replicas, float16 activations, Keras' LossScaleOptimizer carried across phases."""
+    """Two replicas, float16 activations, Keras' LossScaleOptimizer carried across phases (4x4
+    stable, then the 8x8 fade-in)."""
     from keras import mixed_precision
 
     def make_trainer():
@@ -83,7 +84,7 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
             arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
             schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={},
                               minibatch_default=8, num_replicas=2),
-            options=TrainerOptions(total_images=160, tick_images=32, snapshot_images=160, checkpoint_images=160,
+            options=TrainerOptions(total_images=96, tick_images=32, snapshot_images=96, checkpoint_images=96,
                                    steps_per_call=4, grid_size=4, shuffle_buffer=32,
                                    step=StepOptions(mixed_precision=True)),
             dataset=dataset, run_dir=str(tmp_path), strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),

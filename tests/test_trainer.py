@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from progan_tf import data, dataset_io
-from progan_tf.networks import Architecture
+from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule, phase_at
 from progan_tf.strategies import mirrored_strategy
-from progan_tf.steps import StepOptions
+from progan_tf.steps import StepOptions, loss_scale_of, make_optimizer, reset_optimizer
 from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
 
 ARCH = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
@@ -230,3 +230,91 @@ def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked
     assert [p.name for p in phases.times.phases] == ["4x4 stable"]
     (times,) = phases.times.phases
     assert times.images == 64 and times.steady_images == 56  # the first step's 8 timed apart
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_an_optimizer_reset_in_place_equals_a_fresh_one(float16):
+    """The stable phase after a fade-in resets the fade-in's optimizers instead of making new
+    ones. Catches a reset that leaves a step counter (Adam's bias correction) or a moment
+    behind, loses the learning rate, or (float16) drops the carried-over loss scale."""
+    options = StepOptions(mixed_precision=float16)
+    variables = [tf.Variable(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))]
+    grads = [tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5)]
+
+    def after_one_step(optimizer):
+        optimizer.apply([g * optimizer_scale(optimizer) for g in grads], variables)
+        return variables[0].numpy().copy()
+
+    def optimizer_scale(optimizer):
+        return float(loss_scale_of(optimizer).numpy()) if float16 else 1.0
+
+    used = make_optimizer(options, 0.01, loss_scale=8.0)
+    used.build(variables)
+    for _ in range(3):
+        after_one_step(used)
+    reset_optimizer(used, 0.02)
+    fresh = make_optimizer(options, 0.02, loss_scale=8.0)
+    fresh.build(variables)
+    assert [v.path.split("/", 1)[1] for v in used.variables] == [v.path.split("/", 1)[1] for v in fresh.variables]
+    for a, b in zip(used.variables, fresh.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    start = variables[0].numpy().copy()
+    step_used = after_one_step(used) - start
+    variables[0].assign(start)
+    step_fresh = after_one_step(fresh) - start
+    np.testing.assert_array_equal(step_used, step_fresh)
+
+
+def test_the_fade_in_model_at_alpha_1_is_the_stable_model():
+    """What lets a stable phase train on its fade-in's compiled step: at alpha 1 the blend
+    passes the new branch alone (up to float rounding) for G and D."""
+    g, d = Generator(ARCH), Discriminator(ARCH)
+    g.alpha.assign(1.0)
+    d.alpha.assign(1.0)
+    latents = tf.random.stateless_normal([4, ARCH.latent_size], [1, 2])
+    images = tf.random.stateless_uniform([4, 8, 8, 3], [3, 4], -1.0, 1.0)
+    np.testing.assert_allclose(g.stage_model(8, fade=True)(latents), g.stage_model(8)(latents), atol=1e-6)
+    np.testing.assert_allclose(d.stage_model(8, fade=True)(images), d.stage_model(8)(images), atol=1e-5)
+    g.alpha.assign(0.5)  # and the blend is live below 1 (the comparison above can fail)
+    assert np.abs(g.stage_model(8, fade=True)(latents) - g.stage_model(8)(latents)).max() > 1e-3
+
+
+def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(dataset, tmp_path):
+    """carry_fade_step: the 8x8 stable phase (below the final 16x16) is entered with no trace
+    and no first-step call, on the fade-in's model, with its optimizers back at a fresh state.
+    Catches a carried phase that compiles again, or keeps the fade-in's moments and counters."""
+    arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
+    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
+    # 4x4 stable [0, 32), 8x8 fade-in [32, 64), 8x8 stable [64, 96), 16x16 fade-in from 96
+    trainer = Trainer(arch=arch, schedule=schedule, dataset=_dataset16(dataset, tmp_path), run_dir=str(tmp_path / "run"),
+                      options=options(0.104, carry_fade_step=True, tick_images=16),
+                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    seen = {}
+    switch = trainer._switch_phase
+
+    def recording_switch():
+        switch()
+        phase_trainer = trainer.phase_trainer
+        state = {v.path: v.numpy().copy() for o in (phase_trainer.d_optimizer, phase_trainer.g_optimizer)
+                 for v in o.variables if not v.path.endswith("learning_rate")}
+        seen[phase_trainer.phase.name] = (phase_trainer, phase_trainer.train.experimental_get_tracing_count(), state)
+
+    trainer._switch_phase = recording_switch
+    trainer.train()
+    fade, fade_traces, _ = seen["8x8 fade-in"]
+    stable, stable_traces, stable_state = seen["8x8 stable"]
+    assert stable is fade and stable.fade_graph and fade_traces == 0 and stable_traces == 1
+    assert fade.train.experimental_get_tracing_count() == 1  # both phases, one trace
+    assert all(not np.any(v) for v in stable_state.values()), [k for k, v in stable_state.items() if np.any(v)]
+    assert seen["16x16 fade-in"][0] is not stable  # the final resolution compiles its own
+    times = {p.name: p for p in trainer.phase_times.phases}
+    assert times["8x8 stable"].first_step_seconds == 0 and times["8x8 stable"].steady_images == 32
+    assert times["8x8 fade-in"].first_step_seconds > 0
+
+
+def _dataset16(dataset, tmp_path):
+    """The 8x8 gradients of `dataset`, upsampled to a 16x16 dataset."""
+    images = np.concatenate([batch for batch, _ in data.iterate_level(dataset, 8)])
+    path = tmp_path / "gradients16"
+    dataset_io.write_arrays(path, images.repeat(2, axis=1).repeat(2, axis=2), None, name="gradients16")
+    return data.load_info(path)
