@@ -284,11 +284,12 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     and no first-step call, on the fade-in's model, with its optimizers back at a fresh state.
     Catches a carried phase that compiles again, or keeps the fade-in's moments and counters."""
     arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
-    # 4x4 stable [0, 32), 8x8 fade-in [32, 64), 8x8 stable [64, 96), 16x16 fade-in from 96
+    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
+                        num_replicas=2)
+    # 4x4 stable [0, 32), 8x8 fade-in [32, 64), 8x8 stable [64, 96), 16x16 fade-in from 96;
+    # on two replicas: the in-place reset of mirrored optimizer variables
     trainer = Trainer(arch=arch, schedule=schedule, dataset=_dataset16(dataset, tmp_path), run_dir=str(tmp_path / "run"),
-                      options=options(0.104, carry_fade_step=True, tick_images=16),
-                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+                      options=options(0.104, carry_fade_step=True, tick_images=16), strategy=two_replicas())
     seen = {}
     switch = trainer._switch_phase
 
