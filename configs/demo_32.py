@@ -40,7 +40,8 @@ def get_config():
     c.grid_size = 64
     c.steps_per_call = 25
     # 8x8 and 16x16 stable (8 kimg each) go on with their fade-in's compiled step: a compile
-    # saved per resolution outweighs the ~10% slower steps of the fade-in model at alpha 1.
+    # saved per resolution (8-12 s here) outweighs the fade-in model's 1-5% slower steps at
+    # those stages (docs/performance.md).
     c.carry_fade_step = True
     c.strategy = "one_device"
     c.xla = True  # 1.7-2.2x faster on this CPU (benchmarks/train_step.py)

@@ -73,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
     # Stable phases below the final resolution train on their fade-in's compiled step at alpha 1
     # (as the reference's single graph does) instead of compiling their own: one compile fewer
-    # per resolution, ~10% slower steps at the demo's widths (docs/performance.md). For short phases.
+    # per resolution, 1-6% slower steps at the demo's widths (docs/performance.md). For short phases.
     c.carry_fade_step = False
     c.shuffle_buffer = 4096  # records (the official reader's buffer is sized in MB)
     c.deterministic = False  # TensorFlow op determinism: bit-identical runs on one device, slower

@@ -45,8 +45,8 @@ class PhaseController:
         step: StepOptions,
         steps_per_call: int,
         mirror_augment: bool,
-        carry_fade_step: bool = False,
         shuffle_buffer: int,
+        carry_fade_step: bool = False,
     ):
         self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
@@ -80,6 +80,9 @@ class PhaseController:
         if previous is None or previous.phase.resolution != phase.resolution:
             if previous is not None:
                 self.data_position.assign([0, 0])  # a new resolution reads its level from the start
+            # Let the old level's stream go first: torn down after the new one had started, it
+            # held the demo's 16x16 fade-in up for ~20 s (docs/performance.md); first, ~0 s.
+            self.iterator = None
             self.iterator = self._make_iterator(phase)
         self.current = PhaseTrainer(
             strategy=self.strategy,

@@ -319,3 +319,21 @@ def _dataset16(dataset, tmp_path):
     path = tmp_path / "gradients16"
     dataset_io.write_arrays(path, images.repeat(2, axis=1).repeat(2, axis=2), None, name="gradients16")
     return data.load_info(path)
+
+
+def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(dataset, tmp_path, monkeypatch):
+    """Catches the old order (new stream made while the old one still lives), whose teardown
+    held the demo's 16x16 phase start up for ~20 s. Runs no steps: phases are entered only."""
+    trainer = make_trainer(dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    phases, made = trainer.phases, []
+    make = phases._make_iterator
+
+    def checking_make(phase):
+        made.append((phase.name, phases.iterator is None))
+        return make(phase)
+
+    monkeypatch.setattr(phases, "_make_iterator", checking_make)
+    for seen in (0, 64, 128):  # 4x4 stable, 8x8 fade-in (a new level), 8x8 stable (the same level)
+        trainer.images_seen.assign(seen)
+        trainer._enter_phase(phases.due())
+    assert made == [("4x4 stable", True), ("8x8 fade-in", True)]
