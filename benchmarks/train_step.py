@@ -69,8 +69,9 @@ def step_flops(arch: Architecture, resolution: int) -> tuple[int, int, int]:
 FIRST_STEP_SECONDS: list[float] = []  # time to the first step (trace + compile + 1 step) of each measure_step
 
 
-def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int) -> float:
-    """images/s of the compiled step after one warm-up call."""
+def stable_phase(arch: Architecture, resolution: int, batch: int):
+    """(a function making `PhaseTrainer`s of one stable phase on shared networks, an iterator
+    of random in-memory reals at that stage) on one CPU device."""
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         alpha = tf.Variable(1.0, trainable=False)
@@ -78,11 +79,21 @@ def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *,
         images_seen = tf.Variable(0, dtype=tf.int64)
         counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
     phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
-    trainer = PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase,
-                           images_seen=images_seen, counters=counters, options=StepOptions(xla=xla))
     reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
     dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    def make_trainer(options: StepOptions, **kwargs) -> PhaseTrainer:
+        return PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase,
+                            images_seen=images_seen, counters=counters, options=options, **kwargs)
+
+    return make_trainer, iterator
+
+
+def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int) -> float:
+    """images/s of the compiled step after one warm-up call."""
+    make_trainer, iterator = stable_phase(arch, resolution, batch)
+    trainer = make_trainer(StepOptions(xla=xla))
     calls = max(1, steps // steps_per_call)
     start = time.perf_counter()
     float(trainer.train(iterator, tf.constant(1, tf.int64))["d_loss"])  # trace, compile, one step
@@ -99,18 +110,8 @@ def measure_fade_model(arch: Architecture, resolution: int, batch: int, steps: i
     """images/s of a stable phase's step on the stable model and on the fade-in model at
     alpha 1 (how `carry_fade_step` trains a stable phase), timed in alternating rounds in one
     process so that the machine's drift falls on both alike."""
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        alpha = tf.Variable(1.0, trainable=False)
-        g, d, ema = Generator(arch, alpha), Discriminator(arch, alpha), Generator(arch, alpha, name="g_ema")
-        images_seen = tf.Variable(0, dtype=tf.int64)
-        counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
-    phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
-    reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
-    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    trainers = [PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase, images_seen=images_seen,
-                             counters=counters, options=StepOptions(xla=True), fade_graph=fade) for fade in (False, True)]
+    make_trainer, iterator = stable_phase(arch, resolution, batch)
+    trainers = [make_trainer(StepOptions(xla=True), fade_graph=fade) for fade in (False, True)]
     calls = max(1, steps // (25 * rounds))
     seconds = [0.0, 0.0]
     for trainer in trainers:
