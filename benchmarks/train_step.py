@@ -80,7 +80,7 @@ def stable_phase(arch: Architecture, resolution: int, batch: int):
         counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
     phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
     reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
-    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch).prefetch(2)
+    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch, drop_remainder=True).prefetch(2)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     def make_trainer(options: StepOptions, **kwargs) -> PhaseTrainer:

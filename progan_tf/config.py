@@ -75,6 +75,10 @@ def get_config() -> ml_collections.ConfigDict:
     # (as the reference's single graph does) instead of compiling their own: one compile fewer
     # per resolution, 1-6% slower steps at the demo's widths (docs/performance.md). For short phases.
     c.carry_fade_step = False
+    # Make the next phase's step and trace and XLA-compile it in a thread while this phase trains,
+    # so that a phase does not wait for its compile (docs/performance.md). Single-device and
+    # mirrored strategies. For short phases on CPUs, where a compile is seconds of a phase's time.
+    c.compile_ahead = False
     c.shuffle_buffer = 4096  # records (the official reader's buffer is sized in MB)
     c.deterministic = False  # TensorFlow op determinism: bit-identical runs on one device, slower
     # Logging, snapshots, checkpoints (kimg).
@@ -145,6 +149,7 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         max_nonfinite_steps=c.max_nonfinite_steps,
         steps_per_call=c.steps_per_call,
         carry_fade_step=c.carry_fade_step,
+        compile_ahead=c.compile_ahead,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
         tick_images=kimg_to_images(c.tick_kimg),

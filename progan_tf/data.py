@@ -145,6 +145,7 @@ def decode_batch(serialized: tf.Tensor, resolution: int, channels: int) -> tuple
     with tf.control_dependencies([check]):
         data = tf.io.decode_raw(parsed["data"], tf.uint8)
     images = tf.reshape(data, [-1, channels, resolution, resolution])
+    images.set_shape([serialized.shape[0], channels, resolution, resolution])  # a static batch stays static
     return tf.transpose(images, [0, 2, 3, 1]), parsed["label"]
 
 

@@ -15,6 +15,8 @@ step, and is timed apart (`progress.PhaseTimes`).
 from __future__ import annotations
 
 import math
+import sys
+import threading
 import time
 
 import tensorflow as tf
@@ -47,12 +49,18 @@ class PhaseController:
         mirror_augment: bool,
         shuffle_buffer: int,
         carry_fade_step: bool = False,
+        compile_ahead: bool = False,
+        total_images: int | None = None,
     ):
+        """`compile_ahead`: once a phase has run its first call, make the next phase's step
+        and trace and compile it in a thread while this phase trains (single-device and
+        mirrored strategies; the phases up to `total_images`)."""
         self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
         self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
         self.steps_per_call, self.mirror_augment, self.shuffle_buffer = steps_per_call, mirror_augment, shuffle_buffer
-        self.carry_fade_step = carry_fade_step
+        self.carry_fade_step, self.compile_ahead, self.total_images = carry_fade_step, compile_ahead, total_images
+        self._ahead: tuple[PhaseTrainer, threading.Thread, list] | None = None  # (trainer, thread, errors)
         self.current: PhaseTrainer | None = None
         self.iterator = None
         self.times = PhaseTimes()
@@ -84,19 +92,13 @@ class PhaseController:
             # held the demo's 16x16 fade-in up for ~20 s (docs/performance.md); first, ~0 s.
             self.iterator = None
             self.iterator = self._make_iterator(phase)
-        self.current = PhaseTrainer(
-            strategy=self.strategy,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            ema=self.ema,
-            phase=phase,
-            images_seen=self.images_seen,
-            counters=self.counters,
-            options=self.step,
-            data_position=self.data_position,
-            fade_graph=phase.fade or self._on_fade_model(phase),
-            **({"loss_scales": previous.loss_scales} if previous else {}),
-        )
+        ahead = self._take_ahead(phase)
+        if ahead is not None:
+            if previous is not None:
+                ahead.set_loss_scales(previous.loss_scales)
+            self.current = ahead
+        else:
+            self.current = self._make_trainer(phase, previous.loss_scales if previous else None)
         self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
         self._compiled = False
         return self.current
@@ -114,7 +116,76 @@ class PhaseController:
         stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
         self.times.add_call(int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling)
         self._compiled = True
+        if self.compile_ahead and self._ahead is None:
+            self._start_ahead()
         return stats, compiling
+
+    def settle(self) -> None:
+        """Waits for a compile-ahead thread to finish (before snapshots, checkpoints and the
+        end of the run, so that no other tracing overlaps it)."""
+        if self._ahead is not None:
+            self._ahead[1].join()
+
+    def _make_trainer(self, phase: Phase, loss_scales: tuple[float, float] | None) -> PhaseTrainer:
+        return PhaseTrainer(
+            strategy=self.strategy,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            ema=self.ema,
+            phase=phase,
+            images_seen=self.images_seen,
+            counters=self.counters,
+            options=self.step,
+            data_position=self.data_position,
+            fade_graph=phase.fade or self._on_fade_model(phase),
+            **({"loss_scales": loss_scales} if loss_scales else {}),
+        )
+
+    def _next_phase(self) -> Phase | None:
+        """The next phase that needs a step of its own (the fade-in's step carries on into a
+        stable phase on its model), if the run reaches it."""
+        phase = self.current.phase
+        while True:
+            end = phase.end_images
+            if end is None or (self.total_images is not None and end >= self.total_images):
+                return None
+            following = phase_at(self.schedule, end)
+            if not (phase.fade and self._on_fade_model(following)):
+                return following
+            phase = following
+
+    def _start_ahead(self) -> None:
+        """Makes the next phase's trainer here and compiles its step in a thread."""
+        phase = self._next_phase()
+        if phase is None or not isinstance(self.strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.MirroredStrategy)):
+            return
+        trainer = self._make_trainer(phase, self.current.loss_scales)
+        errors: list[BaseException] = []
+
+        def compile_step():
+            try:
+                trainer.warm_up(self.dataset.channels, self.dataset.num_labels)
+            except Exception as error:  # noqa: BLE001 - reported at the phase start, which then compiles anew
+                errors.append(error)
+
+        thread = threading.Thread(target=compile_step, name=f"compile {phase.name}", daemon=True)
+        thread.start()
+        self._ahead = (trainer, thread, errors)
+
+    def _take_ahead(self, phase: Phase) -> PhaseTrainer | None:
+        """The compiled-ahead trainer if it is for `phase` (waiting for its thread), else None."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        trainer, thread, errors = ahead
+        thread.join()
+        if errors:
+            print(f"progan_tf: compiling the {trainer.phase.name} step ahead failed ({errors[0]!r}); "
+                  "compiling it now", file=sys.stderr)
+        if errors or (trainer.phase.key, trainer.phase.start_images) != (phase.key, phase.start_images):
+            return None
+        trainer.phase = phase
+        return trainer
 
     def _on_fade_model(self, phase: Phase) -> bool:
         """Whether stable `phase` trains its fade-in's model: a function of the schedule alone,

@@ -77,6 +77,12 @@ def _fill_none(grads, variables) -> list[tf.Tensor]:
     return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
 
 
+def _batch_size(tensor: tf.Tensor) -> int | tf.Tensor:
+    """The batch size, static where the input pipeline gives it (it does: drop_remainder), so
+    that the gradient functions see the same shapes in the step as in `warm_up`."""
+    return tensor.shape[0] if tensor.shape[0] is not None else tf.shape(tensor)[0]
+
+
 def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
@@ -200,6 +206,24 @@ class PhaseTrainer:
             reset_optimizer(self.g_optimizer, phase.learning_rate)
             reset_optimizer(self.d_optimizer, phase.learning_rate)
 
+    def warm_up(self, channels: int, label_width: int) -> None:
+        """Traces and XLA-compiles the step's two gradient functions ahead of the step's first
+        call (e.g. in a thread while the previous phase trains), on zeros of the shapes the step
+        gives them; changes no state. Called from a graph, as the step calls them, so that the
+        step finds them in XLA's cache (an eager call is cached under other attributes)."""
+        batch = self.phase.global_batch_size // self.strategy.num_replicas_in_sync
+        r = self.phase.resolution
+
+        def both(reals, labels, latents, mix, seed):
+            d = self.strategy.run(self._d_grads, args=(reals, labels, latents, mix, seed))
+            g = self.strategy.run(self._g_grads, args=(labels, latents, seed))
+            return tf.nest.map_structure(lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), (d[1], g[1]))
+
+        zeros = (tf.zeros([batch, r, r, channels]), tf.zeros([batch, label_width]), tf.zeros([batch, self.latent_size]),
+                 tf.zeros([batch, 1, 1, 1]), tf.zeros([2], tf.int64))
+        with self.strategy.scope():
+            tf.function(both, autograph=False)(*zeros)
+
     # Per replica ----------------------------------------------------------------------------
     def _seed(self, stream: int) -> tf.Tensor:
         """int64 [2] seed of one random stream of this step and replica: a function of the
@@ -226,6 +250,13 @@ class PhaseTrainer:
             return self.d_model(augment.augment(images, self.augment_ops, seed, p), training=True)
 
         return d
+
+    def set_loss_scales(self, loss_scales: tuple[float, float]) -> None:
+        """Starts float16 loss scaling from these (G, D) scales (the last phase's)."""
+        with self.strategy.scope():
+            for optimizer, scale in zip((self.g_optimizer, self.d_optimizer), loss_scales, strict=True):
+                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                    optimizer.dynamic_scale.assign(scale)
 
     @property
     def loss_scales(self) -> tuple[float, float]:
@@ -262,7 +293,7 @@ class PhaseTrainer:
         return tape.gradient(scaled, self.g_vars), loss
 
     def _d_replica(self, reals, labels):
-        batch = tf.shape(reals)[0]
+        batch = _batch_size(reals)
         if self.fade_graph:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], 0)
@@ -272,7 +303,7 @@ class PhaseTrainer:
         return loss, stats, finite
 
     def _g_replica(self, labels):
-        batch = tf.shape(labels)[0]
+        batch = _batch_size(labels)
         grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2), self._seed(4))
         finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
         return loss, finite

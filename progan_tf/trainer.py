@@ -43,6 +43,7 @@ class TrainerOptions:
     max_nonfinite_steps: int = 100
     steps_per_call: int = 50
     carry_fade_step: bool = False  # stable phases below the final resolution reuse their fade-in's step
+    compile_ahead: bool = False  # compile the next phase's step in a thread while this one trains
     mirror_augment: bool = False
     shuffle_buffer: int = 4096  # records
     tick_images: int = 10_000
@@ -120,6 +121,7 @@ class Trainer:
             schedule=schedule, strategy=strategy, generator=self.generator, discriminator=self.discriminator,
             ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
             dataset=dataset, step=step, steps_per_call=options.steps_per_call, carry_fade_step=options.carry_fade_step,
+            compile_ahead=options.compile_ahead, total_images=options.total_images,
             mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer,
         )
         self._grid_latents = images.latents(options.grid_size, arch.latent_size, step.seed)
@@ -191,6 +193,7 @@ class Trainer:
         try:
             return self._train()
         finally:
+            self.phases.settle()  # no compile thread left running
             self.directory.unlock()
 
     def _train(self) -> dict[str, float]:
@@ -292,6 +295,7 @@ class Trainer:
     def _snapshot(self) -> None:
         if not self.chief:
             return
+        self.phases.settle()  # the grid's model call and a compile-ahead trace on the same layers: not at once
         grid = self.sample_grid()
         images.save_png(grid, self.directory.sample_path(self.seen))
         with self._summary.as_default(step=self.seen):
@@ -304,6 +308,7 @@ class Trainer:
         images.save_png(images.make_grid(batch), self.directory.file("reals.png"))
 
     def _checkpoint_and_metrics(self) -> None:
+        self.phases.settle()
         path = self.save()
         if path:
             self.directory.log(f"kimg {self.kimg:.3f}: saved {path}", echo=False)

@@ -313,6 +313,45 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     assert times["8x8 fade-in"].first_step_seconds > 0
 
 
+def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(dataset, tmp_path):
+    """compile_ahead with XLA on one device, beside carry_fade_step: the 8x8 fade-in's step is
+    compiled in a thread during 4x4, the 16x16 fade-in's during the 8x8 fade-in and the stable
+    phase it carries into. Each gradient function then has one trace: the step found the
+    thread's (catches warm-up inputs whose shapes differ from the step's, which trace and
+    compile everything again). And every weight ends bit-identical to the same run without it
+    (catches a warm-up that moves any state: alpha, counters, optimizers, EMA)."""
+    arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
+    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
+    data16 = _dataset16(dataset, tmp_path)
+    runs = {}
+    for ahead in (True, False):
+        trainer = Trainer(arch=arch, schedule=schedule, dataset=data16, run_dir=str(tmp_path / f"run{ahead}"),
+                          options=options(0.104, carry_fade_step=True, compile_ahead=ahead, tick_images=16,
+                                          step=StepOptions(xla=True)),
+                          strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+        entered = {}
+        switch = trainer._switch_phase
+
+        def recording_switch(trainer=trainer, switch=switch, entered=entered):
+            switch()
+            entered[trainer.phase_trainer.phase.name] = trainer.phase_trainer
+
+        trainer._switch_phase = recording_switch
+        trainer.train()
+        runs[ahead] = trainer, entered
+    trainer, entered = runs[True]
+    assert set(entered) == {"4x4 stable", "8x8 fade-in", "8x8 stable", "16x16 fade-in"}
+    for name in ("8x8 fade-in", "16x16 fade-in"):
+        grads = (entered[name]._d_grads, entered[name]._g_grads)
+        assert [len(f._list_all_concrete_functions()) for f in grads] == [1, 1], name
+        assert entered[name].train.experimental_get_tracing_count() == 1, name
+    a, b = (tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / f"run{ahead}" / "checkpoints")))
+            for ahead in (True, False))
+    names = sorted(set(a.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"})
+    assert names == sorted(set(b.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"}) and len(names) > 50
+    assert [n for n in names if not np.array_equal(a.get_tensor(n), b.get_tensor(n))] == []
+
+
 def _dataset16(dataset, tmp_path):
     """The 8x8 gradients of `dataset`, upsampled to a 16x16 dataset."""
     images = np.concatenate([batch for batch, _ in data.iterate_level(dataset, 8)])
