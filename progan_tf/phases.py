@@ -79,10 +79,12 @@ class PhaseController:
         """Fresh optimizers and compiled step for `phase`; at a new resolution also a new input
         stream, read from `data_position` (where a restored checkpoint left it, else the start)."""
         started = time.perf_counter()
+        parts = _Stopwatch()
         previous = self.current
         if previous is not None and previous.phase.fade and self._on_fade_model(phase):
             previous.continue_into(phase)
-            self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
+            parts.lap("carry_step")
+            self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps)
             self._compiled = True
             return previous
         if previous is None or previous.phase.resolution != phase.resolution:
@@ -91,15 +93,19 @@ class PhaseController:
             # Let the old level's stream go first: torn down after the new one had started, it
             # held the demo's 16x16 fade-in up for ~20 s (docs/performance.md); first, ~0 s.
             self.iterator = None
+            parts.lap("release_stream")
             self.iterator = self._make_iterator(phase)
+            parts.lap("new_stream")
         ahead = self._take_ahead(phase)
+        parts.lap("wait_ahead")
         if ahead is not None:
             if previous is not None:
                 ahead.set_loss_scales(previous.loss_scales)
             self.current = ahead
         else:
             self.current = self._make_trainer(phase, previous.loss_scales if previous else None)
-        self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started)
+        parts.lap("new_step")
+        self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps)
         self._compiled = False
         return self.current
 
@@ -201,3 +207,16 @@ class PhaseController:
             seed=self.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
         )
         return iter(dataset)
+
+
+class _Stopwatch:
+    """Seconds spent in each named part of a phase's setup (stats.jsonl: `setup_parts`)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now

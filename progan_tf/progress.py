@@ -86,6 +86,9 @@ class PhaseTime:
     first_step_seconds: float = 0.0  # the first call: tracing + compiling + one step
     steady_images: int = 0  # images after the first step
     steady_seconds: float = 0.0
+    # the setup's parts: releasing the old stream, making the new one, waiting for the step
+    # compiled ahead, making a step (progan_tf.phases)
+    setup_parts: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def wall_seconds(self) -> float:
@@ -98,7 +101,7 @@ class PhaseTime:
     def record(self) -> dict:
         return {"phase": self.name, "kimg": self.images / 1000, "wall_s": round(self.wall_seconds, 2),
                 "setup_s": round(self.setup_seconds, 2), "first_step_s": round(self.first_step_seconds, 2),
-                "steady_img_per_s": round(self.steady_images_per_second, 1)}
+                "steady_img_per_s": round(self.steady_images_per_second, 1), "setup_parts": self.setup_parts}
 
 
 class PhaseTimes:
@@ -107,8 +110,9 @@ class PhaseTimes:
     def __init__(self):
         self.phases: list[PhaseTime] = []
 
-    def start(self, phase: Phase, images_seen: int, setup_seconds: float) -> PhaseTime:
-        entry = PhaseTime(phase.name, int(images_seen), setup_seconds=setup_seconds)
+    def start(self, phase: Phase, images_seen: int, setup_seconds: float,
+              setup_parts: dict[str, float] | None = None) -> PhaseTime:
+        entry = PhaseTime(phase.name, int(images_seen), setup_seconds=setup_seconds, setup_parts=dict(setup_parts or {}))
         self.phases.append(entry)
         return entry
 

@@ -72,6 +72,21 @@ def test_distribute_gives_each_replica_its_share(small_dataset):
     assert shapes == [(3, 8, 8, 3), (3, 8, 8, 3)]
 
 
+def test_one_cpu_device_streams_the_dataset_itself_in_the_same_order(small_dataset):
+    """On one CPU device `distribute` hands back the plain dataset (no stream of TF's on top,
+    whose teardown waited for its autotuning thread): catches a return of the wrapper, and
+    a plain stream whose batches differ from the distributed one's."""
+    info, _, _ = small_dataset
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    plain = data.distribute(one, info, 8, 4, seed=5, mirror=True)
+    assert isinstance(plain, tf.data.Dataset)
+    two = tf.distribute.MirroredStrategy(["/cpu:0"])  # one replica through TF's distributed stream
+    wrapped = iter(data.distribute(two, info, 8, 4, seed=5, mirror=True))
+    for batch in plain.take(3):
+        other = next(wrapped)
+        np.testing.assert_array_equal(batch[0].numpy(), two.experimental_local_results(other[0])[0].numpy())
+
+
 def test_official_format_is_read(tmp_path, rng):
     images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     labels = np.eye(4, dtype=np.float32)[[0, 3, 2, 1, 3]]

@@ -311,6 +311,11 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     times = {p.name: p for p in trainer.phase_times.phases}
     assert times["8x8 stable"].first_step_seconds == 0 and times["8x8 stable"].steady_images == 32
     assert times["8x8 fade-in"].first_step_seconds > 0
+    # the setup's parts, as stats.jsonl records them: a new resolution's stream and step
+    assert list(times["8x8 fade-in"].setup_parts) == ["release_stream", "new_stream", "wait_ahead", "new_step"]
+    assert list(times["8x8 stable"].setup_parts) == ["carry_step"]
+    for p in times.values():
+        assert sum(p.setup_parts.values()) <= p.setup_seconds + 1e-3, (p.name, p.setup_parts, p.setup_seconds)
 
 
 def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(dataset, tmp_path):
