@@ -86,7 +86,14 @@ def measure(run_dir: str, num_images: int, seed: int) -> dict:
     fakes = run.generate(images.latents(n, run.generator.arch.latent_size, seed + 12345), classes)
     fake = swd.swd([fakes], [set_a], run.resolution, seed=seed)
     floor = swd.swd([set_b], [set_a], run.resolution, seed=seed)
-    grid = images.make_grid(fakes[:64])
+    # the picture: 64 samples, one row per class when conditional (same latents as above)
+    grid_classes, columns = images.class_rows(64, run.generator.arch.num_labels)
+    if grid_classes is None:
+        grid = images.make_grid(fakes[:64])
+    else:
+        count = len(grid_classes)
+        grid_fakes = run.generate(images.latents(count, run.generator.arch.latent_size, seed + 12345), grid_classes)
+        grid = images.make_grid(grid_fakes, columns=columns)
     del tf
     return {"n": n, "fake": fake, "floor": floor, "grid": grid, "kimg": run.kimg, "resolution": run.resolution}
 
