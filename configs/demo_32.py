@@ -1,11 +1,12 @@
-"""Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, about 11 minutes on 2 CPU cores.
+"""Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, 160 kimg: about 8 minutes
+on a 2-core CPU with AVX-512 (docs/performance.md).
 
     python -m progan_tf.train            # this config is the default
 
-Expected by the end (samples/fakes000096.png, see README): SWD about 1.7-1.9x the real-vs-real
-floor (benchmarks/quality.py; docs/quality.md), smooth coloured shapes on light backgrounds, blue
-squares, yellow and red objects. Not a quality run: widths are 1/16 to 1/32 of the paper's and
-it shows 96k images instead of 12M.
+Expected by the end (samples/fakes000160.png, see README): SWD about 1.5-2x the real-vs-real
+floor (benchmarks/quality.py; docs/quality.md), yellow round faces with eyes and mouths, blue
+squares, red and green shapes on light backgrounds. Not a quality run: widths are 1/16 to 1/32
+of the paper's and it shows 160k images instead of 12M.
 """
 
 from progan_tf.config import get_config as defaults
@@ -24,12 +25,15 @@ def get_config():
     # 0.003: SWD 1.91x / 1.69x the floor (seeds 0 / 1) against 2.16x / 1.93x at 0.0015
     # (docs/quality.md). The paper's presets keep 0.001 (0.0015-0.003 at the top stages).
     c.learning_rate = 0.003
-    # 8-kimg phases: 32x32 is reached at 48 kimg and trained stable for the other 48. Measured
+    # 8-kimg phases: 32x32 is reached at 48 kimg and trained stable for the rest. Measured
     # against 16-kimg phases (which end as the 32x32 fade-in completes) at the same 96 kimg:
     # SWD 2.16x vs 3.29x the floor (docs/quality.md).
     c.lod_training_kimg = 8.0
     c.lod_transition_kimg = 8.0
-    c.total_kimg = 96.0
+    # 160 kimg (112 of them at 32x32 stable) against 96: SWD 1.48x / 1.98x the floor (seeds
+    # 0 / 1) against 1.67x / 2.03x; the command takes 7.8-8.0 min instead of 3.8-4.0 on a
+    # 2-core AVX-512 CPU (docs/quality.md).
+    c.total_kimg = 160.0
     c.mirror_augment = True
     # The paper's 0.999 averages over ~16 kimg at this batch: most of a demo phase, so the
     # EMA would still hold much of the random initial weights. 0.99: a half-life of ~1 kimg.
