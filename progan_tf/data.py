@@ -271,9 +271,8 @@ def make_dataset(
         return (images, labels, position[-1]) if with_position else (images, labels)
 
     # Without tf.data's autotuning thread: a stream torn down at a phase change waited for it to
-    # wake from its sleep (up to 60 s; 25-41 s seen at the demo's 32x32 fade-in), and a
-    # parallel map and a prefetch on their own defaults (a call per core; a buffer that grows)
-    # feed the step here 50-90x over (docs/performance.md).
+    # wake from its sleep (up to 60 s; 25-41 s seen at the demo's 32x32 fade-in). Untuned, the
+    # parallel map and the prefetch still feed the step 77-95x over (docs/performance.md).
     options = tf.data.Options()
     options.autotune.enabled = False
     return records.map(decode, num_parallel_calls=autotune).prefetch(autotune).with_options(options)
@@ -287,14 +286,14 @@ def _shard(dataset: tf.data.Dataset, context: tf.distribute.InputContext | None)
 
 def distribute(
     strategy: tf.distribute.Strategy, info: DatasetInfo, resolution: int, global_batch_size: int, **kwargs
-) -> tf.distribute.DistributedDataset:
+) -> tf.distribute.DistributedDataset | tf.data.Dataset:
     """`make_dataset` for every replica of `strategy`, each with its share of the global batch.
 
     On one CPU device the dataset itself: TF's distributed stream would add a stream of its own
     on top, whose autotuning thread its teardown waits for (2.5-44 s seen; docs/performance.md)."""
-    devices = strategy.extended.worker_devices
-    if isinstance(strategy, tf.distribute.OneDeviceStrategy) and tf.DeviceSpec.from_string(devices[0]).device_type == "CPU":
-        with tf.device(devices[0]):
+    device = strategy.extended.worker_devices[0]
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy) and tf.DeviceSpec.from_string(device).device_type == "CPU":
+        with tf.device(device):
             return make_dataset(info, resolution, global_batch_size, **kwargs)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
