@@ -6,7 +6,9 @@ import re
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from progan_tf import cli  # noqa: E402
 
-cli.tune_tensorflow()  # the commands' setting (oneDNN on) for the tests run in this process
+# The commands' settings (oneDNN on), and TensorFlow imported without its import notices: with
+# tests spread over processes (pytest-xdist) the main process's output is not captured.
+cli.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
