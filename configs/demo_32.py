@@ -1,5 +1,5 @@
 """Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, 160 kimg: about 8 minutes
-on a 2-core CPU with AVX-512 (docs/performance.md).
+on a 2-core CPU with AVX-512 (docs/quality.md).
 
     python -m progan_tf.train            # this config is the default
 
