@@ -257,13 +257,18 @@ def extract(source: str, dest: str, resolution: int | None = None, overwrite: bo
 
 
 def grid(source: str, out: str, resolution: int | None = None, num: int = 64, overwrite: bool = False) -> int:
-    """Saves a contact sheet of the first `num` images of a level; returns how many it shows."""
+    """Saves a contact sheet of the first `num` images of a level (of a labelled dataset: about
+    `num` in one row per class); returns how many it shows."""
     from progan_tf import data, images as image_utils  # noqa: PLC0415
 
     dataset = data.load_info(source)
     resolution = resolution or dataset.resolution
     if os.path.exists(out) and not overwrite:
         raise ConversionError(f"--out={out} exists; choose another file or pass --overwrite")
-    batch = next(data.iterate_level(dataset, resolution, batch_size=num))[0]
-    image_utils.save_png(image_utils.make_grid(batch), out)
+    classes, columns = image_utils.class_rows(num, dataset.num_labels)
+    if classes is None:
+        batch = next(data.iterate_level(dataset, resolution, batch_size=num))[0]
+    else:
+        batch = data.first_of_each_class(dataset, resolution, columns)
+    image_utils.save_png(image_utils.make_grid(batch, columns=columns), out)
     return len(batch)

@@ -310,6 +310,21 @@ def iterate_level(info: DatasetInfo, resolution: int, batch_size: int = 256) -> 
         yield to_uint8(images).numpy(), labels.numpy()
 
 
+def first_of_each_class(info: DatasetInfo, resolution: int, per_class: int) -> np.ndarray:
+    """uint8 [num_labels * per_class, R, R, C]: the first `per_class` images of every class in
+    class order (a class with fewer images is padded with white tiles); reads only as far as
+    it must."""
+    found = [[] for _ in range(info.num_labels)]
+    for batch, labels in iterate_level(info, resolution):
+        for image, label in zip(batch, labels.argmax(axis=1)):
+            if len(found[label]) < per_class:
+                found[label].append(image)
+        if all(len(f) == per_class for f in found):
+            break
+    white = np.full((resolution, resolution, info.channels), 255, np.uint8)
+    return np.stack([image for f in found for image in f + [white] * (per_class - len(f))])
+
+
 def find_corrupt_files(files: list[str], compression: str = "") -> list[tuple[str, str]]:
     """(file, error) for every file that does not read to its end as TFRecords."""
     bad = []

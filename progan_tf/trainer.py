@@ -124,7 +124,9 @@ class Trainer:
             compile_ahead=options.compile_ahead, total_images=options.total_images,
             mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer,
         )
-        self._grid_latents = images.latents(options.grid_size, arch.latent_size, step.seed)
+        classes, _ = images.class_rows(options.grid_size, arch.num_labels)  # conditional: whole rows per class
+        grid_size = options.grid_size if classes is None else len(classes)
+        self._grid_latents = images.latents(grid_size, arch.latent_size, step.seed)
         self._summary = tf.summary.create_file_writer(self.directory.file("tensorboard")) if self.chief else None
         self.directory.prepare(config, {  # what generate/evaluate/export rebuild from (progan_tf.runs)
             "architecture": dataclasses.asdict(arch),
@@ -304,8 +306,12 @@ class Trainer:
     def _write_reals(self) -> None:
         if not self.chief:
             return
-        batch = next(data.iterate_level(self.dataset, self.arch.resolution, batch_size=self.options.grid_size))[0]
-        images.save_png(images.make_grid(batch), self.directory.file("reals.png"))
+        classes, columns = images.class_rows(self.options.grid_size, self.arch.num_labels)
+        if classes is None:
+            batch = next(data.iterate_level(self.dataset, self.arch.resolution, batch_size=self.options.grid_size))[0]
+        else:  # one row per class, as the sample grids
+            batch = data.first_of_each_class(self.dataset, self.arch.resolution, columns)
+        images.save_png(images.make_grid(batch, columns=columns), self.directory.file("reals.png"))
 
     def _checkpoint_and_metrics(self) -> None:
         self.phases.settle()

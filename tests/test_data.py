@@ -168,3 +168,18 @@ def test_stream_restarted_at_a_saved_position_continues_exactly(small_dataset, s
     first_epoch = np.concatenate([b[0].numpy() for b in whole])[:12]
     other_seed = data.make_dataset(info, 8, 12, seed=6, shuffle_buffer=shuffle_buffer)
     assert not np.array_equal(first_epoch, next(iter(other_seed))[0].numpy())  # the seed matters
+
+
+def test_first_of_each_class_against_a_numpy_selection(tmp_path):
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (30, 4, 4, 3), dtype=np.uint8)
+    labels = np.array([0, 1] * 14 + [2, 0])  # class 2 has one image, at the end
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="uneven", num_labels=4)  # class 3: none
+    info = data.load_info(tmp_path / "ds")
+    got = data.first_of_each_class(info, 4, per_class=3)
+    images, labels = next(data.iterate_level(info, 4, batch_size=30))  # the level's own (stored) order
+    labels = labels.argmax(axis=1)
+    white = np.full((4, 4, 3), 255, np.uint8)
+    expected = [images[np.flatnonzero(labels == c)[:3]] for c in range(4)]
+    expected = np.concatenate([np.concatenate([e, [white] * (3 - len(e))]) if len(e) < 3 else e for e in expected])
+    np.testing.assert_array_equal(got, expected)
