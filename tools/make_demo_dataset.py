@@ -1,9 +1,10 @@
 """Builds the bundled demo dataset, progan_tf/demo_data/emoji32, from Twemoji graphics.
 
 The images come from the npm package `emoji-datasource-twitter` (Twemoji graphics by Twitter,
-Inc. and other contributors, CC-BY 4.0): every emoji outside the Flags and Component
-categories (skin-tone variants excluded), composited on white and resized to 32x32, labelled
-by category. Written GZIP-compressed to stay small.
+Inc. and other contributors, CC-BY 4.0): every emoji outside the Component category (skin-tone
+variants excluded), composited on white and resized to 32x32, labelled by its Unicode category
+(Flags included), with the 25 hearts of "Smileys & Emotion" as a class of their own: 10 classes,
+so that a conditional model draws faces, hearts and flags in rows of their own. Written GZIP-compressed to stay small.
 
     npm pack emoji-datasource-twitter@16.0.0 && tar xzf emoji-datasource-twitter-16.0.0.tgz
     python tools/make_demo_dataset.py --package=package --overwrite
@@ -28,7 +29,7 @@ flags.DEFINE_string("dest", str(Path(__file__).resolve().parents[1] / "progan_tf
 flags.DEFINE_integer("resolution", 32, "Output resolution.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --dest.")
 
-EXCLUDED = ("Flags", "Component")
+EXCLUDED = ("Component",)  # hair and skin-tone swatches, not emoji
 
 
 def main(argv):
@@ -37,12 +38,15 @@ def main(argv):
     package = Path(FLAGS.package)
     emoji = json.loads((package / "emoji.json").read_text())
     chosen = [e for e in emoji if e["category"] not in EXCLUDED and e.get("has_img_twitter")]
-    categories = sorted({e["category"] for e in chosen})
+    def label(entry: dict) -> str:
+        return "Hearts" if entry["subcategory"] == "heart" else entry["category"]
+
+    categories = sorted({label(e) for e in chosen})
     images, labels = [], []
     for entry in sorted(chosen, key=lambda e: e["sort_order"]):
         path = package / "img" / "twitter" / "64" / entry["image"]
         images.append(dataset_io.load_image(path, FLAGS.resolution, 3, "center"))
-        labels.append(categories.index(entry["category"]))
+        labels.append(categories.index(label(entry)))
     meta = dataset_io.write_arrays(
         FLAGS.dest,
         np.stack(images),
