@@ -5,8 +5,9 @@
     python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --interpolate --num=16 --frames=120
 
 The same seed gives the same images. Conditional runs cycle through the classes (files), or
-give one row per class (grid and animation). Existing files are never overwritten unless
---overwrite is given.
+give one row per class (grid and animation); --label=C draws class C only (the classes are the
+dataset's `label_names`, in order). Existing files are never overwritten unless --overwrite is
+given.
 """
 
 from __future__ import annotations
@@ -39,25 +40,41 @@ def _targets_free(paths: list[str], overwrite: bool) -> None:
         raise ValueError(f"{existing[0]}{more} already exist(s); pass --overwrite or another --out")
 
 
-def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False) -> list[str]:
+def _labels(run, num: int, label: int | None, rows: bool) -> tuple[np.ndarray | None, int | None]:
+    """(class labels, grid columns) for `num` images: `label` for all, or else cycling through the
+    classes (`rows`: one grid row per class, as images.class_rows); (None, None) unconditional."""
     from progan_tf import images  # noqa: PLC0415
 
+    num_labels = run.generator.arch.num_labels
+    if label is None:
+        if rows:
+            return images.class_rows(num, num_labels)
+        return (np.arange(num) % num_labels if num_labels else None), None
+    if not num_labels:
+        raise ValueError(f"--label={label}: this run's generator is not conditional")
+    if not 0 <= label < num_labels:
+        raise ValueError(f"--label={label}: this run has classes 0 ... {num_labels - 1}")
+    return np.full(num, label), None
+
+
+def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None) -> list[str]:
+    from progan_tf import images  # noqa: PLC0415
+
+    labels, _ = _labels(run, num, label, rows=False)
     paths = [os.path.join(out, f"seed{seed}-{i:05d}.png") for i in range(num)]
     _targets_free(paths, overwrite)
-    num_labels = run.generator.arch.num_labels
-    labels = np.arange(num) % num_labels if num_labels else None
     batch = run.generate(images.latents(num, run.generator.arch.latent_size, seed), labels)
     for image, path in zip(batch, paths):
         images.save_png(image, path)
     return paths
 
 
-def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False) -> str:
+def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None) -> str:
     from progan_tf import images  # noqa: PLC0415
 
-    path = os.path.join(out, f"grid-seed{seed}.png")
+    labels, columns = _labels(run, num, label, rows=True)
+    path = os.path.join(out, f"grid-seed{seed}.png" if label is None else f"grid-seed{seed}-label{label}.png")
     _targets_free([path], overwrite)
-    labels, columns = images.class_rows(num, run.generator.arch.num_labels)
     count = num if labels is None else len(labels)
     batch = run.generate(images.latents(count, run.generator.arch.latent_size, seed), labels)
     images.save_png(images.make_grid(batch, columns=columns), path)
@@ -65,15 +82,15 @@ def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False) -
 
 
 def generate_interpolation(run, out: str, num: int, seed: int, frames: int, fps: float,
-                           smoothing: float, overwrite: bool = False) -> str:
+                           smoothing: float, overwrite: bool = False, label: int | None = None) -> str:
     """A looping GIF of `frames` frames, each a grid of `num` smoothly moving latents."""
     from keras.utils import Progbar  # noqa: PLC0415
 
     from progan_tf import images  # noqa: PLC0415
 
-    path = os.path.join(out, f"interpolation-seed{seed}.gif")
+    labels, columns = _labels(run, num, label, rows=True)
+    path = os.path.join(out, f"interpolation-seed{seed}.gif" if label is None else f"interpolation-seed{seed}-label{label}.gif")
     _targets_free([path], overwrite)
-    labels, columns = images.class_rows(num, run.generator.arch.num_labels)
     count = num if labels is None else len(labels)
     noise = np.random.RandomState(seed).randn(frames, count, run.generator.arch.latent_size)
     latents = smooth_loop(noise, smoothing)
@@ -101,11 +118,12 @@ def main(argv):
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         if f.interpolate:
             smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12
-            written = [generate_interpolation(run, f.out, f.num_images, f.seed, f.frames, f.fps, smoothing, f.overwrite)]
+            written = [generate_interpolation(run, f.out, f.num_images, f.seed, f.frames, f.fps, smoothing, f.overwrite,
+                                              f.label)]
         elif f.grid:
-            written = [generate_grid(run, f.out, f.num_images, f.seed, f.overwrite)]
+            written = [generate_grid(run, f.out, f.num_images, f.seed, f.overwrite, f.label)]
         else:
-            written = generate_files(run, f.out, f.num_images, f.seed, f.overwrite)
+            written = generate_files(run, f.out, f.num_images, f.seed, f.overwrite, f.label)
     except ValueError as error:  # RunError and refused overwrites
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -121,6 +139,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("num_images", 16, "Images (files), tiles (grid) or tiles per frame (animation).", lower_bound=1)
     cli.define_deprecated_alias("num", "num_images")
     flags.DEFINE_integer("seed", 0, "Latent seed.")
+    flags.DEFINE_integer("label", None, "Conditional runs: draw this class only (default: every class).")
     flags.DEFINE_bool("grid", False, "Write one contact sheet instead of files.")
     flags.DEFINE_bool("interpolate", False, "Write a looping latent-interpolation GIF.")
     flags.DEFINE_integer("frames", 120, "Frames of the animation.", lower_bound=2)

@@ -32,7 +32,7 @@ def train_tiny(tmp_path_factory, num_labels: int):
     info = data.load_info(path)
     run_dir = tmp_path_factory.mktemp("run")
     options = TrainerOptions(total_images=112, tick_images=32, snapshot_images=64, checkpoint_images=48,
-                             steps_per_call=2, grid_size=6, shuffle_buffer=64, step=StepOptions(ema_beta=0.9),
+                             steps_per_call=2, grid_size=4 if num_labels else 6, shuffle_buffer=64, step=StepOptions(ema_beta=0.9),
                              metrics=("swd", "msssim") if not num_labels else (), metrics_num_images=16)
     arch = Architecture(resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8)
     trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options, dataset=info, run_dir=str(run_dir),
@@ -111,6 +111,32 @@ def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
     assert not np.array_equal(grid, image_utils.make_grid(run.generate(latents, (labels + 1) % 3), columns=3))
 
 
+def test_generate_one_class_and_bad_labels(conditional, trained, tmp_path):
+    run = runs.load_run(conditional[0].run_dir)
+    grid = np.asarray(Image.open(generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=2)))
+    latents = image_utils.latents(4, run.generator.arch.latent_size, 3)
+    np.testing.assert_array_equal(grid, image_utils.make_grid(run.generate(latents, np.full(4, 2))))
+    files = generate.generate_files(run, str(tmp_path / "files"), num=2, seed=3, label=2)
+    np.testing.assert_array_equal(np.asarray(Image.open(files[1])), run.generate(latents[:2], np.full(2, 2))[1])
+    with pytest.raises(ValueError, match=r"--label=3: this run has classes 0 \.\.\. 2"):
+        generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=3)
+    with pytest.raises(ValueError, match="--label=0: this run's generator is not conditional"):
+        generate.generate_files(runs.load_run(trained[0].run_dir), str(tmp_path / "u"), num=2, seed=3, label=0)
+    assert not (tmp_path / "u").exists()
+
+
+def test_conditional_run_grids_have_whole_rows_per_class(conditional):
+    # grid_size 4 with 3 classes: 2 columns, and every class gets its whole row (6 tiles), in
+    # the run's sample grids and in reals.png (the first 2 images of each class, class order).
+    trainer, info = conditional
+    reals = np.asarray(Image.open(os.path.join(trainer.run_dir, "reals.png")))
+    dataset, labels = next(data.iterate_level(info, 8, batch_size=48))
+    first = np.concatenate([np.flatnonzero(labels.argmax(axis=1) == c)[:2] for c in range(3)])
+    np.testing.assert_array_equal(reals, image_utils.make_grid(dataset[first], columns=2))
+    samples = sorted(os.listdir(os.path.join(trainer.run_dir, "samples")))
+    assert samples and np.asarray(Image.open(os.path.join(trainer.run_dir, "samples", samples[-1]))).shape == (24, 16, 3)
+
+
 def test_evaluate_swd_msssim_and_record(trained):
     trainer, info = trained
     run = runs.load_run(trainer.run_dir)
@@ -186,7 +212,10 @@ def test_export_runs_without_progan_tf(which, request, tmp_path):
     np.testing.assert_array_equal(served["images"], data.to_uint8(expected).numpy())
 
 
-def test_export_cli_and_saved_model_cli(trained, tmp_path):
+@pytest.mark.parametrize("which", ["trained", "conditional"])  # the demo is conditional: the README's call
+def test_export_cli_and_saved_model_cli(which, request, tmp_path):
+    trained = request.getfixturevalue(which)
+    conditional = which == "conditional"
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     export_dir = tmp_path / "served"
     (export_dir / "1").mkdir(parents=True)  # an existing version is kept; the export goes to 2/
@@ -201,12 +230,20 @@ def test_export_cli_and_saved_model_cli(trained, tmp_path):
     for expected in ("signature_def['serving_default']", "signature_def['generate_from_seed']",
                      "inputs['latents']", "outputs['images']", "dtype: DT_UINT8", "inputs['seed']"):
         assert expected in show.stdout
+    assert ("inputs['label']" in show.stdout) == conditional
+    exprs = "seed=7;num=3;label=2" if conditional else "seed=7;num=3"
     run_out = subprocess.run([cli, "run", "--dir", str(export_dir / "2"), "--tag_set", "serve", "--signature_def",
-                              "generate_from_seed", "--input_exprs", "seed=7;num=3", "--outdir", str(tmp_path / "o")],
+                              "generate_from_seed", "--input_exprs", exprs, "--outdir", str(tmp_path / "o")],
                              capture_output=True, text=True, timeout=300)
     assert run_out.returncode == 0, run_out.stderr
     images = np.load(tmp_path / "o" / "images.npy")
     assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
+    if conditional:  # the label reaches the generator: the same seed in another class draws other images
+        other = subprocess.run([cli, "run", "--dir", str(export_dir / "2"), "--tag_set", "serve", "--signature_def",
+                                "generate_from_seed", "--input_exprs", "seed=7;num=3;label=0", "--outdir",
+                                str(tmp_path / "o0")], capture_output=True, text=True, timeout=300)
+        assert other.returncode == 0, other.stderr
+        assert np.abs(np.load(tmp_path / "o0" / "raw.npy") - np.load(tmp_path / "o" / "raw.npy")).max() > 1e-4
 
 
 def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
