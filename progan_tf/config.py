@@ -64,6 +64,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_nonfinite_steps = 100  # this many skipped steps in a row stop the run
     c.augment_policy = ""  # DiffAugment ops on all D inputs: e.g. "color,translation,cutout"; "" = off
     c.augment_probability = 1.0  # chance of each augmentation op per image
+    # Conditional runs: the classes G draws are the reals' of each batch ("data", official) or
+    # every class equally often ("uniform"; BigGAN's sampling), which trains rare classes more.
+    c.fake_labels = "data"
     # Speed and scale.
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
     c.tpu = ""  # TPU name or address, --strategy=tpu only

@@ -48,6 +48,7 @@ def wgan_gp_discriminator(
     mix: tf.Tensor,
     labels: tf.Tensor | None = None,
     *,
+    fake_labels: tf.Tensor | None = None,
     gp_weight: float = 10.0,
     gp_target: float = 1.0,
     drift_weight: float = 1e-3,
@@ -65,7 +66,7 @@ def wgan_gp_discriminator(
     norm = tf.sqrt(_input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12)
     penalty = tf.square(norm - gp_target)
     loss = fake_score - real_score + gp_weight * penalty + drift_weight * tf.square(real_score)
-    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels)
+    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels if fake_labels is None else fake_labels)
     return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
 
 
@@ -84,6 +85,7 @@ def logistic_r1_discriminator(
     mix: tf.Tensor,
     labels: tf.Tensor | None = None,
     *,
+    fake_labels: tf.Tensor | None = None,
     r1_gamma: float = 10.0,
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
@@ -95,7 +97,7 @@ def logistic_r1_discriminator(
     fake_score, fake_logits = _split(discriminator(fakes))
     penalty = _input_gradient_sq_norm(discriminator, reals, loss_scale, gradient_scale)
     loss = tf.nn.softplus(fake_score) + tf.nn.softplus(-real_score) + 0.5 * r1_gamma * penalty
-    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels)
+    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels if fake_labels is None else fake_labels)
     return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
 
 

@@ -43,6 +43,7 @@ class StepOptions:
     seed: int = 0
     augment_policy: str = ""  # DiffAugment ops D sees, e.g. "color,translation,cutout"; "" = none
     augment_probability: float = 1.0  # chance of each op per image
+    fake_labels: str = "data"  # conditional: G draws the reals' classes (data) or each class equally often (uniform)
 
     def __post_init__(self):
         if self.gp_scale not in ("official", "native"):
@@ -50,6 +51,8 @@ class StepOptions:
         if self.loss not in losses.LOSSES:
             raise ValueError(f"--config.loss={self.loss!r}; choose one of {', '.join(losses.LOSSES)}")
         augment.parse_policy(self.augment_policy)
+        if self.fake_labels not in ("data", "uniform"):
+            raise ValueError(f"--config.fake_labels={self.fake_labels!r}; choose data or uniform")
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):
             raise ValueError(f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or bfloat16")
 
@@ -175,7 +178,8 @@ class PhaseTrainer:
         self.d_vars = self.d_model.trainable_variables
         self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
         self.latent_size = generator.arch.latent_size
-        self.conditional = generator.arch.num_labels > 0
+        self.num_labels = generator.arch.num_labels
+        self.conditional = self.num_labels > 0
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[options.loss]
         final = generator.arch.resolution
         self.gradient_scale = phase.resolution / final if options.gp_scale == "official" else 1.0
@@ -215,7 +219,7 @@ class PhaseTrainer:
         r = self.phase.resolution
 
         def both(reals, labels, latents, mix, seed):
-            d = self.strategy.run(self._d_grads, args=(reals, labels, latents, mix, seed))
+            d = self.strategy.run(self._d_grads, args=(reals, labels, labels, latents, mix, seed))
             g = self.strategy.run(self._g_grads, args=(labels, latents, seed))
             return tf.nest.map_structure(lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), (d[1], g[1]))
 
@@ -234,6 +238,15 @@ class PhaseTrainer:
     def _noise(self, shape, stream: int) -> tf.Tensor:
         seed = self._seed(stream)
         return tf.random.stateless_normal(shape, seed) if stream != 1 else tf.random.stateless_uniform(shape, seed)
+
+    def _fake_labels(self, labels, stream: int):
+        """The classes G draws for this batch: the reals' (fake_labels="data", the official
+        setup) or each class equally often ("uniform", seeded, as BigGAN samples them), so that
+        a class with few images gets as many of G's updates as any other."""
+        if not self.conditional or self.options.fake_labels == "data":
+            return labels
+        classes = tf.random.stateless_uniform([_batch_size(labels)], self._seed(stream), 0, self.num_labels, dtype=tf.int32)
+        return tf.one_hot(classes, self.num_labels, dtype=labels.dtype)
 
     def _generate(self, latents, labels):
         return self.g_model([latents, labels] if self.conditional else latents, training=True)
@@ -264,11 +277,12 @@ class PhaseTrainer:
         # convert_to_tensor: under MirroredStrategy the scale's value is a MirroredVariable
         return tuple(float(tf.convert_to_tensor(loss_scale_of(o))) for o in (self.g_optimizer, self.d_optimizer))
 
-    def _d_grads_fn(self, reals, labels, latents, mix, augment_seed):
+    def _d_grads_fn(self, reals, labels, fake_labels, latents, mix, augment_seed):
         o, global_batch = self.options, self.phase.global_batch_size
-        fakes = tf.cast(self._generate(latents, labels), reals.dtype)  # float32, as the reals
+        fakes = tf.cast(self._generate(latents, fake_labels), reals.dtype)  # float32, as the reals
         loss_scale = loss_scale_of(self.d_optimizer)
-        kwargs = {"loss_scale": loss_scale, "gradient_scale": self.gradient_scale}
+        kwargs = {"loss_scale": loss_scale, "gradient_scale": self.gradient_scale,
+                  "fake_labels": fake_labels if self.conditional else None}
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
         else:
@@ -298,12 +312,13 @@ class PhaseTrainer:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], 0)
         mix = self._noise([batch, 1, 1, 1], 1)
-        grads, loss, stats = self._d_grads(reals, labels, latents, mix, self._seed(3))
+        grads, loss, stats = self._d_grads(reals, labels, self._fake_labels(labels, 5), latents, mix, self._seed(3))
         finite = apply_if_finite(self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss)
         return loss, stats, finite
 
     def _g_replica(self, labels):
         batch = _batch_size(labels)
+        labels = self._fake_labels(labels, 6)
         grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2), self._seed(4))
         finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
         return loss, finite

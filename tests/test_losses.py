@@ -56,6 +56,25 @@ def test_wgan_generator_and_label_cross_entropy(setup):
     np.testing.assert_allclose(loss.numpy(), -_score(fakes, w) + xent, rtol=1e-5)
 
 
+def _xent(x, v, labels):
+    logit = (v * x).sum(axis=(1, 2, 3))
+    logits = np.stack([logit, -logit], 1)
+    return -(labels * (logits - np.log(np.exp(logits).sum(1, keepdims=True)))).sum(1)
+
+
+@pytest.mark.parametrize("loss_fn", [losses.wgan_gp_discriminator, losses.logistic_r1_discriminator])
+def test_discriminator_label_terms_use_the_fakes_own_classes(setup, loss_fn):
+    # AC-GAN: reals are classified against their labels, fakes against the classes G drew
+    # (fake_labels, e.g. uniform ones); without fake_labels, against the reals' labels.
+    d, reals, fakes, mix, _, v = setup
+    labels, drawn = np.eye(2, dtype="float32")[[0, 1, 1]], np.eye(2, dtype="float32")[[1, 0, 0]]
+    unlabelled, _ = loss_fn(d, reals, fakes, mix)
+    same, _ = loss_fn(d, reals, fakes, mix, labels)
+    own, _ = loss_fn(d, reals, fakes, mix, labels, fake_labels=drawn)
+    np.testing.assert_allclose(same.numpy() - unlabelled.numpy(), _xent(reals, v, labels) + _xent(fakes, v, labels), rtol=1e-4)
+    np.testing.assert_allclose(own.numpy() - unlabelled.numpy(), _xent(reals, v, labels) + _xent(fakes, v, drawn), rtol=1e-4)
+
+
 def test_logistic_r1_equals_hand_computation(setup):
     d, reals, fakes, mix, w, _ = setup
     loss, _ = losses.logistic_r1_discriminator(d, reals, fakes, mix, r1_gamma=2.0)

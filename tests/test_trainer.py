@@ -381,3 +381,22 @@ def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(d
         trainer.images_seen.assign(seen)
         trainer._enter_phase(phases.due())
     assert made == [("4x4 stable", True), ("8x8 fade-in", True)]
+
+
+@pytest.mark.parametrize("mode", ["uniform", "data"])
+def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(dataset, tmp_path, mode):
+    # fake_labels="uniform": G's classes are drawn evenly (seeded by the image count), not
+    # copied from a batch of reals that here are all class 0; "data" (official) copies them.
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options(0.064, step=StepOptions(fake_labels=mode)),
+                      dataset=dataset, run_dir=str(tmp_path), strategy=strategy)
+    step = trainer.phases._make_trainer(phase_at(SCHEDULE, 0), None)
+    reals = tf.one_hot(tf.zeros([3000], tf.int32), 3)
+    drawn = [strategy.run(lambda labels: step._fake_labels(labels, 6), args=(reals,)).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(drawn[0], drawn[1])  # a function of the seed and image count
+    counts = drawn[0].sum(axis=0)
+    if mode == "data":
+        assert counts.tolist() == [3000, 0, 0]
+    else:  # 1,000 each, binomial sd ~26
+        assert np.abs(counts - 1000).max() < 120 and drawn[0].sum() == 3000, counts
