@@ -24,7 +24,8 @@ def dataset16(tmp_path_factory):
     rng = np.random.default_rng(5)
     images = (tf.image.resize(rng.random((64, 4, 4, 3)).astype("float32"), [16, 16]).numpy().clip(0, 1) * 255)
     path = tmp_path_factory.mktemp("data") / "blobs"
-    dataset_io.write_arrays(path, images.astype(np.uint8), None, name="blobs")
+    # Labelled, as the demo config is conditional: these runs take the path `train` takes by default.
+    dataset_io.write_arrays(path, images.astype(np.uint8), np.arange(64) % 4, name="blobs", num_labels=4)
     return str(path)
 
 
@@ -68,6 +69,8 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     config = json.load(open(run_dir / "config.json"))
     # --resolution=8 on a 16x16 dataset trains its lower levels; flags and --config.* override.
     assert config["resolution"] == 8 and config["latent_size"] == 16 and config["xla"] is False
+    assert config["conditional"] is True  # the demo config's
+    assert json.load(open(run_dir / "run.json"))["architecture"]["num_labels"] == 4
     assert config["total_kimg"] == total
     stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
     assert any("phase_time" in s for s in stats)
@@ -84,6 +87,13 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
     too_high = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={dataset16}", "--resolution=64",
                                f"--run_dir={tmp_path / 'r2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert too_high.returncode == 1 and "holds images up to 16x16" in too_high.stderr
+    # The default (demo) config is conditional: an unlabelled dataset is refused with the way out.
+    unlabelled = tmp_path / "unlabelled"
+    dataset_io.write_arrays(unlabelled, np.zeros((4, 4, 4, 3), np.uint8), None, name="plain")
+    no_labels = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={unlabelled}",
+                                f"--run_dir={tmp_path / 'r3'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert no_labels.returncode == 1 and str(unlabelled) in no_labels.stderr
+    assert "--config.conditional=False" in no_labels.stderr and not (tmp_path / "r3").exists()
     bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
