@@ -71,8 +71,8 @@ def main(argv):
         resolution = config.resolution or dataset.resolution
         config.resolution = resolution
         if config.conditional and not dataset.num_labels:
-            raise ValueError(f"--config.conditional=True (the demo config's default) but {dataset.path} has no "
-                             "labels: add --config.conditional=False, or convert it with labels")
+            raise ValueError(f"--config.conditional is True (the demo config, the default, sets it) but "
+                             f"{dataset.path} has no labels: add --config.conditional=False, or convert it with labels")
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
         config.run_dir = run_dir
         strategy = make_strategy(config.strategy, config.tpu)
