@@ -43,17 +43,3 @@ def cli_env() -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-# The modules holding the longest tests (30-110 s each on 2 cores) run first: pytest-xdist
-# hands tests to whichever process is free in collection order, so a long test collected last
-# would leave one process idle while the other finishes it. Order within a module is kept.
-LONGEST_FIRST = ("test_runtime.py", "test_trainer.py", "test_train_cli.py", "test_scale.py", "test_metrics.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)
