@@ -265,10 +265,6 @@ def grid(source: str, out: str, resolution: int | None = None, num: int = 64, ov
     resolution = resolution or dataset.resolution
     if os.path.exists(out) and not overwrite:
         raise ConversionError(f"--out={out} exists; choose another file or pass --overwrite")
-    classes, columns = image_utils.class_rows(num, dataset.num_labels)
-    if classes is None:
-        batch = next(data.iterate_level(dataset, resolution, batch_size=num))[0]
-    else:
-        batch = data.first_of_each_class(dataset, resolution, columns)
+    batch, columns = data.reals_for_grid(dataset, resolution, num)
     image_utils.save_png(image_utils.make_grid(batch, columns=columns), out)
     return len(batch)

@@ -325,6 +325,18 @@ def first_of_each_class(info: DatasetInfo, resolution: int, per_class: int) -> n
     return np.stack([image for f in found for image in f + [white] * (per_class - len(f))])
 
 
+def reals_for_grid(info: DatasetInfo, resolution: int, num: int) -> tuple[np.ndarray, int | None]:
+    """(uint8 images, grid columns) for a contact sheet of about `num` reals: the first `num`,
+    or of a labelled dataset the first of each class in one row per class (as the sample grids
+    of a conditional run, images.class_rows)."""
+    from progan_tf import images  # noqa: PLC0415
+
+    classes, columns = images.class_rows(num, info.num_labels)
+    if classes is None:
+        return next(iterate_level(info, resolution, batch_size=num))[0], None
+    return first_of_each_class(info, resolution, columns), columns
+
+
 def find_corrupt_files(files: list[str], compression: str = "") -> list[tuple[str, str]]:
     """(file, error) for every file that does not read to its end as TFRecords."""
     bad = []

@@ -306,11 +306,7 @@ class Trainer:
     def _write_reals(self) -> None:
         if not self.chief:
             return
-        classes, columns = images.class_rows(self.options.grid_size, self.arch.num_labels)
-        if classes is None:
-            batch = next(data.iterate_level(self.dataset, self.arch.resolution, batch_size=self.options.grid_size))[0]
-        else:  # one row per class, as the sample grids
-            batch = data.first_of_each_class(self.dataset, self.arch.resolution, columns)
+        batch, columns = data.reals_for_grid(self.dataset, self.arch.resolution, self.options.grid_size)
         images.save_png(images.make_grid(batch, columns=columns), self.directory.file("reals.png"))
 
     def _checkpoint_and_metrics(self) -> None:
