@@ -17,7 +17,8 @@ import tensorflow as tf
 # Config keys a resumed run must keep: they decide the networks' shapes or what the
 # checkpointed state means.
 RESUME_KEYS = ("resolution", "latent_size", "fmap_base", "fmap_max", "mbstd_group_size", "conditional", "gp_scale",
-               "carry_fade_step")  # the last: which model (so which optimizer slots) a stable phase trains
+               "carry_fade_step",  # which model (so which optimizer slots) a stable phase trains
+               "class_balance")  # what the checkpointed stream position counts
 
 
 class CheckpointWriteError(RuntimeError):
@@ -39,7 +40,7 @@ def check_resume_compatible(run_dir: str, config: dict) -> None:
     with open(path) as f:
         previous = json.load(f)
     # runs made before a key existed: they penalised the native norm and compiled every phase
-    defaults = {"gp_scale": "native", "carry_fade_step": False}
+    defaults = {"gp_scale": "native", "carry_fade_step": False, "class_balance": 0.0}
     changed = [(k, previous.get(k, defaults.get(k)), config[k]) for k in RESUME_KEYS
                if k in config and (k in previous or k in defaults) and previous.get(k, defaults.get(k)) != config[k]]
     if precision(previous) != precision(config):

@@ -67,6 +67,10 @@ def get_config() -> ml_collections.ConfigDict:
     # Conditional runs: the classes G draws are the reals' of each batch ("data", official) or
     # every class equally often ("uniform"; BigGAN's sampling), which trains rare classes more.
     c.fake_labels = "data"
+    # Labelled data: each image of class c appears round((max n / n_c) ** class_balance) times
+    # per epoch, so rare classes are seen more often: 0 = the data's frequencies (official),
+    # 1 = every class about equally often. With fake_labels=data, G draws the same mix.
+    c.class_balance = 0.0
     # Speed and scale.
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
     c.tpu = ""  # TPU name or address, --strategy=tpu only
@@ -155,6 +159,7 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         compile_ahead=c.compile_ahead,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
+        class_balance=c.class_balance,
         tick_images=kimg_to_images(c.tick_kimg),
         snapshot_images=kimg_to_images(c.snapshot_kimg),
         checkpoint_images=kimg_to_images(c.checkpoint_kimg),
@@ -176,6 +181,8 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
     for key in ("lod_training_kimg", "lod_transition_kimg"):
         if c[key] < 0:
             raise ValueError(f"--config.{key}={c[key]} is negative")
+    if not 0 <= c.class_balance <= 1:
+        raise ValueError(f"--config.class_balance={c.class_balance}; use 0 (the data's class frequencies) to 1 (equal)")
     group = c.mbstd_group_size
     if group > 1:
         for resolution in [2**k for k in range(2, schedule.final_resolution.bit_length())]:

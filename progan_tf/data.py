@@ -14,7 +14,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -199,6 +199,7 @@ def make_dataset(
     seed: int = 0,
     start: StreamPosition = StreamPosition(),
     with_position: bool = False,
+    class_repeats: Sequence[int] = (),
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B, R, R, C] in [-1, 1], one-hot labels [B, num_labels]) and,
@@ -210,6 +211,10 @@ def make_dataset(
     in shuffled order, as the reference's does). Mirror flips are drawn from the stream
     position. So a stream restarted at `start` (saved from a position) continues exactly;
     restarting reads and drops at most one epoch of raw records.
+
+    `class_repeats` (labelled data; one count per class, `class_repeats_for`): each record of
+    class c appears that many times in every epoch, before the shuffle, so rare classes are
+    drawn more often; the stream stays a pure function of its arguments.
 
     `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
     `input_context` shards the files (or, with fewer files than pipelines, the records).
@@ -225,6 +230,15 @@ def make_dataset(
         first = tf.nest.flatten(values)[0]
         order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
         return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
+
+    def repeated(*record):
+        """One record as a dataset of its class's number of copies."""
+        if label_array is not None:
+            label = tf.argmax(record[1])
+        else:
+            label = tf.io.parse_single_example(record[0], {"label": _FEATURES["label"]})["label"]
+        copies = tf.gather(tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1))
+        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(copies)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])
@@ -243,6 +257,8 @@ def make_dataset(
             )
             if not shard_files:
                 records = _shard(records, input_context)
+        if class_repeats:
+            records = records.flat_map(repeated)
         if shuffle:  # each block of `shuffle_buffer` records in a random order
             records = records.batch(shuffle_buffer).enumerate().map(
                 lambda block, values: permuted(values, epoch_seed + tf.stack([block + 1, 0]))
@@ -301,6 +317,32 @@ def distribute(
         return make_dataset(info, resolution, per_replica, input_context=context, **kwargs)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def class_counts(info: DatasetInfo) -> np.ndarray:
+    """Images per class (int64 [num_labels]), from the labels file or the lowest level's
+    records (their labels only); DatasetError naming the file if a label is out of range."""
+    if info.labels_file:
+        labels = np.load(info.labels_file, allow_pickle=False)
+        return np.bincount(labels.argmax(axis=1), minlength=info.num_labels).astype(np.int64)
+    counts = np.zeros(info.num_labels, np.int64)
+    for file in info.level_files(min(info.files)):
+        records = tf.data.TFRecordDataset(file, compression_type=info.compression).batch(4096)
+        for serialized in records:
+            ids = tf.io.parse_example(serialized, {"label": _FEATURES["label"]})["label"].numpy()
+            if ids.size and (ids.min() < 0 or ids.max() >= info.num_labels):
+                raise DatasetError(f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset")
+            counts += np.bincount(ids, minlength=info.num_labels)
+    return counts
+
+
+def class_repeats_for(counts: Sequence[int], balance: float) -> tuple[int, ...]:
+    """How many times each image of class c appears in an epoch, round((max n / n_c) ** balance)
+    and at least 1, so that classes are drawn about in proportion to n_c ** (1 - balance):
+    0 keeps the data's frequencies, 1 draws every class about equally often."""
+    counts = np.asarray(counts, np.float64)
+    largest = counts.max()
+    return tuple(int(max(1, round((largest / n) ** balance))) if n else 1 for n in counts)
 
 
 def iterate_level(info: DatasetInfo, resolution: int, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:

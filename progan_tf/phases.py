@@ -48,6 +48,7 @@ class PhaseController:
         steps_per_call: int,
         mirror_augment: bool,
         shuffle_buffer: int,
+        class_repeats: tuple[int, ...] = (),
         carry_fade_step: bool = False,
         compile_ahead: bool = False,
         total_images: int | None = None,
@@ -59,6 +60,7 @@ class PhaseController:
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
         self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
         self.steps_per_call, self.mirror_augment, self.shuffle_buffer = steps_per_call, mirror_augment, shuffle_buffer
+        self.class_repeats = class_repeats
         self.carry_fade_step, self.compile_ahead, self.total_images = carry_fade_step, compile_ahead, total_images
         self._ahead: tuple[PhaseTrainer, threading.Thread, list] | None = None  # (trainer, thread, errors)
         self.current: PhaseTrainer | None = None
@@ -203,7 +205,7 @@ class PhaseController:
         epoch, index = (int(v) for v in self.data_position.numpy())
         dataset = data.distribute(
             self.strategy, self.dataset, phase.resolution, phase.global_batch_size,
-            mirror=self.mirror_augment, shuffle_buffer=self.shuffle_buffer,
+            mirror=self.mirror_augment, shuffle_buffer=self.shuffle_buffer, class_repeats=self.class_repeats,
             seed=self.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
         )
         return iter(dataset)

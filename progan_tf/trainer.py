@@ -46,6 +46,7 @@ class TrainerOptions:
     compile_ahead: bool = False  # compile the next phase's step in a thread while this one trains
     mirror_augment: bool = False
     shuffle_buffer: int = 4096  # records
+    class_balance: float = 0.0  # labelled data: 0 = the data's class frequencies, 1 = equal (data.class_repeats_for)
     tick_images: int = 10_000
     snapshot_images: int = 50_000
     checkpoint_images: int = 100_000
@@ -82,6 +83,11 @@ class Trainer:
     ):
         if arch.resolution > dataset.resolution:
             dataset.level_files(arch.resolution)  # raises the clear error
+        class_repeats = ()
+        if options.class_balance:
+            if not dataset.num_labels:
+                raise ValueError(f"--config.class_balance={options.class_balance} needs labels and {dataset.path} has none")
+            class_repeats = data.class_repeats_for(data.class_counts(dataset), options.class_balance)
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
@@ -122,7 +128,7 @@ class Trainer:
             ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
             dataset=dataset, step=step, steps_per_call=options.steps_per_call, carry_fade_step=options.carry_fade_step,
             compile_ahead=options.compile_ahead, total_images=options.total_images,
-            mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer,
+            mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer, class_repeats=class_repeats,
         )
         classes, _ = images.class_rows(options.grid_size, arch.num_labels)  # conditional: whole rows per class
         grid_size = options.grid_size if classes is None else len(classes)
@@ -203,6 +209,10 @@ class Trainer:
         if not self.restore():
             self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
+        if self.phases.class_repeats:
+            names = self.dataset.label_names or [str(c) for c in range(len(self.phases.class_repeats))]
+            self.directory.log(f"class_balance {o.class_balance:g}: each image repeated per epoch " + ", ".join(
+                f"{name} x{r}" for name, r in zip(names, self.phases.class_repeats)))
         total = int(o.total_images)
         events = {name: _next_multiple(self.seen, every) for name, every in
                   (("tick", o.tick_images), ("snapshot", o.snapshot_images), ("checkpoint", o.checkpoint_images))}

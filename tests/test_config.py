@@ -47,6 +47,16 @@ def test_image_counts_below_one_image_are_refused():
         config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
 
 
+@pytest.mark.parametrize("balance", [-0.5, 1.5])
+def test_class_balance_outside_0_to_1_is_refused(balance):
+    c = config_lib.get_config()
+    c.class_balance = balance
+    with pytest.raises(ValueError, match=f"class_balance={balance}"):
+        config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+    c.class_balance = 1.0
+    config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+
+
 def test_an_8gpu_preset_on_one_replica_warns_about_its_learning_rates():
     c = config_lib.get_config()
     c.minibatch_preset = "8gpu"

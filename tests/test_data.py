@@ -183,3 +183,49 @@ def test_first_of_each_class_against_a_numpy_selection(tmp_path):
     expected = [images[np.flatnonzero(labels == c)[:3]] for c in range(4)]
     expected = np.concatenate([np.concatenate([e, [white] * (3 - len(e))]) if len(e) < 3 else e for e in expected])
     np.testing.assert_array_equal(got, expected)
+
+
+def test_class_balance_repeats_each_image_of_a_class_and_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (23, 4, 4, 3), dtype=np.uint8)
+    labels = np.array([0] * 16 + [1] * 4 + [2] * 3)
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="rare", num_labels=4)  # class 3: none
+    info = data.load_info(tmp_path / "ds")
+    counts = data.class_counts(info)
+    np.testing.assert_array_equal(counts, np.bincount(labels, minlength=4))
+    assert data.class_repeats_for(counts, 0.0) == (1, 1, 1, 1)
+    assert data.class_repeats_for(counts, 1.0) == (1, 4, 5, 1)  # 16/4, round(16/3); no images: 1
+    assert data.class_repeats_for(counts, 0.5) == (1, 2, 2, 1)  # sqrt(4), round(sqrt(5.33))
+
+    # One epoch, file order: every image exactly its class's repeat count, labels kept.
+    repeats = (1, 4, 5, 1)
+    got, got_labels = next(iter(data.make_dataset(info, 4, 100, class_repeats=repeats, repeat=False, shuffle=False)))
+    expected = [image for image, label in zip(images, labels) for _ in range(repeats[label])]
+    assert _by_bytes(data.to_uint8(got).numpy()) == _by_bytes(expected)
+    np.testing.assert_array_equal(np.bincount(got_labels.numpy().argmax(1), minlength=4), [16, 16, 15, 0])
+
+    # Shuffled and mirrored, the epoch is longer and a restart at a saved position continues.
+    kwargs = dict(mirror=True, seed=2, shuffle_buffer=8, with_position=True, class_repeats=repeats)
+    whole = list(data.make_dataset(info, 4, 7, **kwargs).take(9))
+    assert [int(b[2][0]) for b in whole] == [0] * 6 + [1] * 3  # 47 records an epoch
+    epoch, index = (int(v) for v in whole[3][2].numpy())
+    restarted = list(data.make_dataset(info, 4, 7, start=data.StreamPosition(epoch, index), **kwargs).take(5))
+    for a, b in zip(whole[4:], restarted):
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+
+
+def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path):
+    labels = np.eye(3, dtype=np.float32)[[2, 2, 0, 2]]
+    with tf.io.TFRecordWriter(str(tmp_path / "x-r02.tfrecords")) as writer:
+        for _ in labels:
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 4, 4])),
+                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(48)])),
+            }))
+            writer.write(example.SerializeToString())
+    np.save(tmp_path / "x-rxx.npy", labels)
+    (tmp_path / "x-rxx.npy").rename(tmp_path / "x-rxx.labels")
+    info = data.load_info(tmp_path)
+    np.testing.assert_array_equal(data.class_counts(info), [1, 0, 3])
+    got = next(iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False, shuffle=False)))[1]
+    np.testing.assert_array_equal(got.numpy().argmax(1), [2, 2, 0, 0, 0, 2])

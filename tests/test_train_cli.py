@@ -113,6 +113,10 @@ def test_resume_refuses_other_network_or_precision_settings(tmp_path):
         check_resume_compatible(str(tmp_path), {**trained, "mixed_precision": False})
     with pytest.raises(ValueError, match="mixed_float16 -> mixed_bfloat16"):
         check_resume_compatible(str(tmp_path), {**trained, "mixed_precision_dtype": "bfloat16"})
+    # a run from before class_balance drew the data's frequencies: its stream position means that
+    check_resume_compatible(str(tmp_path), {**trained, "class_balance": 0.0})
+    with pytest.raises(ValueError, match="class_balance: 0.0 -> 0.5"):
+        check_resume_compatible(str(tmp_path), {**trained, "class_balance": 0.5})
 
 
 def test_corrupt_shard_is_one_message_naming_file_and_offset(dataset16, tmp_path):

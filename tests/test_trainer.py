@@ -400,3 +400,25 @@ def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(datas
         assert counts.tolist() == [3000, 0, 0]
     else:  # 1,000 each, binomial sd ~26
         assert np.abs(counts - 1000).max() < 120 and drawn[0].sum() == 3000, counts
+
+
+def test_class_balance_feeds_rare_classes_more_often_and_needs_labels(dataset, tmp_path):
+    # 30 images of class 0, 3 of class 1: balanced (1.0), class 1 is repeated 10x per epoch.
+    rng = np.random.default_rng(1)
+    path = tmp_path / "rare"
+    dataset_io.write_arrays(path, rng.integers(0, 256, (33, 8, 8, 3), dtype=np.uint8), np.array([0] * 30 + [1] * 3),
+                            name="rare", num_labels=2, label_names=("common", "rare"))
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=2)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    shares = {}
+    for balance in (0.0, 1.0):
+        trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options(0.064, class_balance=balance),
+                          dataset=data.load_info(path), run_dir=str(tmp_path / f"run{balance}"), strategy=strategy)
+        stream = trainer.phases._make_iterator(phase_at(SCHEDULE, 0))
+        labels = np.concatenate([next(stream)[1].numpy() for _ in range(60)])  # 480 images, 8 epochs or more
+        shares[balance] = labels[:, 1].mean()
+    assert abs(shares[0.0] - 3 / 33) < 0.03 and abs(shares[1.0] - 0.5) < 0.05, shares
+    with pytest.raises(ValueError, match=f"class_balance=1.0 needs labels and {dataset.path} has none"):
+        Trainer(arch=ARCH, schedule=SCHEDULE, options=options(0.064, class_balance=1.0), dataset=dataset,
+                run_dir=str(tmp_path / "unlabelled"), strategy=strategy)
+    assert not (tmp_path / "unlabelled").exists()
