@@ -24,7 +24,10 @@ for name in "${@:-baseline native-gp}"; do
     batch-32)    row batch-32 --config.minibatch_default=32 ;;
     long-final)  row long-final --config.total_kimg=160 ;;
     kimg-120)    row kimg-120 --config.total_kimg=120 ;;  # what fits the 15-minute budget here
-    unconditional)  row unconditional --config.conditional=False ;;
+    unconditional)  row unconditional --config.conditional=False --config.class_balance=0 ;;
+    unbalanced)  row unbalanced --config.class_balance=0 ;;  # reals at the data's class frequencies
+    balance-0.5) row balance-0.5 --config.class_balance=0.5 ;;
+    kimg-160)    row kimg-160 --config.total_kimg=160 ;;
     uniform-labels) row uniform-labels --config.fake_labels=uniform ;;  # G draws every class equally often
     # Phase lengths at the same 96 kimg: shorter phases leave 32x32 stable training at the end.
     phases-12)   row phases-12 --config.lod_training_kimg=12 --config.lod_transition_kimg=12 ;;

@@ -70,9 +70,13 @@ def main(argv):
         dataset = data.load_info(config.data_dir)
         resolution = config.resolution or dataset.resolution
         config.resolution = resolution
-        if config.conditional and not dataset.num_labels:
-            raise ValueError(f"--config.conditional is True (the demo config, the default, sets it) but "
-                             f"{dataset.path} has no labels: add --config.conditional=False, or convert it with labels")
+        if not dataset.num_labels:  # the demo config, the default, is conditional and class-balanced
+            off = {"conditional": "--config.conditional=False", "class_balance": "--config.class_balance=0"}
+            wanting = [key for key in off if config[key]]
+            if wanting:
+                raise ValueError(f"{dataset.path} has no labels, which {' and '.join('--config.' + k for k in wanting)} "
+                                 f"need (the demo config, the default, sets both): add "
+                                 f"{' '.join(off[k] for k in wanting)}, or convert it with labels")
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
         config.run_dir = run_dir
         strategy = make_strategy(config.strategy, config.tpu)

@@ -93,7 +93,12 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
     no_labels = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={unlabelled}",
                                 f"--run_dir={tmp_path / 'r3'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert no_labels.returncode == 1 and str(unlabelled) in no_labels.stderr
-    assert "--config.conditional=False" in no_labels.stderr and not (tmp_path / "r3").exists()
+    assert "--config.conditional=False --config.class_balance=0" in no_labels.stderr and not (tmp_path / "r3").exists()
+    balance_only = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={unlabelled}",
+                                   "--config.conditional=False", f"--run_dir={tmp_path / 'r4'}"],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert balance_only.returncode == 1 and "add --config.class_balance=0," in balance_only.stderr
+    assert "conditional=" not in balance_only.stderr and not (tmp_path / "r4").exists()
     bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
