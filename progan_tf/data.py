@@ -328,11 +328,15 @@ def class_counts(info: DatasetInfo) -> np.ndarray:
     counts = np.zeros(info.num_labels, np.int64)
     for file in info.level_files(min(info.files)):
         records = tf.data.TFRecordDataset(file, compression_type=info.compression).batch(4096)
-        for serialized in records:
-            ids = tf.io.parse_example(serialized, {"label": _FEATURES["label"]})["label"].numpy()
-            if ids.size and (ids.min() < 0 or ids.max() >= info.num_labels):
-                raise DatasetError(f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset")
-            counts += np.bincount(ids, minlength=info.num_labels)
+        try:
+            for serialized in records:
+                ids = tf.io.parse_example(serialized, {"label": _FEATURES["label"]})["label"].numpy()
+                if ids.size and (ids.min() < 0 or ids.max() >= info.num_labels):
+                    raise DatasetError(f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset")
+                counts += np.bincount(ids, minlength=info.num_labels)
+        except tf.errors.OpError as error:
+            raise DatasetError(f"corrupt or truncated TFRecord files ({file}: {_reader_error(error.message)}); "
+                               "re-create the dataset") from None
     return counts
 
 
