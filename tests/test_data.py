@@ -1,5 +1,7 @@
 """The input pipeline: round trips, the official format, errors naming files, fade of reals."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -229,3 +231,12 @@ def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path)
     np.testing.assert_array_equal(data.class_counts(info), [1, 0, 3])
     got = next(iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False, shuffle=False)))[1]
     np.testing.assert_array_equal(got.numpy().argmax(1), [2, 2, 0, 0, 0, 2])
+
+
+def test_class_counts_name_the_file_whose_labels_are_out_of_range(small_dataset):
+    import dataclasses  # noqa: PLC0415
+
+    info, _, labels = small_dataset  # labels 0..2
+    fewer = dataclasses.replace(info, num_labels=int(labels.max()))  # a dataset.json claiming fewer classes
+    with pytest.raises(data.DatasetError, match=rf"{re.escape(info.files[4][0])}: labels outside 0..{labels.max() - 1}"):
+        data.class_counts(fewer)
