@@ -41,7 +41,7 @@ def get_config():
     # Conditional on the 10 emoji classes (one-hot into G, AC-GAN head on D); grids have one row
     # per class. SWD 1.49x / 1.50x the floor (seeds 0 / 1) against 1.59x / 1.67x unconditional,
     # and flags and faces are recognisable in their rows (docs/quality.md). A dataset without
-    # labels needs --config.conditional=False.
+    # labels needs --config.conditional=False --config.class_balance=0.
     c.conditional = True
     # Every class about equally often (each heart, 25 of 1,906 images, 15 times per epoch):
     # without it no run drew hearts; with it the Hearts row does, at a cost in SWD (1.96x

@@ -335,8 +335,7 @@ def class_counts(info: DatasetInfo) -> np.ndarray:
                     raise DatasetError(f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset")
                 counts += np.bincount(ids, minlength=info.num_labels)
         except tf.errors.OpError as error:
-            raise DatasetError(f"corrupt or truncated TFRecord files ({file}: {_reader_error(error.message)}); "
-                               "re-create the dataset") from None
+            raise _corrupt_files_error([(file, _reader_error(error.message))]) from None
     return counts
 
 
@@ -408,5 +407,9 @@ def check_readable(info: DatasetInfo, resolution: int) -> None:
     """Raises DatasetError naming the corrupt or truncated files of a level, if any."""
     bad = find_corrupt_files(info.level_files(resolution), info.compression)
     if bad:
-        listing = "; ".join(f"{f}: {e}" for f, e in bad)
-        raise DatasetError(f"corrupt or truncated TFRecord files ({listing}); re-create the dataset")
+        raise _corrupt_files_error(bad)
+
+
+def _corrupt_files_error(bad: list[tuple[str, str]]) -> DatasetError:
+    listing = "; ".join(f"{f}: {e}" for f, e in bad)
+    return DatasetError(f"corrupt or truncated TFRecord files ({listing}); re-create the dataset")
