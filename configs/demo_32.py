@@ -45,8 +45,8 @@ def get_config():
     c.conditional = True
     # Every class about equally often (each heart, 25 of 1,906 images, 15 times per epoch):
     # without it no run drew hearts; with it the Hearts row does, at a cost in SWD (1.96x
-    # against 1.50x the floor at 160 kimg, two seeds), which the longer run above buys back
-    # in part (docs/quality.md).
+    # against 1.50x the floor at 160 kimg, 1.72x against 1.29x at 240; two seeds each;
+    # docs/quality.md).
     c.class_balance = 1.0
     c.mirror_augment = True
     # The paper's 0.999 averages over ~16 kimg at this batch: most of a demo phase, so the
