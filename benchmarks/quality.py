@@ -13,6 +13,8 @@ row of docs/quality.md is one command. The run trains into a fresh temporary run
 - the EMA generator draws n images (seeded latents; conditional runs use A's labels);
 - SWD x 1e3 per level and average (the paper's descriptor, progan_tf.metrics.swd) of the
   fakes against A, and of B against A: the real-vs-real floor at the same counts;
+- MS-SSIM of consecutive pairs of those fakes, and of A's images for comparison (the small-image
+  variant of progan_tf.metrics.ms_ssim below 176 px);
 - a sample grid of 64 fakes is written beside the results.
 
 One JSON row goes to --jsonl and one markdown row to --markdown (and stdout). The training
@@ -59,9 +61,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> float:
     """Runs the training CLI; returns its wall seconds."""
-    command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}", f"--config.seed={seed}"]
+    command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}"]
     command += [f"--data_dir={data_dir}"] if data_dir else []
-    command += train_args
+    command += train_args + [f"--config.seed={seed}"]  # after a --config=FILE among train_args, as absl wants
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True)
@@ -73,7 +75,7 @@ def measure(run_dir: str, num_images: int, seed: int) -> dict:
     import tensorflow as tf  # noqa: PLC0415
 
     from progan_tf import data, images, runs  # noqa: PLC0415
-    from progan_tf.metrics import swd  # noqa: PLC0415
+    from progan_tf.metrics import ms_ssim, swd  # noqa: PLC0415
 
     run = runs.load_run(run_dir)
     info = data.load_info(run.dataset_path)
@@ -95,7 +97,8 @@ def measure(run_dir: str, num_images: int, seed: int) -> dict:
         grid_fakes = run.generate(images.latents(count, run.generator.arch.latent_size, seed + 12345), grid_classes)
         grid = images.make_grid(grid_fakes, columns=columns)
     del tf
-    return {"n": n, "fake": fake, "floor": floor, "grid": grid, "kimg": run.kimg, "resolution": run.resolution}
+    return {"n": n, "fake": fake, "floor": floor, "grid": grid, "kimg": run.kimg, "resolution": run.resolution,
+            "ms_ssim": ms_ssim.ms_ssim_consecutive_pairs([fakes]), "ms_ssim_reals": ms_ssim.ms_ssim_consecutive_pairs([set_a])}
 
 
 def main(argv: list[str]) -> None:
@@ -128,6 +131,8 @@ def main(argv: list[str]) -> None:
         "swd": {k: round(v, 2) for k, v in fake.items()},
         "swd_floor": {k: round(v, 2) for k, v in floor.items()},
         "ratio_to_floor": round(fake["swd_avg"] / floor["swd_avg"], 2),
+        "ms_ssim": round(result["ms_ssim"], 4),
+        "ms_ssim_reals": round(result["ms_ssim_reals"], 4),
         "grid": os.path.relpath(grid_path, ROOT),
         "phase_times": phase_times,
     }

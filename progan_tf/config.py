@@ -38,7 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.latent_size = 512
     c.fmap_base = 8192  # feature maps at 2**r: min(fmap_base // 2**(r-1), fmap_max)
     c.fmap_max = 512
-    c.mbstd_group_size = 4  # minibatch stddev group; <= 1 = off
+    c.mbstd_group_size = 4  # minibatch stddev group; <= 1 = off (Table 1 before row e)
+    # The paper's other switches (Table 1, docs/paper_table1.md); the defaults are its method.
+    c.progressive = True  # False: G and D at the final resolution from the first image (rows a, b)
+    c.equalized_lr = True  # False: He-initialised weights, no run-time scale (release: use_wscale; row f)
+    c.pixel_norm = True  # False: no pixelwise feature normalisation in G (release: use_pixelnorm; row g)
+    c.normalization = "none"  # "batch_layer": batch norm in G, layer norm in D, the WGAN-GP baseline (rows a-c)
     # Schedule (images in thousands).
     c.lod_initial_resolution = 4
     c.lod_training_kimg = 600.0  # stable phase of each resolution
@@ -56,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.gp_weight = 10.0  # WGAN-GP lambda
     c.drift_weight = 0.001  # epsilon_drift
     c.r1_gamma = 10.0  # logistic_r1 only
+    c.d_repeats = 1  # D updates per G update, each on its own minibatch (release: D_repeats; WGAN-GP's n_critic)
     c.optimizer = "adam"  # adam or rmsprop
     c.adam_beta1 = 0.0
     c.adam_beta2 = 0.99
@@ -116,6 +122,10 @@ def architecture(c: ml_collections.ConfigDict, *, resolution: int, channels: int
         fmap_max=c.fmap_max,
         mbstd_group_size=c.mbstd_group_size,
         pixelnorm_epsilon=1e-4 if c.mixed_precision else 1e-8,
+        progressive=c.progressive,
+        equalized_lr=c.equalized_lr,
+        pixel_norm=c.pixel_norm,
+        normalization=c.normalization,
     )
 
 
@@ -139,6 +149,7 @@ def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int
         learning_rate_default=c.learning_rate,
         num_replicas=num_replicas,
         max_per_replica={k: int(v) for k, v in caps.items()},
+        progressive=c.progressive,
     )
 
 
@@ -181,6 +192,11 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
     for key in ("lod_training_kimg", "lod_transition_kimg"):
         if c[key] < 0:
             raise ValueError(f"--config.{key}={c[key]} is negative")
+    if c.d_repeats < 1:
+        raise ValueError(f"--config.d_repeats={c.d_repeats}; use 1 (the paper) or more (WGAN-GP's 5)")
+    if c.d_repeats > 1 and c.mixed_precision and c.mixed_precision_dtype != "bfloat16":
+        raise ValueError("--config.d_repeats > 1 with float16 mixed precision is not supported (the loss "
+                         "scaling skips steps its own way); use float32 or --config.mixed_precision_dtype=bfloat16")
     if not 0 <= c.class_balance <= 1:
         raise ValueError(f"--config.class_balance={c.class_balance}; use 0 (the data's class frequencies) to 1 (equal)")
     group = c.mbstd_group_size

@@ -16,14 +16,14 @@ SQRT2 = math.sqrt(2.0)
 _PACKAGE = "progan_tf"
 
 
-def upsample() -> keras.layers.Layer:
+def upsample(name: str | None = None) -> keras.layers.Layer:
     """Nearest-neighbour x2 upsampling, [N, H, W, C] -> [N, 2H, 2W, C]."""
-    return keras.layers.UpSampling2D(2, interpolation="nearest")
+    return keras.layers.UpSampling2D(2, interpolation="nearest", name=name)
 
 
-def downsample() -> keras.layers.Layer:
+def downsample(name: str | None = None) -> keras.layers.Layer:
     """2x2 average pooling, [N, H, W, C] -> [N, H/2, W/2, C]."""
-    return keras.layers.AveragePooling2D(2)
+    return keras.layers.AveragePooling2D(2, name=name)
 
 
 class _Equalized(keras.layers.Layer):
@@ -31,22 +31,27 @@ class _Equalized(keras.layers.Layer):
 
     Weights are drawn from N(0, 1) and multiplied at every call by `gain / sqrt(fan_in)`, a
     Python constant (not a variable, not saved). Biases are one per output channel, zero
-    initialised and never scaled.
+    initialised and never scaled. `equalized=False` (Table 1 before row (f), the release's
+    `use_wscale=False`): the usual He initialisation instead, N(0, (gain / sqrt(fan_in))**2)
+    with no run-time scale: the same initial function, but Adam's steps are no longer equal
+    relative to each layer's weight scale.
     """
 
-    def __init__(self, gain: float = SQRT2, use_bias: bool = True, **kwargs):
+    def __init__(self, gain: float = SQRT2, use_bias: bool = True, equalized: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.gain = float(gain)
         self.use_bias = use_bias
+        self.equalized = bool(equalized)
         self.runtime_scale: float | None = None
 
     def _build_weights(self, kernel_shape: tuple[int, ...], units: int) -> None:
         fan_in = math.prod(kernel_shape[:-1])
-        self.runtime_scale = self.gain / math.sqrt(fan_in)
+        he_std = self.gain / math.sqrt(fan_in)
+        self.runtime_scale = he_std if self.equalized else 1.0
         self.kernel = self.add_weight(
             name="kernel",
             shape=kernel_shape,
-            initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0 if self.equalized else he_std),
         )
         self.bias = None
         if self.use_bias:
@@ -56,7 +61,7 @@ class _Equalized(keras.layers.Layer):
         return x if self.bias is None else x + self.bias
 
     def get_config(self):
-        return {**super().get_config(), "gain": self.gain, "use_bias": self.use_bias}
+        return {**super().get_config(), "gain": self.gain, "use_bias": self.use_bias, "equalized": self.equalized}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -119,6 +124,35 @@ class Bias(keras.layers.Layer):
 
     def call(self, x):
         return x + self.bias
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LayerNormalization(keras.layers.Layer):
+    """Layer normalisation as the WGAN-GP baseline's discriminator uses it (Gulrajani et al.
+    2017; Table 1 rows (a)-(c)): each sample's features are normalised over [H, W, C] together,
+    `(x - mean) / sqrt(var + epsilon)`, then scaled and shifted per channel (C weights each).
+    Keras' own layer with axis=[1, 2, 3] would learn a scale per position and channel."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = (int(input_shape[-1]),)
+        self.gamma = self.add_weight(name="gamma", shape=channels, initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=channels, initializer="zeros")
+
+    def call(self, x):
+        axes = list(range(1, len(x.shape)))
+        mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=axes, keepdims=True)
+        normalized = tf.cast((tf.cast(x, tf.float32) - mean) * tf.math.rsqrt(variance + self.epsilon), x.dtype)
+        return normalized * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -20,6 +20,10 @@ import tensorflow as tf
 from progan_tf import layers as L
 
 LEAKY_SLOPE = 0.2
+# "none": the paper's networks. "batch_layer": the WGAN-GP baseline's (Gulrajani et al. 2017) that
+# Table 1 starts from, batch normalisation after every conv/dense of G and layer normalisation
+# after every 3x3 conv of D, each before the activation; row (d) removes them.
+NORMALIZATIONS = ("none", "batch_layer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +39,15 @@ class Architecture:
     mbstd_group_size: int = 4  # <= 1 turns minibatch stddev off (as officially)
     pixelnorm_epsilon: float = 1e-8  # the reference uses 1e-4 with float16 activations
     fused_scale: bool = True  # D blocks pool before their 2nd activation (the release's default); False: after
+    # The paper's switches (Table 1); the defaults are its full method.
+    progressive: bool = True  # False: only the final resolution's toRGB / fromRGB and stage model (rows a, b)
+    equalized_lr: bool = True  # False: He-initialised weights, no run-time scale (row f)
+    pixel_norm: bool = True  # False: no pixelwise feature normalisation in G; z is still normalised (row g)
+    normalization: str = "none"  # "batch_layer": batch norm in G, layer norm in D (rows a-c); "none"
 
     def __post_init__(self):
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"--config.normalization={self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
         r = self.resolution
         if r < 4 or r > 1024 or r & (r - 1):
             raise ValueError(f"resolution must be a power of two from 4 to 1024, got {r}")
@@ -53,6 +64,12 @@ class Architecture:
     def resolutions(self) -> list[int]:
         """[4, 8, ..., resolution]."""
         return [2**k for k in range(2, int(math.log2(self.resolution)) + 1)]
+
+    @property
+    def stages(self) -> list[int]:
+        """The resolutions that have a toRGB / fromRGB and stage models: every one when growing,
+        the final one alone when not (§2 against the non-progressive rows of Table 1)."""
+        return self.resolutions if self.progressive else [self.resolution]
 
     def num_features(self, resolution: int) -> int:
         """Feature maps of the block at `resolution`: nf(log2(resolution) - 1)."""
@@ -76,10 +93,10 @@ class _Network:
 
     def stage_model(self, resolution: int, fade: bool = False) -> keras.Model:
         """The model of one stage; `fade=True` blends in `resolution` from `resolution // 2`."""
-        if resolution not in self.arch.resolutions:
-            raise ValueError(f"resolution {resolution} is not one of {self.arch.resolutions}")
-        if fade and resolution == 4:
-            raise ValueError("the 4x4 stage has no fade-in")
+        if resolution not in self.arch.stages:
+            raise ValueError(f"resolution {resolution} is not one of {self.arch.stages}")
+        if fade and (resolution == 4 or not self.arch.progressive):
+            raise ValueError(f"the {resolution}x{resolution} stage has no fade-in")
         key = (resolution, fade)
         if key not in self._models:
             self._models[key] = self._build(resolution, fade)
@@ -87,9 +104,19 @@ class _Network:
 
     @property
     def model(self) -> keras.Model:
-        """The model at the final resolution (its fade-in model, unless that is 4x4)."""
+        """The model at the final resolution (its fade-in model, unless there is none)."""
         final = self.arch.resolution
-        return self.stage_model(final, fade=final > 4)
+        return self.stage_model(final, fade=final > 4 and self.arch.progressive)
+
+    def build_all(self) -> None:
+        """Builds every stage model, so that every layer has its variables."""
+        for r in self.arch.stages:
+            self.stage_model(r, fade=r > 4 and self.arch.progressive)
+
+    def non_trainable_state(self) -> list:
+        """Batch normalisation's moving statistics (empty without normalization="batch_layer"):
+        not trained, but part of what the network computes at inference."""
+        return [v for layer in self.layers() for v in layer.non_trainable_weights]
 
     def layers(self) -> list[keras.layers.Layer]:
         """Every block and toRGB/fromRGB of every stage, by resolution."""
@@ -125,31 +152,38 @@ class Generator(_Network):
         self.name = name
         self.blocks = {r: self._block(r) for r in arch.resolutions}
         self.to_rgb = {
-            r: L.EqualizedConv2D(arch.channels, 1, gain=1.0, name=f"{name}_torgb_{r}x{r}")
-            for r in arch.resolutions
+            r: L.EqualizedConv2D(arch.channels, 1, gain=1.0, equalized=arch.equalized_lr, name=f"{name}_torgb_{r}x{r}")
+            for r in arch.stages
         }
-        for r in arch.resolutions:  # builds every layer now
-            self.stage_model(r, fade=r > 4)
+        self.build_all()
 
     def layers(self) -> list[keras.layers.Layer]:
         return [*self.blocks.values(), *self.to_rgb.values()]
 
     def _block(self, r: int) -> keras.Sequential:
         a, nf, n = self.arch, self.arch.num_features(r), f"{self.name}_{r}x{r}"
-        pn = lambda i: L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_pixelnorm{i}")  # noqa: E731
+
+        def conv(filters: int, name: str) -> L.EqualizedConv2D:
+            return L.EqualizedConv2D(filters, 3, equalized=a.equalized_lr, name=f"{n}_{name}")
+
+        def activate(i: int) -> list[keras.layers.Layer]:  # [batch norm] -> lrelu -> [pixel norm]
+            layers = [keras.layers.BatchNormalization(name=f"{n}_batchnorm{i}")] if a.normalization == "batch_layer" else []
+            layers.append(_lrelu(f"{n}_lrelu{i}"))
+            if a.pixel_norm:
+                layers.append(L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_pixelnorm{i}"))
+            return layers
+
         if r == 4:
             return keras.Sequential(
                 [
                     keras.Input((a.latent_size + a.num_labels,)),
                     L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_latent_pixelnorm"),
-                    L.EqualizedDense(16 * nf, gain=L.SQRT2 / 4, use_bias=False, name=f"{n}_dense"),
+                    L.EqualizedDense(16 * nf, gain=L.SQRT2 / 4, use_bias=False, equalized=a.equalized_lr, name=f"{n}_dense"),
                     keras.layers.Reshape((4, 4, nf), name=f"{n}_reshape"),
                     L.Bias(name=f"{n}_dense_bias"),
-                    _lrelu(f"{n}_lrelu0"),
-                    pn(0),
-                    L.EqualizedConv2D(nf, 3, name=f"{n}_conv"),
-                    _lrelu(f"{n}_lrelu1"),
-                    pn(1),
+                    *activate(0),
+                    conv(nf, "conv"),
+                    *activate(1),
                 ],
                 name=n,
             )
@@ -157,13 +191,11 @@ class Generator(_Network):
         return keras.Sequential(
             [
                 keras.Input((prev, prev, a.num_features(prev))),
-                keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{n}_upsample"),
-                L.EqualizedConv2D(nf, 3, name=f"{n}_conv0"),
-                _lrelu(f"{n}_lrelu0"),
-                pn(0),
-                L.EqualizedConv2D(nf, 3, name=f"{n}_conv1"),
-                _lrelu(f"{n}_lrelu1"),
-                pn(1),
+                L.upsample(name=f"{n}_upsample"),
+                conv(nf, "conv0"),
+                *activate(0),
+                conv(nf, "conv1"),
+                *activate(1),
             ],
             name=n,
         )
@@ -200,10 +232,9 @@ class Discriminator(_Network):
     def __init__(self, arch: Architecture, alpha: keras.Variable | None = None, name: str = "d"):
         super().__init__(arch, alpha)
         self.name = name
-        self.from_rgb = {r: self._from_rgb(r) for r in arch.resolutions}
+        self.from_rgb = {r: self._from_rgb(r) for r in arch.stages}
         self.blocks = {r: self._block(r) for r in arch.resolutions}
-        for r in arch.resolutions:  # builds every layer now
-            self.stage_model(r, fade=r > 4)
+        self.build_all()
 
     def layers(self) -> list[keras.layers.Layer]:
         return [*self.from_rgb.values(), *self.blocks.values()]
@@ -213,7 +244,7 @@ class Discriminator(_Network):
         return keras.Sequential(
             [
                 keras.Input((r, r, self.arch.channels)),
-                L.EqualizedConv2D(self.arch.num_features(r), 1, name=f"{n}_conv"),
+                L.EqualizedConv2D(self.arch.num_features(r), 1, equalized=self.arch.equalized_lr, name=f"{n}_conv"),
                 _lrelu(f"{n}_lrelu"),
             ],
             name=n,
@@ -221,32 +252,39 @@ class Discriminator(_Network):
 
     def _block(self, r: int) -> keras.Sequential:
         a, nf, n = self.arch, self.arch.num_features(r), f"{self.name}_{r}x{r}"
+        eq = a.equalized_lr
+
+        def norm(i: int) -> list[keras.layers.Layer]:  # before the activation, as in the WGAN-GP baseline
+            return [L.LayerNormalization(name=f"{n}_layernorm{i}")] if a.normalization == "batch_layer" else []
+
         if r == 4:
             mbstd = [L.MinibatchStdev(a.mbstd_group_size, name=f"{n}_mbstd")] if a.mbstd_group_size > 1 else []
             return keras.Sequential(
                 [
                     keras.Input((4, 4, nf)),
                     *mbstd,
-                    L.EqualizedConv2D(nf, 3, name=f"{n}_conv"),
+                    L.EqualizedConv2D(nf, 3, equalized=eq, name=f"{n}_conv"),
+                    *norm(0),
                     _lrelu(f"{n}_lrelu0"),
                     keras.layers.Flatten(name=f"{n}_flatten"),
-                    L.EqualizedDense(a.num_features(2), name=f"{n}_dense0"),  # nf(0) = 512
+                    L.EqualizedDense(a.num_features(2), equalized=eq, name=f"{n}_dense0"),  # nf(0) = 512
                     _lrelu(f"{n}_lrelu1"),
-                    L.EqualizedDense(1 + a.num_labels, gain=1.0, name=f"{n}_dense1"),
+                    L.EqualizedDense(1 + a.num_labels, gain=1.0, equalized=eq, name=f"{n}_dense1"),
                 ],
                 name=n,
             )
         # The reference fuses conv1 with the pool: conv -> avgpool -> bias -> lrelu. Pooling is
         # linear, so conv (with bias) -> avgpool -> lrelu is the same function. Its unfused
         # variant (fused_scale=False) pools after the activation, which is another function.
-        pool, act = keras.layers.AveragePooling2D(2, name=f"{n}_downsample"), _lrelu(f"{n}_lrelu1")
+        pool, act = L.downsample(name=f"{n}_downsample"), _lrelu(f"{n}_lrelu1")
         return keras.Sequential(
             [
                 keras.Input((r, r, nf)),
-                L.EqualizedConv2D(nf, 3, name=f"{n}_conv0"),
+                L.EqualizedConv2D(nf, 3, equalized=eq, name=f"{n}_conv0"),
+                *norm(0),
                 _lrelu(f"{n}_lrelu0"),
-                L.EqualizedConv2D(a.num_features(r // 2), 3, name=f"{n}_conv1"),
-                *((pool, act) if a.fused_scale else (act, pool)),
+                L.EqualizedConv2D(a.num_features(r // 2), 3, equalized=eq, name=f"{n}_conv1"),
+                *((pool, *norm(1), act) if a.fused_scale else (*norm(1), act, pool)),
             ],
             name=n,
         )
@@ -270,9 +308,10 @@ def table(network: Generator | Discriminator) -> list[tuple[str, tuple, int]]:
     order = network.arch.resolutions if is_g else list(reversed(network.arch.resolutions))
     rows = []
     for r in order:
-        groups = [network.blocks[r]] if is_g else [network.from_rgb[r], network.blocks[r]]
-        if is_g:
-            groups.append(network.to_rgb[r])
+        rgb = network.to_rgb if is_g else network.from_rgb
+        groups = [network.blocks[r]] if is_g else [*([rgb[r]] if r in rgb else []), network.blocks[r]]
+        if is_g and r in rgb:
+            groups.append(rgb[r])
         for group in groups:
             for layer in getattr(group, "layers", [group]):
                 params = sum(math.prod(w.shape) for w in layer.trainable_weights)

@@ -94,11 +94,10 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
         images_seen = int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
     except (tf.errors.OpError, ValueError) as error:
         raise RunError(f"{path}: unreadable checkpoint ({error})") from None
-    schedule = Schedule(final_resolution=arch.resolution, stable_kimg=info["stable_kimg"], fade_kimg=info["fade_kimg"])
+    schedule = Schedule(final_resolution=arch.resolution, stable_kimg=info["stable_kimg"], fade_kimg=info["fade_kimg"],
+                        progressive=arch.progressive)
     phase = phase_at(schedule, images_seen)
-    generator = Generator(arch, name="g_ema")
-    for r in arch.resolutions:  # every layer gets its variables before restoring
-        generator.stage_model(r, fade=False)
+    generator = Generator(arch, name="g_ema")  # builds every layer before the restore
     generator.alpha.assign(phase.alpha)
     tf.train.Checkpoint(ema_generator=generator.checkpoint()).restore(path).expect_partial().assert_existing_objects_matched()
     config_path = os.path.join(run_dir, "config.json")

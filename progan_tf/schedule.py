@@ -48,6 +48,7 @@ class Schedule:
     learning_rate_default: float = 0.001
     num_replicas: int = 1
     max_per_replica: Mapping[int, int] = dataclasses.field(default_factory=dict)
+    progressive: bool = True  # False: one stable phase at the final resolution from the first image
 
     @property
     def stable_images(self) -> int:
@@ -109,6 +110,10 @@ def phase_at(schedule: Schedule, images_seen: int) -> Phase:
     """The phase after `images_seen` real images shown (the reference's TrainingSchedule), in
     integer arithmetic so that phase boundaries are exact for any kimg value."""
     images_seen = int(images_seen)
+    if not schedule.progressive:  # Table 1 (a), Figure 4 (a): the final networks throughout
+        return Phase(resolution=schedule.final_resolution, fade=False, start_images=0, end_images=None, alpha=1.0,
+                     global_batch_size=schedule.global_batch_size(schedule.final_resolution),
+                     learning_rate=schedule.lr(schedule.final_resolution))
     stable, fade = schedule.stable_images, schedule.fade_images
     period = stable + fade
     last = schedule.num_stages - 1  # the final resolution is 4 * 2**last

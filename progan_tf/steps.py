@@ -23,6 +23,7 @@ from progan_tf.networks import Discriminator, Generator
 from progan_tf.schedule import Phase
 
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finite")
+G_STATS = ("g_loss",)  # averaged over the steps that updated G (all of them unless d_repeats > 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class StepOptions:
     adam_beta2: float = 0.99
     adam_epsilon: float = 1e-8
     ema_beta: float = 0.999
+    d_repeats: int = 1  # D steps per G step (WGAN-GP's n_critic); each D step takes its own minibatch
     mixed_precision: bool = False
     mixed_precision_dtype: str = "float16"  # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
     xla: bool = False
@@ -177,6 +179,8 @@ class PhaseTrainer:
         self.g_vars = self.g_model.trainable_variables
         self.d_vars = self.d_model.trainable_variables
         self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
+        # batch norm's moving statistics (normalization="batch_layer"): copied, not averaged
+        self.ema_copies = list(zip(ema.non_trainable_state(), generator.non_trainable_state(), strict=True))
         self.latent_size = generator.arch.latent_size
         self.num_labels = generator.arch.num_labels
         self.conditional = self.num_labels > 0
@@ -333,37 +337,62 @@ class PhaseTrainer:
         progress = tf.cast(done, tf.float32) / float(self.phase.end_images - self.phase.start_images)
         self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
 
+    def _g_due(self) -> tf.Tensor | bool:
+        """Whether this step ends with a G update: after every `d_repeats`-th D step of the
+        phase (the release's D_repeats loop), counted from the phase's first image."""
+        repeats = self.options.d_repeats
+        if repeats == 1:
+            return True
+        d_steps = (self.images_seen.read_value() - self.phase.start_images) // self.phase.global_batch_size
+        return tf.equal(d_steps % repeats, repeats - 1)
+
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps
-        (NaN if there were none) and, as `finite`, the fraction of steps applied."""
+        (NaN if there were none; g_loss over the steps that updated G) and, as `finite`, the
+        fraction of steps applied."""
         beta = self.options.ema_beta
+        first = self.strategy.experimental_local_results
+
+        def g_update(labels):
+            g_loss, g_ok = self.strategy.run(self._g_replica, args=(labels,))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, g_loss, axis=None), first(g_ok)[0], tf.constant(1.0)
 
         def step(i, totals):
             self._set_alpha()
             batch = next(iterator)
             reals, labels = batch[0], batch[1]
             if self.data_position is not None:
-                self.data_position.assign(self.strategy.experimental_local_results(batch[2])[0])
+                self.data_position.assign(first(batch[2])[0])
+            due = self._g_due()
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
-            g_loss, g_ok = self.strategy.run(self._g_replica, args=(labels,))
-            sums = {"d_loss": d_loss, "g_loss": g_loss, **d_stats}
+            if due is True:
+                g_loss, g_ok, g_step = g_update(labels)
+            else:  # D-only steps in between
+                g_loss, g_ok, g_step = tf.cond(due, lambda: g_update(labels),
+                                               lambda: (tf.constant(0.0), tf.constant(True), tf.constant(0.0)))
+            sums = {"d_loss": d_loss, **d_stats}
             stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
-            first = self.strategy.experimental_local_results
-            ok = tf.logical_and(first(d_ok)[0], first(g_ok)[0])  # the same on every replica
+            stats["g_loss"] = g_loss
+            ok = tf.logical_and(first(d_ok)[0], g_ok)  # the same on every replica
             stats["finite"] = tf.cast(ok, tf.float32)
             for ema_var, var in self.ema_pairs:
                 ema_var.assign(var + (ema_var - var) * beta)  # lerp(G, G_ema, beta)
+            for ema_var, var in self.ema_copies:
+                ema_var.assign(var)
             self.images_seen.assign_add(self.phase.global_batch_size)
             bad = tf.cast(tf.logical_not(ok), tf.int64)
             consecutive = self.counters["consecutive_nonfinite"]
             consecutive.assign((consecutive + 1) * bad)
             self.counters["nonfinite_total"].assign_add(bad)
-            return i + 1, {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
-                           for k in STAT_NAMES}
+            applied = tf.cast(ok, tf.float32)
+            totals = {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
+                      for k in STAT_NAMES} | {"g_steps": totals["g_steps"] + applied * g_step}
+            return i + 1, totals
 
-        zeros = {name: tf.constant(0.0) for name in STAT_NAMES}
+        zeros = {name: tf.constant(0.0) for name in (*STAT_NAMES, "g_steps")}
         _, totals = tf.while_loop(lambda i, _: i < num_steps, step, (tf.constant(0, tf.int64), zeros))
-        applied = totals["finite"]
-        means = {k: tf.where(applied > 0, v / tf.maximum(applied, 1.0), float("nan")) for k, v in totals.items()}
+        applied, g_steps = totals.pop("finite"), totals.pop("g_steps")
+        means = {k: tf.where(n > 0, v / tf.maximum(n, 1.0), float("nan"))
+                 for k, v in totals.items() for n in [g_steps if k in G_STATS else applied]}
         means["finite"] = applied / tf.cast(num_steps, tf.float32)
         return means
