@@ -191,7 +191,13 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
             raise ValueError(f"--config.{key}={c[key]} is less than one image; use at least 0.001")
     for key in ("lod_training_kimg", "lod_transition_kimg"):
         if c[key] < 0:
-            raise ValueError(f"--config.{key}={c[key]} is negative")
+            raise ValueError(f"--config.{key}={c[key]} is negative; use 0 or more (the paper: 800)")
+    at_least = {"max_nonfinite_steps": (1, 100), "shuffle_buffer": (1, 4096), "steps_per_call": (1, 50),
+                "grid_size": (1, 64), "metrics_num_images": (2, 1024),
+                "keep_checkpoints": (2, 3)}  # 2: a checkpoint that cannot be read has one to fall back to
+    for key, (lowest, example) in at_least.items():
+        if c[key] < lowest:
+            raise ValueError(f"--config.{key}={c[key]} is below {lowest}; use e.g. --config.{key}={example}")
     if c.d_repeats < 1:
         raise ValueError(f"--config.d_repeats={c.d_repeats}; use 1 (the paper) or more (WGAN-GP's 5)")
     if c.d_repeats > 1 and c.mixed_precision and c.mixed_precision_dtype != "bfloat16":

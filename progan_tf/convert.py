@@ -113,6 +113,7 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
             shards=options.shards,
             overwrite=options.overwrite,
             compression=options.compression,
+            source=source,
         ) as writer:
             for path, error in skipped:
                 writer.skip(path, error)
@@ -147,7 +148,7 @@ def create_cifar10(source: str, dest: str, options: ConvertOptions = ConvertOpti
     labels = raw[:, 0].astype(np.int64)
     images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    return _write_arrays(dest, images, labels, "cifar10", names, options)
+    return _write_arrays(dest, images, labels, "cifar10", names, options, source)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -171,15 +172,15 @@ def create_mnist(source: str, dest: str, options: ConvertOptions = ConvertOption
     images = _read_idx(found["train-images-idx3-ubyte"])
     labels = _read_idx(found["train-labels-idx1-ubyte"]).astype(np.int64)
     images = np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None]
-    return _write_arrays(dest, images, labels, "mnist", [str(i) for i in range(10)], options)
+    return _write_arrays(dest, images, labels, "mnist", [str(i) for i in range(10)], options, source)
 
 
-def _write_arrays(dest, images, labels, name, label_names, options: ConvertOptions) -> dict:
+def _write_arrays(dest, images, labels, name, label_names, options: ConvertOptions, source: str) -> dict:
     if options.max_images:
         images, labels = images[: options.max_images], labels[: options.max_images]
     return dataset_io.write_arrays(
         dest, images, labels, name=options.name or name, num_labels=len(label_names), label_names=label_names,
-        seed=options.seed, overwrite=options.overwrite, compression=options.compression,
+        seed=options.seed, overwrite=options.overwrite, compression=options.compression, source=source,
     )
 
 
@@ -199,7 +200,7 @@ def create_lsun(source: str, dest: str, options: ConvertOptions = ConvertOptions
     with dataset_io.DatasetWriter(
         dest, name=options.name or Path(dest).name, resolution=resolution, channels=3,
         expected_images=len(keys), shards=options.shards, overwrite=options.overwrite,
-        compression=options.compression,
+        compression=options.compression, source=source,
     ) as writer, env.begin(write=False) as txn:
         for i in _progress(order, len(keys)):
             key = keys[i]

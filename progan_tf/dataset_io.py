@@ -135,7 +135,10 @@ class DatasetWriter:
         shards: int | None = None,
         overwrite: bool = False,
         compression: str = "",
+        source: str | os.PathLike | None = None,
     ):
+        """`overwrite` replaces an existing `dest` only if this tool wrote it and it does not
+        overlap `source` (check_replaceable)."""
         import tensorflow as tf  # noqa: PLC0415 - keeps worker processes free of TensorFlow
 
         if resolution < 4 or resolution & (resolution - 1):
@@ -143,6 +146,8 @@ class DatasetWriter:
         self.dest = Path(dest)
         if self.dest.exists() and not overwrite:
             raise FileExistsError(f"{self.dest} exists; choose another --dest or pass --overwrite")
+        if self.dest.exists():
+            check_replaceable(self.dest, source)
         self.tmp = self.dest.parent / f".{self.dest.name}.partial-{os.getpid()}"
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
@@ -218,6 +223,31 @@ class DatasetWriter:
         _replace_dir(self.tmp, self.dest)
 
 
+def check_replaceable(dest: Path, source: str | os.PathLike | None = None) -> None:
+    """FileExistsError naming `dest` unless --overwrite may replace it: a dataset directory this
+    tool wrote (its dataset.json, and no file that dataset.json does not list) that neither
+    contains nor lies inside `source`. Anything else may be the user's own files."""
+    refuse = f"--dest={dest} exists and --overwrite replaces only a dataset directory written by dataset_tool"
+    if source is not None:
+        dest_real, source_real = dest.resolve(), Path(source).resolve()
+        if dest_real == source_real or dest_real in source_real.parents or source_real in dest_real.parents:
+            raise FileExistsError(f"--dest={dest} overlaps --source={source}; choose a --dest outside the source "
+                                  "(--overwrite never replaces the folder being converted)")
+    if not dest.is_dir():
+        raise FileExistsError(f"{refuse}; it is not a directory")
+    try:
+        meta = json.loads((dest / "dataset.json").read_text())
+        ours = {"dataset.json", *(name for names in meta["levels"].values() for name in names)}
+        if meta.get("format") != FORMAT:
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise FileExistsError(f"{refuse}; it has no dataset.json of this tool's format") from None
+    foreign = sorted(p.name for p in dest.iterdir() if p.name not in ours)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise FileExistsError(f"{refuse}; it also holds {', '.join(foreign[:3])}{more}, which the tool did not write")
+
+
 def _replace_dir(src: Path, dest: Path) -> None:
     """Renames src to dest; an existing dest is moved aside first and removed last."""
     backup = None
@@ -241,6 +271,7 @@ def write_arrays(
     overwrite: bool = False,
     compression: str = "",
     shards: int | None = None,
+    source: str | os.PathLike | None = None,
 ) -> dict:
     """Writes an in-memory uint8 [N, R, R, C] array (CIFAR, MNIST) in a seeded shuffled order."""
     order = np.random.default_rng(seed).permutation(len(images))
@@ -256,6 +287,7 @@ def write_arrays(
         overwrite=overwrite,
         compression=compression,
         shards=shards,
+        source=source,
     ) as writer:
         for i in order:
             writer.add(images[i], None if labels is None else int(labels[i]))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from absl import app, flags
 
-from progan_tf import cli
+from progan_tf import cli, files
 
 METRICS = ("swd", "msssim", "fid")
 
@@ -119,8 +119,7 @@ def record(run_dir: str, results: dict[str, float], *, kimg: float, step: int, e
     import tensorflow as tf  # noqa: PLC0415
 
     line = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "kimg": kimg, **(extra or {}), **results}
-    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps(line) + "\n")
+    files.append_line(os.path.join(run_dir, "metrics.jsonl"), json.dumps(line))  # one write: safe beside the trainer
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
     with writer.as_default(step=step):
         for name, value in results.items():

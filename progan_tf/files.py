@@ -1,8 +1,11 @@
-"""Writing files so that a crash never leaves half of one: the package's one atomic-write helper.
+"""Writing files so that neither a crash nor a power loss leaves half of one.
 
 `atomic_output(path)` yields a temporary name beside `path` for the caller to write (a file or a
-directory), then renames it into place; on any error the temporary is removed and `path` keeps
-its previous content. A rename within one directory is atomic on POSIX file systems.
+directory); when the block succeeds the temporary is synced to disk, renamed into place, and the
+directory holding it synced, so that after a power loss `path` holds either its previous content
+or the new one, whole. On any error the temporary is removed and `path` keeps its previous
+content. `append_line` appends a line in one O_APPEND write (whole lines even with two writers)
+and syncs it.
 """
 
 from __future__ import annotations
@@ -13,19 +16,41 @@ import shutil
 from collections.abc import Iterator
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flushes a file's data, or a directory's entries, from the OS cache to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: str | os.PathLike) -> None:
+    """Syncs a file, or every file and directory below a directory (the directory last)."""
+    if os.path.isdir(path):
+        for root, _, names in os.walk(path, topdown=False):
+            for name in names:
+                fsync_path(os.path.join(root, name))
+            fsync_path(root)
+    else:
+        fsync_path(path)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterator[str]:
-    """Yields a temporary path to write; moves it to `path` if the block succeeds. A directory
-    target must not exist yet (directories cannot be replaced atomically)."""
+    """Yields a temporary path to write; syncs it and moves it to `path` if the block succeeds.
+    A directory target must not exist yet (directories cannot be replaced atomically)."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         yield tmp
+        fsync_tree(tmp)
         if directory:
             os.rename(tmp, path)
         else:
             os.replace(tmp, path)
+        fsync_path(parent)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -34,12 +59,21 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` atomically."""
+    """Writes `text` to `path` atomically and durably."""
     with atomic_output(path) as tmp, open(tmp, "w") as f:
         f.write(text)
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
-    """Appends one line (logs, stats.jsonl: a torn last line is the worst a crash can do)."""
-    with open(path, "a") as f:
-        f.write(line + "\n")
+    """Appends one line (logs, stats.jsonl, metrics.jsonl) in a single O_APPEND write, then
+    syncs it: two processes appending to one file never interleave within a line, and a crash
+    can at worst lose the last line, never tear an earlier one."""
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk mid-line: say so rather than leave it torn silently
+            raise OSError(f"{path}: wrote {written} of {len(data)} bytes")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

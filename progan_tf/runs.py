@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, images
+from progan_tf.checkpoints import CheckpointError, find_restorable, verify
 from progan_tf.networks import Architecture, Generator
 from progan_tf.schedule import Phase, Schedule, phase_at
 
@@ -64,19 +66,39 @@ class Run:
 
 
 def find_checkpoint(run_dir: str, checkpoint: str | None = None) -> str:
-    """The latest checkpoint of `run_dir`, or the named one (`ckpt-12000` or a path)."""
+    """The newest checkpoint of `run_dir` that reads completely (a newer unreadable one is
+    named on stderr and skipped), or the named one (`ckpt-12000` or a path)."""
     if not os.path.isdir(run_dir):
         raise RunError(f"--run_dir={run_dir}: no such directory")
     directory = os.path.join(run_dir, "checkpoints")
     if checkpoint:
         path = checkpoint if os.path.dirname(checkpoint) else os.path.join(directory, checkpoint)
-        if not tf.io.gfile.exists(path + ".index"):
-            raise RunError(f"--checkpoint={checkpoint}: {path}.index does not exist")
+        try:
+            verify(path)
+        except CheckpointError as error:
+            raise RunError(f"--checkpoint={checkpoint}: {error}") from None
         return path
-    latest = tf.train.latest_checkpoint(directory)
+    try:
+        latest, skipped = find_restorable(directory)
+    except CheckpointError as error:
+        raise RunError(str(error)) from None
+    for _, reason in skipped:
+        print(f"warning: skipping a checkpoint: {reason}", file=sys.stderr)
     if not latest:
         raise RunError(f"{run_dir} has no checkpoint in {directory} yet")
     return latest
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            value = json.load(f)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+    except (OSError, ValueError) as error:
+        raise RunError(f"{path} is unreadable ({error}); it is written by the trainer, restore it from a backup "
+                       "or the run's other copy") from None
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
@@ -87,24 +109,26 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
     if not os.path.exists(info_path):
         raise RunError(f"{run_dir} is not a progan_tf run directory (no run.json)")
     path = find_checkpoint(run_dir, checkpoint)
-    with open(info_path) as f:
-        info = json.load(f)
-    arch = Architecture(**info["architecture"])
+    info = _read_json(info_path)
+    try:
+        arch = Architecture(**info["architecture"])
+        schedule = Schedule(final_resolution=arch.resolution, stable_kimg=float(info["stable_kimg"]),
+                            fade_kimg=float(info["fade_kimg"]), progressive=arch.progressive)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{info_path} does not describe a run ({error!r}); it is written by the trainer, restore it "
+                       "from a backup") from None
     try:
         images_seen = int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
-    except (tf.errors.OpError, ValueError) as error:
-        raise RunError(f"{path}: unreadable checkpoint ({error})") from None
-    schedule = Schedule(final_resolution=arch.resolution, stable_kimg=info["stable_kimg"], fade_kimg=info["fade_kimg"],
-                        progressive=arch.progressive)
-    phase = phase_at(schedule, images_seen)
-    generator = Generator(arch, name="g_ema")  # builds every layer before the restore
-    generator.alpha.assign(phase.alpha)
-    tf.train.Checkpoint(ema_generator=generator.checkpoint()).restore(path).expect_partial().assert_existing_objects_matched()
+        phase = phase_at(schedule, images_seen)
+        generator = Generator(arch, name="g_ema")  # builds every layer before the restore
+        generator.alpha.assign(phase.alpha)
+        restore = tf.train.Checkpoint(ema_generator=generator.checkpoint()).read(path)
+        restore.expect_partial().assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        reason = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+        raise RunError(f"{path} does not fit {info_path} ({reason})") from None
     config_path = os.path.join(run_dir, "config.json")
-    mirror = False
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            mirror = bool(json.load(f).get("mirror_augment", False))
+    mirror = bool(_read_json(config_path).get("mirror_augment", False)) if os.path.exists(config_path) else False
     return Run(
         mirror_augment=mirror,
         run_dir=run_dir,

@@ -22,7 +22,9 @@ DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data"
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "configs", "demo_32.py"), "Config file (configs/*.py); --config.KEY=VALUE overrides."
+    "config", os.path.join(ROOT, "configs", "demo_32.py"),
+    "Config file (configs/*.py; FILE:ARG passes ARG to its get_config). A config file is Python code that runs: use "
+    "only files you trust. --config.KEY=VALUE overrides take literal values only."
 )
 flags.DEFINE_string("data_dir", None, "Dataset directory (tools/dataset_tool.py). Default: the bundled demo emoji.")
 flags.DEFINE_string("run_dir", None, "Run directory; an existing one is resumed. Default: runs/<dataset>-<resolution>.")
@@ -34,6 +36,9 @@ flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "one_device", "multi_wo
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_bool("mixed_precision", None, "float16 activations with dynamic loss scaling (bfloat16 on TPUs).")
 flags.DEFINE_bool("xla", None, "XLA-compile the loss and gradient functions.")
+flags.DEFINE_list("accept_changes", [], "Resume although these config keys differ from the run's config.json "
+                  "(e.g. lod_training_kimg); other differences in the keys that shape the networks, schedule or "
+                  "input stream are refused.")
 cli.define_verbose_flag()
 
 def resolve_config(config, argv_flags) -> None:
@@ -45,6 +50,7 @@ def resolve_config(config, argv_flags) -> None:
             config[key] = value
     if not config.data_dir:
         config.data_dir = DEMO_DATA
+    config.data_dir = os.path.abspath(config.data_dir)  # config.json names the dataset wherever train runs
 
 
 def main(argv):
@@ -78,12 +84,16 @@ def main(argv):
                                  f"need (the demo config, the default, sets both): add "
                                  f"{' '.join(off[k] for k in wanting)}, or convert it with labels")
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
+        if "://" in run_dir:
+            raise ValueError(f"--run_dir={run_dir}: run directories must be on a local or mounted file system "
+                             "(the lock, logs and durable writes use POSIX calls); mount the bucket (e.g. gcsfuse) "
+                             "or train locally and copy the run")
         config.run_dir = run_dir
         strategy = make_strategy(config.strategy, config.tpu)
         if config.mixed_precision_dtype == "auto":  # TPUs compute in bfloat16, GPUs in float16
             tpu = isinstance(strategy, tf.distribute.TPUStrategy)
             config.mixed_precision_dtype = "bfloat16" if tpu else "float16"
-        check_resume_compatible(run_dir, config.to_dict())
+        check_resume_compatible(run_dir, config.to_dict(), tuple(FLAGS.accept_changes))
         schedule = config_lib.schedule(config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync)
         config_lib.validate(config, schedule)
         for warning in config_lib.preset_warnings(config, schedule):

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, images
-from progan_tf.checkpoints import Checkpoints, images_seen_of
+from progan_tf.checkpoints import Checkpoints, find_restorable, images_seen_of
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.phases import PhaseController
 from progan_tf.progress import PhaseTimes, Progress
@@ -122,7 +122,9 @@ class Trainer:
         if not self.chief:
             ckpt_dir = os.path.join(run_dir, f".scratch-worker-{strategy.cluster_resolver.task_id}")
         self.checkpoints = Checkpoints(self.checkpoint, ckpt_dir, options.keep_checkpoints)
-        self._restore_from = tf.train.latest_checkpoint(self.directory.checkpoints)
+        # The newest checkpoint that reads completely; CheckpointError if there are checkpoints
+        # and none does. Decided before anything is written: a refused resume changes nothing.
+        self._restore_from, self._skipped = find_restorable(self.directory.checkpoints)
         self.phases = PhaseController(
             schedule=schedule, strategy=strategy, generator=self.generator, discriminator=self.discriminator,
             ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
@@ -174,6 +176,10 @@ class Trainer:
         path = self._restore_from
         if not path:
             return False
+        if self._skipped and self.chief:
+            folder = self.checkpoints.set_aside([skipped for skipped, _ in self._skipped])
+            for _, reason in self._skipped:
+                self.directory.log(f"skipping a checkpoint: {reason}; moved to {folder}")
         phase = phase_at(self.schedule, images_seen_of(path))
         # The data position first: the phase's input stream starts where the checkpoint stood.
         self.data_position.assign(tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE"))

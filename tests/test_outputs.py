@@ -60,7 +60,7 @@ def test_load_run_rebuilds_the_ema_generator(trained):
     np.testing.assert_allclose(run.model(z, training=False).numpy(), expected, atol=1e-6)
     older = runs.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
     assert older.images_seen == 48 and older.phase.fade and older.generator.alpha.numpy() == 0.5
-    with pytest.raises(runs.RunError, match="ckpt-5.index does not exist"):
+    with pytest.raises(runs.RunError, match="ckpt-5.index is missing"):
         runs.load_run(trainer.run_dir, "ckpt-5")
     with pytest.raises(runs.RunError, match="not a progan_tf run directory"):
         runs.load_run(os.path.dirname(trainer.run_dir))

@@ -69,7 +69,7 @@ def test_failed_checkpoint_write_names_the_path_and_keeps_the_previous(tmp_path,
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoints.manager, "save", disk_full)
+    monkeypatch.setattr(tf.train.Checkpoint, "write", disk_full)
     step.assign(200)
     with pytest.raises(CheckpointWriteError, match="No space left") as error:
         checkpoints.save(200)

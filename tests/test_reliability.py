@@ -1,0 +1,240 @@
+"""Never lose a run: checkpoint fallback, durable writes, safe overwrite, complete resume checks."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from progan_tf import checkpoints as ckpt, config as config_lib, convert, data, dataset_io, files, runs
+from progan_tf.checkpoints import CheckpointError, CheckpointWriteError, Checkpoints, check_resume_compatible
+from progan_tf.networks import Architecture
+from progan_tf.schedule import Schedule
+from progan_tf.trainer import Trainer, TrainerOptions
+
+ARCH = Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=8)
+SCHEDULE = Schedule(final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    images = np.random.default_rng(0).integers(0, 256, (16, 4, 4, 3), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("data") / "noise"
+    dataset_io.write_arrays(path, images, None, name="noise")
+    return data.load_info(path)
+
+
+def trainer(dataset, run_dir, total_images: int, keep: int = 3) -> Trainer:
+    options = TrainerOptions(total_images=total_images, tick_images=16, snapshot_images=10_000, checkpoint_images=16,
+                             keep_checkpoints=keep, steps_per_call=2, grid_size=4, shuffle_buffer=16)
+    return Trainer(arch=ARCH, schedule=SCHEDULE, options=options, dataset=dataset, run_dir=str(run_dir),
+                   strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), config={"test": True})
+
+
+def tree_digest(root) -> dict[str, str]:
+    """Path -> sha256 of every file below `root` but the lock (which records its last holder)."""
+    digests = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if name != ".lock":
+                with open(path, "rb") as f:
+                    digests[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+@pytest.fixture
+def run_with_checkpoints(dataset, tmp_path):
+    """A run directory with checkpoints at 16, 32 and 48 images."""
+    trainer(dataset, tmp_path, 48).train()
+    assert [os.path.basename(p) for p in ckpt.list_checkpoints(str(tmp_path / "checkpoints"))] == \
+        ["ckpt-48", "ckpt-32", "ckpt-16"]
+    return tmp_path
+
+
+def newest(run_dir) -> str:
+    return str(run_dir / "checkpoints" / "ckpt-48")
+
+
+@pytest.mark.parametrize("damage", ["missing_index", "truncated_data", "missing_state_file"])
+def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(dataset, run_with_checkpoints, damage):
+    run_dir = run_with_checkpoints
+    if damage == "missing_index":
+        os.remove(newest(run_dir) + ".index")
+    elif damage == "truncated_data":
+        data_file = newest(run_dir) + ".data-00000-of-00001"
+        os.truncate(data_file, os.path.getsize(data_file) // 2)
+    else:
+        os.remove(run_dir / "checkpoints" / "checkpoint")
+    resumed = trainer(dataset, run_dir, 64)
+    assert resumed.restore()
+    expected = 48 if damage == "missing_state_file" else 32  # without a state file the scan still finds 48
+    assert resumed.seen == expected
+    log = (run_dir / "log.txt").read_text()
+    if damage != "missing_state_file":
+        assert "skipping a checkpoint: ckpt-48" in log
+        assert os.listdir(run_dir / "checkpoints" / "skipped")  # set aside, not deleted
+    resumed.train()
+    names = [os.path.basename(p) for p in ckpt.list_checkpoints(str(run_dir / "checkpoints"))]
+    assert names == ["ckpt-64", "ckpt-48", "ckpt-32"]  # the good older ones were kept until rotated
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-64")
+
+
+def test_no_restorable_checkpoint_is_an_error_naming_them_that_changes_nothing(dataset, run_with_checkpoints):
+    run_dir = run_with_checkpoints
+    for number in (16, 32, 48):
+        os.remove(run_dir / "checkpoints" / f"ckpt-{number}.index")
+    before = tree_digest(run_dir)
+    with pytest.raises(CheckpointError, match="none can be restored") as error:
+        trainer(dataset, run_dir, 64)
+    assert all(f"ckpt-{n}.index is missing" in str(error.value) for n in (16, 32, 48))
+    assert tree_digest(run_dir) == before  # never a new run over them, nothing written
+
+
+def test_a_write_that_fails_half_way_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(images_seen=step, weights=tf.Variable(tf.ones([1000])))
+    manager = Checkpoints(checkpoint, str(tmp_path), keep=3)
+    step.assign(100)
+    first = manager.save(100)
+    real_write = tf.train.Checkpoint.write
+
+    def fails_half_way(self, prefix, *args, **kwargs):  # bytes on disk, then the disk fails
+        path = real_write(self, prefix, *args, **kwargs)
+        data_file = path + ".data-00000-of-00001"
+        os.truncate(data_file, os.path.getsize(data_file) // 2)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", fails_half_way)
+    step.assign(200)
+    with pytest.raises(CheckpointWriteError, match="Input/output error") as error:
+        manager.save(200)
+    monkeypatch.undo()
+    assert first in str(error.value)
+    assert tf.train.latest_checkpoint(str(tmp_path)) == first  # the state file still names it
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("ckpt-200")]  # our partial files removed
+    assert ckpt.find_restorable(str(tmp_path)) == (first, [])
+
+
+def test_checkpoint_files_are_synced_before_the_state_file_names_them(tmp_path, monkeypatch):
+    events = []
+    real_fsync_path, real_replace = files.fsync_path, os.replace
+    monkeypatch.setattr(files, "fsync_path", lambda p: (events.append(("fsync", os.path.basename(p))), real_fsync_path(p)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", os.path.basename(b))), real_replace(a, b)))
+    manager = Checkpoints(tf.train.Checkpoint(v=tf.Variable(1.0)), str(tmp_path), keep=2)
+    manager.save(7)
+    synced = [name for kind, name in events if kind == "fsync"]
+    state_renamed = events.index(("rename", "checkpoint"))
+    for name in ("ckpt-7.index", "ckpt-7.data-00000-of-00001"):
+        assert events.index(("fsync", name)) < state_renamed
+    assert ("fsync", os.path.basename(str(tmp_path))) in events[state_renamed:]  # the rename itself made durable
+    assert "checkpoint" not in synced[: synced.index("ckpt-7.index")]
+
+
+def test_atomic_writes_sync_the_file_and_its_directory(tmp_path, monkeypatch):
+    synced = []
+    real = files.fsync_path
+    monkeypatch.setattr(files, "fsync_path", lambda p: (synced.append(str(p)), real(p)))
+    files.write_text(tmp_path / "config.json", "{}\n")
+    assert any(".config.json.tmp" in p for p in synced) and str(tmp_path) in synced
+    assert (tmp_path / "config.json").read_text() == "{}\n"
+
+
+def test_keep_checkpoints_below_two_is_refused():
+    with pytest.raises(ValueError, match="keep at least 2"):
+        Checkpoints(tf.train.Checkpoint(), "/nonexistent", keep=1)
+    c = config_lib.get_config()
+    c.keep_checkpoints = 1
+    with pytest.raises(ValueError, match="--config.keep_checkpoints=1"):
+        config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+
+
+@pytest.mark.parametrize("key,value", [("max_nonfinite_steps", 0), ("shuffle_buffer", 0), ("lod_training_kimg", -1.0)])
+def test_unworkable_config_values_name_the_key(key, value):
+    c = config_lib.get_config()
+    c[key] = value
+    with pytest.raises(ValueError, match=f"--config.{key}="):
+        config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+
+
+def _photos(folder, count=3):
+    from PIL import Image  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"photo{i}.png")
+    return sorted(os.listdir(folder))
+
+
+def test_overwrite_never_replaces_the_source_or_a_folder_the_tool_did_not_write(tmp_path):
+    photos = tmp_path / "photos"
+    originals = _photos(photos)
+    overwrite = convert.ConvertOptions(overwrite=True)
+    with pytest.raises(FileExistsError, match="overlaps --source"):  # --source=photos --dest=photos
+        convert.create_from_images(str(photos), str(photos), overwrite)
+    with pytest.raises(FileExistsError, match="overlaps --source"):  # --dest containing the source
+        convert.create_from_images(str(photos), str(tmp_path), overwrite)
+    assert sorted(os.listdir(photos)) == originals
+    datasets = tmp_path / "datasets"
+    convert.create_from_images(str(photos), str(datasets / "a"), convert.ConvertOptions())
+    (datasets / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no dataset.json"):  # --dest=datasets: every dataset
+        convert.create_from_images(str(photos), str(datasets), overwrite)
+    (datasets / "a" / "notes.txt").write_text("mine too")
+    with pytest.raises(FileExistsError, match="notes.txt, which the tool did not write"):
+        convert.create_from_images(str(photos), str(datasets / "a"), overwrite)
+    os.remove(datasets / "a" / "notes.txt")
+    convert.create_from_images(str(photos), str(datasets / "a"), overwrite)  # its own output: replaced
+    assert data.load_info(datasets / "a").num_images == 3
+    assert (datasets / "notes.txt").read_text() == "mine"
+
+
+def test_resume_refuses_schedule_and_stream_changes_unless_accepted(tmp_path):
+    trained = dict(config_lib.get_config().to_dict(), data_dir=str(tmp_path / "data"))
+    (tmp_path / "config.json").write_text(json.dumps(trained))
+    check_resume_compatible(str(tmp_path), {**trained, "total_kimg": 24000.0, "learning_rate": 0.002})  # allowed
+    for key, value in [("lod_training_kimg", 300.0), ("seed", 1), ("minibatch_default", 32), ("shuffle_buffer", 64),
+                       ("data_dir", str(tmp_path / "other")), ("progressive", False), ("d_repeats", 5)]:
+        with pytest.raises(ValueError, match=f"{key}: .* -> .*--accept_changes={key}"):
+            check_resume_compatible(str(tmp_path), {**trained, key: value})
+        check_resume_compatible(str(tmp_path), {**trained, key: value}, accept=(key,))
+    with pytest.raises(ValueError, match="not a checked key"):
+        check_resume_compatible(str(tmp_path), trained, accept=("total_kimg",))
+    (tmp_path / "config.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="config.json is unreadable"):
+        check_resume_compatible(str(tmp_path), trained)
+
+
+def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_file(dataset, run_with_checkpoints):
+    run_dir = run_with_checkpoints
+    for number in (16, 32):
+        data_file = run_dir / "checkpoints" / f"ckpt-{number}.data-00000-of-00001"
+        os.truncate(data_file, 10)
+    assert runs.load_run(str(run_dir)).images_seen == 48
+    with pytest.raises(runs.RunError, match="ckpt-32 is unreadable"):
+        runs.load_run(str(run_dir), "ckpt-32")
+    info = json.loads((run_dir / "run.json").read_text())
+    info["architecture"]["latent_size"] = 16  # another dense layer shape
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with pytest.raises(runs.RunError, match="does not fit .*run.json"):
+        runs.load_run(str(run_dir))
+    (run_dir / "run.json").write_text('{"architecture": {"resolution": 4')
+    with pytest.raises(runs.RunError, match="run.json is unreadable"):
+        runs.load_run(str(run_dir))
+
+
+def test_two_processes_appending_never_tear_a_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    script = ("import sys; from progan_tf import files\n"
+              "for i in range(400): files.append_line(sys.argv[1], sys.argv[2] * 3000 + str(i))\n")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), letter], env=env) for letter in "ab"]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    lines = path.read_text().splitlines()
+    assert len(lines) == 800
+    for line in lines:
+        assert line.rstrip("0123456789") in ("a" * 3000, "b" * 3000)
