@@ -54,11 +54,10 @@ def last_tick_images(run_dir: str) -> int:
     return last
 
 
-def writing_checkpoint(run_dir: str) -> bool:
-    """Whether TensorFlow's temporary files of a checkpoint being written exist."""
-    return bool(glob.glob(os.path.join(run_dir, "checkpoints", "*_temp*")) or
-                glob.glob(os.path.join(run_dir, "checkpoints", "*.tmp*")) or
-                glob.glob(os.path.join(run_dir, "checkpoints", ".checkpoint.tmp*")))
+def temporaries(run_dir: str) -> set[str]:
+    """TensorFlow's temporary files of a checkpoint being written, and our state file's."""
+    patterns = ("ckpt-*_temp*", ".checkpoint.tmp*")
+    return {p for pattern in patterns for p in glob.glob(os.path.join(run_dir, "checkpoints", pattern))}
 
 
 def start(run_dir: str, log_path: str) -> subprocess.Popen:
@@ -66,17 +65,21 @@ def start(run_dir: str, log_path: str) -> subprocess.Popen:
     return subprocess.Popen(train_command(run_dir), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_started(process: subprocess.Popen, run_dir: str, log_path: str, timeout: float = 120.0) -> str:
-    """Waits until the run has resumed or started training; returns how it began."""
-    deadline = time.time() + timeout
+def wait_started(process: subprocess.Popen, run_dir: str, log_path: str, offset: int, timeout: float = 180.0) -> str:
+    """Waits until this start (its output from `offset` on) has resumed or started and trained
+    past its first tick; returns how it began."""
+    deadline, began, first_tick = time.time() + timeout, None, None
     while time.time() < deadline:
         with open(log_path) as f:
+            f.seek(offset)
             text = f.read()
         if process.poll() is not None:
             return "refused" if "error:" in text else "exited"
-        marks = [m for m in re.finditer(r"(resuming from kimg [0-9.]+|starting a new run)", text)]
-        if marks and os.path.exists(os.path.join(run_dir, "stats.jsonl")) and last_tick_images(run_dir) > 0:
-            return marks[-1].group(1)
+        mark = re.search(r"(resuming from kimg [0-9.]+|starting a new run)", text)
+        if mark and began is None:
+            began, first_tick = mark.group(1), last_tick_images(run_dir)
+        if began is not None and last_tick_images(run_dir) > first_tick:
+            return began
         time.sleep(0.2)
     return "timeout"
 
@@ -94,15 +97,15 @@ def main(argv):
     with tempfile.TemporaryDirectory() as scratch:
         run_dir, log_path = os.path.join(scratch, "run"), os.path.join(scratch, "train.log")
         process = start(run_dir, log_path)
-        began = wait_started(process, run_dir, log_path)
+        began = wait_started(process, run_dir, log_path, 0)
         assert began == "starting a new run", began
         trials = [("kill", i % 2 == 1) for i in range(args.kills)] + [("delete_index", False), ("truncate_data", False)]
         for number, (kind, during_write) in enumerate(trials, 1):
             if kind == "kill":
-                deadline = time.time() + rng.uniform(2.0, 20.0)
-                while time.time() < deadline and not (during_write and writing_checkpoint(run_dir)):
+                deadline, stale = time.time() + rng.uniform(2.0, 20.0), temporaries(run_dir)
+                while time.time() < deadline and not (during_write and temporaries(run_dir) - stale):
                     time.sleep(0.001 if during_write else 0.05)
-                caught = during_write and writing_checkpoint(run_dir)
+                caught = bool(during_write and temporaries(run_dir) - stale)
                 counts["during_write"] += caught
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -118,8 +121,14 @@ def main(argv):
                     os.truncate(data, os.path.getsize(data) // 2)
                 caught = False
             reached = last_tick_images(run_dir)
+            sys.path.insert(0, ROOT)
+            from progan_tf import checkpoints  # noqa: PLC0415 - after the run's files settle
+
+            found = checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints"))
+            counts["checkpoints_left"] = counts.get("checkpoints_left", 0) + len(found)
+            offset = os.path.getsize(log_path)
             process = start(run_dir, log_path)
-            began = wait_started(process, run_dir, log_path)
+            began = wait_started(process, run_dir, log_path, offset)
             if began.startswith("resuming"):
                 counts["resumed"] += 1
                 resumed_at = round(float(began.split()[-1]) * 1000)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 
 import tensorflow as tf
 
@@ -99,6 +100,7 @@ class CheckpointError(ValueError):
 
 
 _NAME = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
+_TEMPORARY = re.compile(r"^ckpt-\d+_temp")  # the folder TensorFlow writes a checkpoint's shards in
 STATE_FILE = "checkpoint"  # TensorFlow's name: tf.train.latest_checkpoint and TensorBoard read it
 
 
@@ -202,6 +204,9 @@ class Checkpoints:
         path = os.path.join(self.directory, f"ckpt-{int(images_seen)}")
         try:
             os.makedirs(self.directory, exist_ok=True)
+            for name in os.listdir(self.directory):  # TensorFlow's temporaries of a write that was killed
+                if _TEMPORARY.match(name):
+                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
             self.checkpoint.write(path)
             for name in _files_of(self.directory)[int(images_seen)]:
                 files.fsync_path(os.path.join(self.directory, name))

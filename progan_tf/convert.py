@@ -8,6 +8,8 @@ seeded shuffled order, as the reference's tool does (docs/reference.md §5).
 
 from __future__ import annotations
 
+import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import gzip
 import io
@@ -39,6 +41,7 @@ class ConvertOptions:
     max_images: int | None = None
     overwrite: bool = False  # replace an existing destination
     compression: str = ""  # "" or "GZIP"
+    max_pixels: int = 2**28  # larger images (width x height) are skipped, named: a 16k x 16k RGB image is 768 MB
 
 
 def _image_files(source: Path) -> list[Path]:
@@ -46,11 +49,16 @@ def _image_files(source: Path) -> list[Path]:
     return sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
 
 
-def _header(path: Path):
+def _header(job):
+    path, max_pixels = job
     try:
-        return str(path), dataset_io.image_size(path), None
+        size = dataset_io.image_size(path)
     except dataset_io.ImageError as error:
         return str(path), None, str(error)
+    if size[0] * size[1] > max_pixels:
+        return str(path), None, (f"{path}: {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels, over "
+                                 f"--max_pixels={max_pixels:,}; raise it if the machine has the memory")
+    return str(path), size, None
 
 
 def _decode(job):
@@ -61,13 +69,37 @@ def _decode(job):
         return path, None, str(error)
 
 
+def _worker_init() -> None:
+    Image.MAX_IMAGE_PIXELS = None  # --max_pixels decides, from the header, before anything is decoded
+
+
+class _Workers:
+    """Decoding processes whose death (the OS killing one, e.g. out of memory on a huge image)
+    is a ConversionError, not a hang: `concurrent.futures` notices a dead worker where
+    `multiprocessing.Pool` waits forever for its lost task."""
+
+    def __init__(self, workers: int | None):
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn, items, chunksize: int = 16):
+        """fn over items in order, computed in the workers."""
+        try:
+            yield from self.executor.map(fn, items, chunksize=chunksize)
+        except concurrent.futures.process.BrokenProcessPool:
+            raise ConversionError("a decoding worker died (killed by the operating system, most often out of memory "
+                                  "on a very large image); lower --max_pixels or --workers and run again") from None
+
+
 def _usable_side(size: tuple[int, int], crop: str) -> int:
     w, h = size
     return max(w, h) if crop == "pad" else min(w, h)
-
-
-def _pool(workers: int | None):
-    return multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1)
 
 
 def create_from_images(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
@@ -81,8 +113,8 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
     if not files:
         raise ConversionError(f"--source={source} holds no image files")
     channels, crop = int(options.channels), options.crop
-    with _pool(options.workers) as pool:
-        headers = pool.map(_header, files, chunksize=64)
+    with _Workers(options.workers) as pool:
+        headers = list(pool.map(_header, [(f, options.max_pixels) for f in files], chunksize=64))
         skipped = [(path, error) for path, size, error in headers if error]
         sizes = {path: size for path, size, error in headers if not error}
         if crop == "none":
@@ -117,7 +149,7 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
         ) as writer:
             for path, error in skipped:
                 writer.skip(path, error)
-            for path, image, error in _progress(pool.imap(_decode, jobs, chunksize=16), len(jobs)):
+            for path, image, error in _progress(pool.map(_decode, jobs, chunksize=16), len(jobs)):
                 if error:
                     writer.skip(path, error)
                     continue

@@ -410,6 +410,34 @@ def check_readable(info: DatasetInfo, resolution: int) -> None:
         raise _corrupt_files_error(bad)
 
 
+def require_records(info: DatasetInfo, resolution: int) -> None:
+    """DatasetError naming the level's files if they hold no record at all (a stream over them
+    would never yield a batch)."""
+    files = info.level_files(resolution)
+    for file in files:
+        try:
+            if next(iter(tf.data.TFRecordDataset(file, compression_type=info.compression)), None) is not None:
+                return
+        except tf.errors.OpError:
+            return  # a damaged file: check_readable names it when the stream reaches the damage
+    raise DatasetError(f"{info.path}: level {resolution}x{resolution} holds no image ({', '.join(files)} "
+                       "empty); re-create the dataset")
+
+
+def check_record_shapes(info: DatasetInfo, resolution: int) -> None:
+    """DatasetError naming the first file and record of a level whose image is not [C, R, R]
+    with C x R x R bytes (a record can be intact and still wrong)."""
+    expected = [info.channels, resolution, resolution]
+    for file in info.level_files(resolution):
+        for index, record in enumerate(tf.data.TFRecordDataset(file, compression_type=info.compression)):
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            shape = list(feature["shape"].int64_list.value) if "shape" in feature else None
+            size = len(feature["data"].bytes_list.value[0]) if "data" in feature and feature["data"].bytes_list.value else 0
+            if shape != expected or size != int(np.prod(expected)):
+                raise DatasetError(f"{file}: record {index} holds an image of shape {shape} ({size} bytes) where level "
+                                   f"{resolution}x{resolution} needs {expected}; re-create the dataset")
+
+
 def _corrupt_files_error(bad: list[tuple[str, str]]) -> DatasetError:
     listing = "; ".join(f"{f}: {e}" for f, e in bad)
     return DatasetError(f"corrupt or truncated TFRecord files ({listing}); re-create the dataset")

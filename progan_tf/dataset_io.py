@@ -75,8 +75,8 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int, crop: st
             image = _square(_to_mode(image, channels), crop, str(path))
     except ImageError as error:
         raise ImageError(f"{path}: {error}") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - Pillow's decoders also raise struct.error, IndexError, EOFError...
+        raise ImageError(f"{path}: {error or type(error).__name__}") from None
     if image.size != (resolution, resolution):
         image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
     array = np.asarray(image, dtype=np.uint8)
@@ -89,8 +89,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as image:
             w, h = image.size
             orientation = image.getexif().get(0x0112, 1)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - any failure to read the header: the file is skipped, named
+        raise ImageError(f"{path}: {error or type(error).__name__}") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

@@ -202,6 +202,7 @@ class PhaseController:
                 and 4 < phase.resolution < self.schedule.final_resolution)
 
     def _make_iterator(self, phase: Phase):
+        data.require_records(self.dataset, phase.resolution)  # an empty level would wait forever
         epoch, index = (int(v) for v in self.data_position.numpy())
         dataset = data.distribute(
             self.strategy, self.dataset, phase.resolution, phase.global_batch_size,

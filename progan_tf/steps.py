@@ -161,7 +161,8 @@ class PhaseTrainer:
         fade_graph: bool | None = None,
     ):
         """`data_position`: if given, the iterator yields (images, labels, stream position) and
-        the step stores replica 0's position there (for an exact resume); else (images, labels).
+        the step stores the latest position of the local replicas there (for an exact resume);
+        else (images, labels).
         `fade_graph`: train the stage's fade-in model (default: if `phase` is a fade-in). A
         stable phase run on it has alpha 1, where the blend passes the new branch alone and
         the old one gets zero gradients; `continue_into` then carries the compiled step from
@@ -362,7 +363,10 @@ class PhaseTrainer:
             batch = next(iterator)
             reals, labels = batch[0], batch[1]
             if self.data_position is not None:
-                self.data_position.assign(first(batch[2])[0])
+                # The local replicas take consecutive batches of one input pipeline: the stream has
+                # read up to the latest (epoch, records read) among them, not replica 0's.
+                positions = tf.stack(first(batch[2]))  # [local replicas, 2]
+                self.data_position.assign(positions[tf.argmax(positions[:, 0] * 2**40 + positions[:, 1])])
             due = self._g_due()
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
             if due is True:

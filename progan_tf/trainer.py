@@ -83,6 +83,8 @@ class Trainer:
     ):
         if arch.resolution > dataset.resolution:
             dataset.level_files(arch.resolution)  # raises the clear error
+        for resolution in arch.stages:  # a level without images: one error now, not a hang later
+            data.require_records(dataset, resolution)
         class_repeats = ()
         if options.class_balance:
             if not dataset.num_labels:
@@ -104,7 +106,7 @@ class Trainer:
             self.ema = Generator(arch, self.alpha, name="g_ema")
             self.ema.copy_weights_from(self.generator)
             self.images_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_seen")
-            # (epoch, records read) of the current resolution's input stream, replica 0's
+            # (epoch, records read) of the current resolution's input stream, after the step's last batch
             self.data_position = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="data_position")
             self.counters = {
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
@@ -234,6 +236,9 @@ class Trainer:
             except tf.errors.DataLossError as error:
                 data.check_readable(self.dataset, phase.resolution)
                 raise TrainingError(f"reading {self.dataset.path}: {error.message}") from None
+            except tf.errors.InvalidArgumentError:
+                data.check_record_shapes(self.dataset, phase.resolution)  # names a record of the wrong shape
+                raise
             seen = self.seen
             self._check_finite()
             trained, trained_alpha = phase, phase.alpha_at(seen)  # what the stats describe

@@ -238,3 +238,82 @@ def test_two_processes_appending_never_tear_a_line(tmp_path):
     assert len(lines) == 800
     for line in lines:
         assert line.rstrip("0123456789") in ("a" * 3000, "b" * 3000)
+
+
+def _level_file(info, resolution):
+    return info.level_files(resolution)[0]
+
+
+def test_an_empty_level_or_a_record_of_the_wrong_shape_is_one_error_naming_the_file(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
+    schedule = Schedule(final_resolution=8, stable_kimg=0.016, fade_kimg=0.016, minibatch={}, minibatch_default=8)
+    options = TrainerOptions(total_images=64, tick_images=16, snapshot_images=10_000, checkpoint_images=64,
+                             steps_per_call=2, grid_size=4, shuffle_buffer=16)
+
+    def run(info, run_dir):
+        Trainer(arch=arch, schedule=schedule, options=options, dataset=info, run_dir=str(run_dir),
+                strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), config={"test": True}).train()
+
+    empty = data.load_info(dataset_io.write_arrays(tmp_path / "empty", images, None, name="x") and tmp_path / "empty")
+    with tf.io.TFRecordWriter(_level_file(empty, 4)):
+        pass  # the 4x4 level now holds no record
+    with pytest.raises(data.DatasetError, match=r"level 4x4 holds no image .*x-r02"):
+        run(empty, tmp_path / "run-empty")
+    wrong = data.load_info(dataset_io.write_arrays(tmp_path / "wrong", images, None, name="x") and tmp_path / "wrong")
+    with tf.io.TFRecordWriter(_level_file(wrong, 4)) as writer:  # intact records of 8x8 images at the 4x4 level
+        for image in images:
+            feature = {"shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 8, 8])),
+                       "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    with pytest.raises(data.DatasetError, match=r"x-r02.*record 0 holds an image of shape \[3, 8, 8\]"):
+        run(wrong, tmp_path / "run-wrong")
+
+
+def _die(_):  # run in a decoding worker: the OS killing it
+    os._exit(9)
+
+
+def test_a_dead_decoding_worker_is_an_error_not_a_hang():
+    with pytest.raises(convert.ConversionError, match="a decoding worker died"):
+        with convert._Workers(1) as workers:
+            list(workers.map(_die, range(3), chunksize=1))
+
+
+def test_any_pillow_failure_skips_the_file_by_name_and_large_images_are_refused_by_header(tmp_path, monkeypatch):
+    import struct  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    def broken(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    _photos(tmp_path / "p", 1)
+    monkeypatch.setattr(Image, "open", broken)
+    with pytest.raises(dataset_io.ImageError, match="photo0.png: unpack requires"):
+        dataset_io.load_image(tmp_path / "p" / "photo0.png", 8, 3)
+    monkeypatch.undo()
+    Image.fromarray(np.zeros((80, 100, 3), np.uint8)).save(tmp_path / "p" / "big.png")
+    meta = convert.create_from_images(str(tmp_path / "p"), str(tmp_path / "out"),
+                                      convert.ConvertOptions(max_pixels=5000, workers=1))
+    assert meta["num_images"] == 1
+    assert any("big.png" in s["file"] and "--max_pixels=5,000" in s["reason"] for s in meta["skipped"])
+
+
+def test_two_replicas_save_the_position_after_the_last_batch_read(tmp_path):
+    from progan_tf.strategies import mirrored_strategy  # noqa: PLC0415
+
+    images = np.random.default_rng(2).integers(0, 256, (64, 4, 4, 3), dtype=np.uint8)
+    info = data.load_info(dataset_io.write_arrays(tmp_path / "d", images, None, name="d") and tmp_path / "d")
+    schedule = Schedule(final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8,
+                        num_replicas=2)
+    options = TrainerOptions(total_images=24, tick_images=8, snapshot_images=10_000, checkpoint_images=24,
+                             steps_per_call=3, grid_size=4, shuffle_buffer=64)
+    trainer = Trainer(arch=ARCH, schedule=schedule, options=options, dataset=info, run_dir=str(tmp_path / "run"),
+                      strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]), config={"test": True})
+    trainer.train()
+    # 3 steps of 8 images from a 64-image epoch: 24 records read, not replica 0's 20
+    assert trainer.data_position.numpy().tolist() == [0, 24]
+    saved = tf.train.load_variable(ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))[0],
+                                   "data_position/.ATTRIBUTES/VARIABLE_VALUE")
+    assert saved.tolist() == [0, 24]

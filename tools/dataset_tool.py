@@ -48,7 +48,10 @@ flags.DEFINE_integer("seed", 0, "Seed of the shuffled record order.")
 flags.DEFINE_integer("max_images", None, "Use at most this many images.")
 flags.DEFINE_integer("num_images", 64, "grid: number of images.")
 cli.define_deprecated_alias("num", "num_images")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --dest / --out.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --dest / --out. --dest is replaced only if it is a dataset "
+                  "directory this tool wrote, outside --source; anything else is refused.")
+flags.DEFINE_integer("max_pixels", 2**28, "Skip (and name) images larger than this many pixels, read from the file "
+                     "header before decoding; Pillow's own limit and warning are off. 2**28 = 16k x 16k.", lower_bound=1)
 cli.define_verbose_flag()
 flags.DEFINE_enum("compression", "", ["", "GZIP"], "TFRecord compression.")
 
@@ -83,7 +86,7 @@ def main(argv):
         if not getattr(f, name):
             _fail(f"--{name} is required for {command}")
     options = convert.ConvertOptions(
-        name=f.name, resolution=f.resolution, channels=int(f.channels), crop=f.crop, workers=f.workers,
+        name=f.name, resolution=f.resolution, channels=int(f.channels), crop=f.crop, workers=f.workers, max_pixels=f.max_pixels,
         shards=f.shards, seed=f.seed, max_images=f.max_images, overwrite=f.overwrite, compression=f.compression,
     )
     try:
