@@ -22,6 +22,25 @@ from progan_tf.data import fade_reals
 from progan_tf.networks import Discriminator, Generator
 from progan_tf.schedule import Phase
 
+# Every random draw of a step has a stream of its own; a draw's seed is (image count, a number
+# unique to the run seed, replica and stream), and each DiffAugment call within a stream folds
+# its call index into that seed, so no two draws of one step share a seed (tested).
+STREAMS = {"d_latents": 0, "gp_mix": 1, "g_latents": 2, "d_augment": 3, "g_augment": 4,
+           "d_fake_labels": 5, "g_fake_labels": 6}
+MAX_REPLICAS = 2**16
+
+
+def stream_seed(images_seen: tf.Tensor, run_seed: int, replica: tf.Tensor | int, stream: str) -> tf.Tensor:
+    """int64 [2] stateless seed of one random stream of one step and replica."""
+    key = (run_seed * MAX_REPLICAS + tf.cast(replica, tf.int64)) * len(STREAMS) + STREAMS[stream]
+    return tf.stack([tf.cast(images_seen, tf.int64), tf.cast(key, tf.int64)])
+
+
+def augment_call_seed(seed: tf.Tensor, call: int) -> tf.Tensor:
+    """The seed of the `call`-th DiffAugment call on one stream (fakes, reals, mixed images...)."""
+    return tf.random.experimental.stateless_fold_in(seed, call)
+
+
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finite")
 G_STATS = ("g_loss",)  # averaged over the steps that updated G (all of them unless d_repeats > 1)
 
@@ -234,17 +253,17 @@ class PhaseTrainer:
             tf.function(both, autograph=False)(*zeros)
 
     # Per replica ----------------------------------------------------------------------------
-    def _seed(self, stream: int) -> tf.Tensor:
-        """int64 [2] seed of one random stream of this step and replica: a function of the
-        image count, so a resumed run draws what the uninterrupted one would have."""
+    def _seed(self, stream: str) -> tf.Tensor:
+        """int64 [2] seed of one random stream (STREAMS) of this step and replica: a function of
+        the image count, so a resumed run draws what the uninterrupted one would have."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.stack([self.images_seen.read_value(), tf.cast(replica * 8 + stream + 1000 * self.options.seed, tf.int64)])
+        return stream_seed(self.images_seen.read_value(), self.options.seed, replica, stream)
 
-    def _noise(self, shape, stream: int) -> tf.Tensor:
+    def _noise(self, shape, stream: str) -> tf.Tensor:
         seed = self._seed(stream)
-        return tf.random.stateless_normal(shape, seed) if stream != 1 else tf.random.stateless_uniform(shape, seed)
+        return tf.random.stateless_uniform(shape, seed) if stream == "gp_mix" else tf.random.stateless_normal(shape, seed)
 
-    def _fake_labels(self, labels, stream: int):
+    def _fake_labels(self, labels, stream: str):
         """The classes G draws for this batch: the reals' (fake_labels="data", the official
         setup) or each class equally often ("uniform", seeded, as BigGAN samples them), so that
         a class with few images gets as many of G's updates as any other."""
@@ -264,7 +283,7 @@ class PhaseTrainer:
         p = self.options.augment_probability
 
         def d(images):
-            seed = augment_seed + tf.constant([0, 1], tf.int64) * next(calls)
+            seed = augment_call_seed(augment_seed, next(calls))
             return self.d_model(augment.augment(images, self.augment_ops, seed, p), training=True)
 
         return d
@@ -315,16 +334,17 @@ class PhaseTrainer:
         batch = _batch_size(reals)
         if self.fade_graph:
             reals = fade_reals(reals, self.alpha)
-        latents = self._noise([batch, self.latent_size], 0)
-        mix = self._noise([batch, 1, 1, 1], 1)
-        grads, loss, stats = self._d_grads(reals, labels, self._fake_labels(labels, 5), latents, mix, self._seed(3))
+        latents = self._noise([batch, self.latent_size], "d_latents")
+        mix = self._noise([batch, 1, 1, 1], "gp_mix")
+        grads, loss, stats = self._d_grads(reals, labels, self._fake_labels(labels, "d_fake_labels"), latents, mix,
+                                           self._seed("d_augment"))
         finite = apply_if_finite(self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss)
         return loss, stats, finite
 
     def _g_replica(self, labels):
         batch = _batch_size(labels)
-        labels = self._fake_labels(labels, 6)
-        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], 2), self._seed(4))
+        labels = self._fake_labels(labels, "g_fake_labels")
+        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], "g_latents"), self._seed("g_augment"))
         finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
         return loss, finite
 

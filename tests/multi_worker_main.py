@@ -6,6 +6,7 @@ Trains the tiny networks through the 4x4 -> 8x8 fade with the global batch split
 workers, then saves every weight of G, D and the EMA generator to OUT.npz.
 """
 
+import json
 import os
 import sys
 
@@ -21,8 +22,15 @@ from progan_tf.strategies import make_strategy  # noqa: E402
 from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
 
-def main(dataset_dir: str, run_dir: str, out: str) -> None:
+def main(dataset_dir: str, run_dir: str, out: str, fault: str = "") -> None:
     strategy = make_strategy("multi_worker")
+    if fault == "chief_fails" and json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+        from progan_tf import checkpoints  # noqa: PLC0415
+
+        def fail(self, images_seen):
+            raise checkpoints.CheckpointWriteError("injected: the chief's disk failed")
+
+        checkpoints.Checkpoints.save = fail
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
     trainer = Trainer(
         arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8),
@@ -42,4 +50,4 @@ def main(dataset_dir: str, run_dir: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

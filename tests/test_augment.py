@@ -63,3 +63,22 @@ def test_inside_xla_a_fixed_seed_repeats(images):
 def test_unknown_policy_names_the_key():
     with pytest.raises(ValueError, match="augment_policy.*zoom"):
         augment.parse_policy("color,zoom")
+
+
+def test_no_two_random_draws_of_a_step_share_a_seed():
+    from progan_tf.steps import STREAMS, augment_call_seed, stream_seed  # noqa: PLC0415
+
+    images_seen = tf.constant(4096, tf.int64)
+    for run_seed in (0, 1, 7):
+        seeds = []
+        for replica in range(4):
+            for stream in STREAMS:
+                seed = stream_seed(images_seen, run_seed, replica, stream)
+                if stream.endswith("augment"):  # D augments fakes, reals and the mixed images: one call each
+                    seeds += [tuple(augment_call_seed(seed, call).numpy()) for call in range(3)]
+                else:
+                    seeds.append(tuple(seed.numpy()))
+        assert len(seeds) == len(set(seeds)) == 4 * (5 + 2 * 3)
+    # and another image count, another run seed: other draws
+    assert tuple(stream_seed(images_seen, 0, 0, "d_latents").numpy()) != tuple(stream_seed(images_seen + 1, 0, 0, "d_latents").numpy())
+    assert tuple(stream_seed(images_seen, 0, 0, "d_latents").numpy()) != tuple(stream_seed(images_seen, 1, 0, "d_latents").numpy())

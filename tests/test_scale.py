@@ -189,3 +189,28 @@ def test_tpu_strategy_without_a_tpu_names_the_flag(monkeypatch):
             make_strategy("tpu", name)
     with pytest.raises(ValueError, match="mixed_precision_dtype='float8'"):
         StepOptions(mixed_precision=True, mixed_precision_dtype="float8")
+
+
+def test_a_failing_chief_stops_every_worker_within_bounded_time(dataset, tmp_path):
+    """The chief's checkpoint write fails (injected) and it exits: the other worker, waiting in
+    its next collective, must leave with an error too instead of waiting forever."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "CUDA_VISIBLE_DEVICES": ""}
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(tmp_path / "run"),
+             str(tmp_path / f"worker{index}.npz"), "chief_fails"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=300)[0])
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            pytest.fail("a worker was still waiting 300 s after the chief failed")
+    assert procs[0].returncode != 0 and "injected: the chief's disk failed" in outputs[0], outputs[0][-2000:]
+    assert procs[1].returncode != 0, outputs[1][-2000:]
