@@ -77,15 +77,42 @@ class NetworkState:
         self.static_kwargs = dict(state.get("static_kwargs", {}))
         self.build_module_src = str(state.get("build_module_src", ""))
         self.build_func_name = str(state.get("build_func_name", ""))
-        self.variables = {str(name): np.asarray(value) for name, value in state.get("variables", [])}
+        self.variables = {str(name): np.asarray(value).view(np.ndarray) for name, value in state.get("variables", [])}
+
+
+class _BoundedArray(np.ndarray):
+    """The arrays of one load: each is sized before its memory is taken, against what is left of
+    the load's budget, so that a small hostile file cannot ask for more memory than its own size
+    justifies (a release pickle's arrays hold its raw bytes: about the file's size in all)."""
+
+    remaining = [0]  # bytes; each load makes a subclass with its own budget
+
+    def __setstate__(self, state):
+        shape, dtype = state[-4], state[-3]  # (version,) shape, dtype, is_fortran, raw data
+        dtype = np.dtype(dtype)
+        if dtype.hasobject:
+            raise OfficialImportError("the pickle holds an array of Python objects; a release pickle holds numbers")
+        size = math.prod(int(n) for n in shape) * dtype.itemsize
+        if size > self.remaining[0]:
+            raise OfficialImportError(f"the pickle's arrays ask for more memory ({size:,} bytes more) than a release "
+                                      "pickle of its size holds; refusing it")
+        self.remaining[0] -= size
+        super().__setstate__(state)
 
 
 class _ReleaseUnpickler(pickle.Unpickler):
-    """Resolves `tfutil.Network` to NetworkState and numpy's array globals; refuses the rest."""
+    """Resolves `tfutil.Network` to NetworkState and numpy's array globals (arrays within a memory
+    budget of twice the file's size); refuses the rest."""
+
+    def __init__(self, file, *, budget: int, **kwargs):
+        super().__init__(file, **kwargs)
+        self.array_type = type("_Arrays", (_BoundedArray,), {"remaining": [int(budget)]})
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("tfutil", "Network"):
             return NetworkState
+        if (module, name) == ("numpy", "ndarray"):
+            return self.array_type
         if (module, name) in _NUMPY_GLOBALS:
             target_module, target = _NUMPY_GLOBALS[(module, name)]
             return getattr(__import__(target_module, fromlist=[target]), target)
@@ -98,11 +125,13 @@ class _ReleaseUnpickler(pickle.Unpickler):
 def load_pickle(data: bytes, source: str = "the pickle") -> tuple[NetworkState, NetworkState, NetworkState]:
     """(G, D, Gs) states from the bytes of a release pickle, without executing anything in it."""
     try:
-        networks = _ReleaseUnpickler(io.BytesIO(data), encoding="latin1").load()
+        networks = _ReleaseUnpickler(io.BytesIO(data), encoding="latin1", budget=2 * len(data)).load()
     except OfficialImportError as error:
         raise OfficialImportError(f"{source}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as error:
-        raise OfficialImportError(f"{source} is not a readable ProGAN release pickle ({error})") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError,
+            ImportError, RecursionError, MemoryError) as error:
+        raise OfficialImportError(f"{source} is not a readable ProGAN release pickle "
+                                  f"({type(error).__name__}: {str(error)[:200]})") from None
     if not (isinstance(networks, tuple) and len(networks) == 3 and all(isinstance(n, NetworkState) for n in networks)):
         raise OfficialImportError(f"{source} does not hold the release's (G, D, Gs) networks")
     return networks

@@ -1,6 +1,7 @@
 """Importing the release's pickles: numpy forward pass of the release's networks vs the
 imported Keras models, a refused malicious pickle, and an imported run directory that exports."""
 
+import io
 import os
 import pickle
 import subprocess
@@ -152,3 +153,26 @@ def test_an_imported_run_fine_tunes_with_fresh_optimizers(rng, tmp_path):
     assert trainer.seen == start + 16 and int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 2
     tuned = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(imported, tuned))
+
+
+def test_a_small_pickle_asking_for_huge_arrays_is_refused():
+    shared = bytes(4 << 20)  # one 4 MB buffer, written once and referenced by every array
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, np.ndarray):
+                return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                        (1, (1 << 20,), np.dtype(np.float32), False, shared))
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump([np.zeros(1, np.float32) for _ in range(64)])  # 256 MB from a 4 MB file
+    data = buffer.getvalue()
+    assert len(data) < (5 << 20)
+    with pytest.raises(official.OfficialImportError, match="more memory"):
+        official.load_pickle(data, "amplified.pkl")
+    deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."  # lists nested 200,000 deep: one error, no crash
+    with pytest.raises(official.OfficialImportError, match="deep.pkl does not hold the release's"):
+        official.load_pickle(deep, "deep.pkl")
+    with pytest.raises(official.OfficialImportError, match="array of Python objects"):
+        official.load_pickle(pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "objects.pkl")
