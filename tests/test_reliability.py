@@ -317,3 +317,17 @@ def test_two_replicas_save_the_position_after_the_last_batch_read(tmp_path):
     saved = tf.train.load_variable(ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))[0],
                                    "data_position/.ATTRIBUTES/VARIABLE_VALUE")
     assert saved.tolist() == [0, 24]
+
+
+def test_generate_and_export_never_write_into_the_checkpoints(dataset, run_with_checkpoints, tmp_path_factory):
+    from progan_tf import export, generate  # noqa: PLC0415
+
+    run_dir = run_with_checkpoints
+    before = tree_digest(run_dir / "checkpoints")
+    run = runs.load_run(str(run_dir))
+    out = tmp_path_factory.mktemp("out")
+    generate.generate_files(run, str(out), num=2, seed=1)
+    with pytest.raises(ValueError, match="already exist"):  # a second time: refused, not overwritten
+        generate.generate_files(run, str(out), num=2, seed=1)
+    export.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
+    assert tree_digest(run_dir / "checkpoints") == before
