@@ -53,6 +53,7 @@ def parse_args(argv):
     parser.add_argument("--jobs", type=int, default=2, help="Runs at once, each pinned to one core (1: unpinned).")
     parser.add_argument("--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "paper_table1.jsonl"))
     parser.add_argument("--report", action="store_true", help="Print the table from --jsonl; train nothing.")
+    parser.add_argument("--picture", default="", help="Also write each row's seed-0 samples, side by side, here.")
     args = parser.parse_args(argv)
     unknown = set(args.rows) - set(ROWS)
     if unknown:
@@ -124,11 +125,35 @@ def report(jsonl: str) -> str:
     return "\n".join(lines)
 
 
+def picture(jsonl: str, path: str, tile: int = 32, rows: int = 4, columns: int = 4) -> None:
+    """The first `rows` x `columns` samples of each row's seed-0 grid, one labelled block per row."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    grids = {}
+    with open(jsonl) as f:
+        for line in f:
+            record = json.loads(line)
+            if record["label"].startswith("table1-") and record["seed"] == 0:
+                grids[record["label"][len("table1-"):]] = os.path.join(ROOT, record["grid"])
+    blocks = [(row, Image.open(grids[row]).convert("RGB")) for row in ROWS if row in grids and os.path.exists(grids[row])]
+    step = tile  # the grids: 32-px tiles, no gap
+    width, label = columns * step, 14
+    sheet = Image.new("RGB", (len(blocks) * (width + 6), rows * step + label), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (row, grid) in enumerate(blocks):
+        x = i * (width + 6)
+        sheet.paste(grid.crop((0, 0, width, rows * step)), (x, label))
+        draw.text((x + 2, 1), f"({row})", fill="black")
+    sheet.save(path)
+
+
 def main(argv):
     args = parse_args(argv)
     if not args.report:
         train_all(args)
     print(report(args.jsonl))
+    if args.picture:
+        picture(args.jsonl, args.picture)
 
 
 if __name__ == "__main__":
