@@ -21,12 +21,18 @@ from progan_tf import data, dataset_io  # noqa: E402
 from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Schedule  # noqa: E402
 from progan_tf.steps import StepOptions  # noqa: E402
+from progan_tf.strategies import mirrored_strategy  # noqa: E402
 from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
+REPLICAS = int(os.environ.get("REPLICAS", "1"))  # 2: MirroredStrategy over two logical CPU devices
+if REPLICAS > 1:
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * REPLICAS)
 ARCH = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
 # 4x4 stable [0, 64), 8x8 fade-in [64, 128), 8x8 stable [128, 192) on the fade-in's carried
 # step, 16x16 fade-in [192, 224)
-SCHEDULE = Schedule(final_resolution=16, stable_kimg=0.064, fade_kimg=0.064, minibatch={}, minibatch_default=8)
+SCHEDULE = Schedule(final_resolution=16, stable_kimg=0.064, fade_kimg=0.064, minibatch={}, minibatch_default=8,
+                    num_replicas=REPLICAS)
 OPTIONS = TrainerOptions(total_images=224, tick_images=32, snapshot_images=224, checkpoint_images=64, steps_per_call=3,
                          grid_size=4, shuffle_buffer=16, mirror_augment=True, carry_fade_step=True,
                          step=StepOptions(seed=3, augment_policy=os.environ.get("AUGMENT", "")))
@@ -37,8 +43,9 @@ class Crash(Exception):
 
 
 def trainer(dataset, run_dir):
-    return Trainer(arch=ARCH, schedule=SCHEDULE, options=OPTIONS, dataset=dataset, run_dir=run_dir,
-                   strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    strategy = (mirrored_strategy([f"/cpu:{i}" for i in range(REPLICAS)]) if REPLICAS > 1
+                else tf.distribute.OneDeviceStrategy("/cpu:0"))
+    return Trainer(arch=ARCH, schedule=SCHEDULE, options=OPTIONS, dataset=dataset, run_dir=run_dir, strategy=strategy)
 
 
 def variables(run_dir):

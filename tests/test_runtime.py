@@ -31,6 +31,20 @@ def test_same_seed_and_crash_resume_give_every_variable_bit_for_bit(tmp_path):
     assert result["resumed_differs"] == []
 
 
+@pytest.mark.slow  # two processes / a second full determinism run: ~90 s each (pytest -m slow)
+def test_two_replicas_crashed_and_resumed_end_bit_for_bit_with_the_uninterrupted_run(tmp_path):
+    # As above on MirroredStrategy over two logical CPU devices: the saved stream position must be
+    # where the replicas' last batches ended (not replica 0's), or the resumed run re-reads data.
+    env = {**os.environ, "REPLICAS": "2"}
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["crashes"] == [[96, "ckpt-64"], [160, "ckpt-128"]]
+    assert result["checkpoints"] == ["ckpt-224", "ckpt-224"] and result["same_keys"]
+    assert result["resumed_differs"] == []
+
+
 def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; sys.path.insert(0, sys.argv[1]); from progan_tf.run_dir import RunDirectory; "

@@ -191,6 +191,7 @@ def test_tpu_strategy_without_a_tpu_names_the_flag(monkeypatch):
         StepOptions(mixed_precision=True, mixed_precision_dtype="float8")
 
 
+@pytest.mark.slow  # two processes / a second full determinism run: ~90 s each (pytest -m slow)
 def test_a_failing_chief_stops_every_worker_within_bounded_time(dataset, tmp_path):
     """The chief's checkpoint write fails (injected) and it exits: the other worker, waiting in
     its next collective, must leave with an error too instead of waiting forever."""
