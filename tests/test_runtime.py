@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import tensorflow as tf
@@ -16,33 +15,31 @@ from progan_tf.run_dir import RunDirectory, RunDirLockedError, snapshot_name
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_same_seed_and_crash_resume_give_every_variable_bit_for_bit(tmp_path):
-    # Catches any unseeded source (data order, mirror flips, latents, penalty mix, augmentation,
-    # initial weights) and any state a resume loses (data position, optimizer, counters).
-    env = {**os.environ, "AUGMENT": "color,translation,cutout"}  # with mirror flips on, too
+def determinism_run(tmp_path, **env) -> dict:
+    """tests/determinism_main.py in its own process: A uninterrupted, B crashed twice and resumed."""
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # work after ckpt-64 (in the fade-in) and after ckpt-128 (the stable phase's start) was lost
     assert result["crashes"] == [[96, "ckpt-64"], [160, "ckpt-128"]]
     assert result["checkpoints"] == ["ckpt-224", "ckpt-224"] and result["same_keys"]
+    return result
+
+
+def test_same_seed_and_crash_resume_give_every_variable_bit_for_bit(tmp_path):
+    # Catches any unseeded source (data order, mirror flips, latents, penalty mix, augmentation,
+    # initial weights) and any state a resume loses (data position, optimizer, counters).
+    result = determinism_run(tmp_path, AUGMENT="color,translation,cutout")  # with mirror flips on, too
     assert result["num_variables"] > 50  # G, D, EMA, both optimizers, counters, data position
     assert result["resumed_differs"] == []
 
 
-@pytest.mark.slow  # two processes / a second full determinism run: ~90 s each (pytest -m slow)
+@pytest.mark.slow  # a second full determinism run: ~90 s (pytest -m slow)
 def test_two_replicas_crashed_and_resumed_end_bit_for_bit_with_the_uninterrupted_run(tmp_path):
     # As above on MirroredStrategy over two logical CPU devices: the saved stream position must be
     # where the replicas' last batches ended (not replica 0's), or the resumed run re-reads data.
-    env = {**os.environ, "REPLICAS": "2"}
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["crashes"] == [[96, "ckpt-64"], [160, "ckpt-128"]]
-    assert result["checkpoints"] == ["ckpt-224", "ckpt-224"] and result["same_keys"]
-    assert result["resumed_differs"] == []
+    assert determinism_run(tmp_path, REPLICAS="2")["resumed_differs"] == []
 
 
 def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):

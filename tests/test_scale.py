@@ -40,17 +40,17 @@ def dataset(tmp_path_factory):
     return data.load_info(path)
 
 
-def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
+def run_two_workers(dataset, tmp_path, *fault: str) -> tuple[list[subprocess.Popen], list[str]]:
+    """tests/multi_worker_main.py as two local worker processes; their processes and outputs."""
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    run_dir = tmp_path / "run"
     procs = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
                "CUDA_VISIBLE_DEVICES": ""}
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(run_dir),
-             str(tmp_path / f"worker{index}.npz")],
+            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(tmp_path / "run"),
+             str(tmp_path / f"worker{index}.npz"), *fault],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
     for proc in procs:
@@ -59,7 +59,13 @@ def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
         except subprocess.TimeoutExpired:
             for p in procs:
                 p.kill()
-            pytest.fail("multi-worker training did not finish in 400 s")
+            pytest.fail("a worker was still running after 400 s")
+    return procs, outputs
+
+
+def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    procs, outputs = run_two_workers(dataset, tmp_path)
     for proc, out in zip(procs, outputs):
         assert proc.returncode == 0, out[-3000:]
     chief, worker = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
@@ -191,27 +197,10 @@ def test_tpu_strategy_without_a_tpu_names_the_flag(monkeypatch):
         StepOptions(mixed_precision=True, mixed_precision_dtype="float8")
 
 
-@pytest.mark.slow  # two processes / a second full determinism run: ~90 s each (pytest -m slow)
+@pytest.mark.slow  # two worker processes until the failure is noticed: ~90 s (pytest -m slow)
 def test_a_failing_chief_stops_every_worker_within_bounded_time(dataset, tmp_path):
     """The chief's checkpoint write fails (injected) and it exits: the other worker, waiting in
     its next collective, must leave with an error too instead of waiting forever."""
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    procs = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-               "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(tmp_path / "run"),
-             str(tmp_path / f"worker{index}.npz"), "chief_fails"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for proc in procs:
-        try:
-            outputs.append(proc.communicate(timeout=300)[0])
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            pytest.fail("a worker was still waiting 300 s after the chief failed")
+    procs, outputs = run_two_workers(dataset, tmp_path, "chief_fails")
     assert procs[0].returncode != 0 and "injected: the chief's disk failed" in outputs[0], outputs[0][-2000:]
     assert procs[1].returncode != 0, outputs[1][-2000:]
