@@ -62,7 +62,7 @@ def parse_args(argv):
 
 
 def command(row: str, seed: int, jsonl: str) -> list[str]:
-    scratch = os.path.join(os.path.dirname(jsonl), "scratch.md")  # quality.py's markdown rows: not kept
+    scratch = os.devnull  # quality.py's markdown rows: the report is made from the JSON rows
     return [sys.executable, os.path.join(ROOT, "benchmarks", "quality.py"), f"--label=table1-{row}", f"--seed={seed}",
             f"--jsonl={jsonl}", f"--markdown={scratch}", f"--grid_dir={os.path.join(os.path.dirname(jsonl), 'grids')}",
             "--", f"--config={os.path.join(ROOT, 'configs', 'paper_table1.py')}:{row}"]
