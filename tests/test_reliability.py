@@ -60,7 +60,8 @@ def newest(run_dir) -> str:
     return str(run_dir / "checkpoints" / "ckpt-48")
 
 
-@pytest.mark.parametrize("damage", ["missing_index", "truncated_data", "missing_state_file"])
+@pytest.mark.parametrize("damage", [pytest.param("missing_index", marks=pytest.mark.slow), "truncated_data",
+                                    pytest.param("missing_state_file", marks=pytest.mark.slow)])  # 2 of 3: -m slow
 def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(dataset, run_with_checkpoints, damage):
     run_dir = run_with_checkpoints
     if damage == "missing_index":
