@@ -213,8 +213,10 @@ def make_dataset(
     restarting reads and drops at most one epoch of raw records.
 
     `class_repeats` (labelled data; one count per class, `class_repeats_for`): each record of
-    class c appears that many times in every epoch, before the shuffle, so rare classes are
-    drawn more often; the stream stays a pure function of its arguments.
+    class c appears that many times in every epoch, so rare classes are drawn more often. In a
+    shuffled epoch a record's copies are spread evenly over the whole epoch, at a random offset
+    (spread_copies below: one read of the raw records per max(class_repeats)-th of the epoch),
+    not bunched in one shuffle block. The stream stays a pure function of its arguments.
 
     `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
     `input_context` shards the files (or, with fewer files than pipelines, the records).
@@ -231,14 +233,54 @@ def make_dataset(
         order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
         return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
 
-    def repeated(*record):
-        """One record as a dataset of its class's number of copies."""
+    def copies_of(record) -> tf.Tensor:
+        """How many times `record` (serialized, or (serialized, label)) appears in an epoch."""
+        record = record if isinstance(record, tuple) else (record,)
         if label_array is not None:
             label = tf.argmax(record[1])
         else:
             label = tf.io.parse_single_example(record[0], {"label": _FEATURES["label"]})["label"]
-        copies = tf.gather(tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1))
-        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(copies)
+        return tf.gather(tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1))
+
+    def repeated(*record):
+        """One record as a dataset of its class's number of copies (in a row: unshuffled epochs)."""
+        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(copies_of(record))
+
+    def block_shuffled(records, seed):
+        """Each block of `shuffle_buffer` records in a random order."""
+        return records.batch(shuffle_buffer).enumerate().map(
+            lambda block, values: permuted(values, seed + tf.stack([block + 1, 0]))
+        ).unbatch()
+
+    def spread_copies(records, epoch_seed):
+        """The epoch as a random order of every copy, with a record's c copies evenly spread.
+
+        Copy j of a record with c copies is given the place (j + u) / c in [0, 1), u uniform per
+        record and epoch: a common record (c = 1) a uniform random place, a rare one's copies
+        1/c apart. The epoch is read as R = max(class_repeats) segments of places [s/R, (s+1)/R),
+        one read of the records each, every block of `shuffle_buffer` records in a segment in
+        the order of its places. Blocks of a segment that fit the buffer give exactly the
+        order of the places; larger segments keep each record's copies about a segment apart.
+        """
+        rounds = max(class_repeats)
+        offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)  # a stream of its own
+
+        def segment(s):
+            def place(i, record):
+                c = tf.cast(copies_of(record), tf.float64)
+                u = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(offset_seed, i),
+                                                dtype=tf.float64)
+                s_ = tf.cast(s, tf.float64)
+                # Copy j is in segment s if s <= (j + u) * R / c < s + 1: at most one j, this one.
+                j = tf.math.ceil(s_ * c / rounds - u)
+                return j < (s_ + 1) * c / rounds - u, (j + u) / c, record
+
+            chosen = records.enumerate().map(place).filter(lambda inside, _, __: inside)
+            return chosen.map(lambda _, where, record: (where, record)).batch(shuffle_buffer).map(
+                lambda where, values: tf.nest.map_structure(lambda v: tf.gather(v, tf.argsort(where)), values)
+            ).unbatch()
+
+        return tf.data.Dataset.range(rounds).flat_map(segment)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])
@@ -257,12 +299,12 @@ def make_dataset(
             )
             if not shard_files:
                 records = _shard(records, input_context)
-        if class_repeats:
+        if class_repeats and shuffle:
+            records = spread_copies(records, epoch_seed)
+        elif class_repeats:
             records = records.flat_map(repeated)
-        if shuffle:  # each block of `shuffle_buffer` records in a random order
-            records = records.batch(shuffle_buffer).enumerate().map(
-                lambda block, values: permuted(values, epoch_seed + tf.stack([block + 1, 0]))
-            ).unbatch()
+        elif shuffle:
+            records = block_shuffled(records, epoch_seed)
         skip = tf.where(epoch == start.epoch, tf.constant(start.index, tf.int64), 0)
         records = records.enumerate().skip(skip)
         if label_array is not None:

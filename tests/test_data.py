@@ -216,6 +216,34 @@ def test_class_balance_repeats_each_image_of_a_class_and_resumes_exactly(tmp_pat
         np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
 
 
+def test_class_balance_spreads_the_copies_of_an_image_over_the_whole_epoch(tmp_path):
+    # 380 common images and 20 rare ones (19 copies each, balance 1): an epoch of 760 records,
+    # a shuffle buffer much smaller than it. Copies bunched in a row and shuffled only within a
+    # buffer would put several copies of an image in one batch (and minibatch-stddev group).
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (400, 4, 4, 3), dtype=np.uint8)
+    labels = np.array([0] * 380 + [1] * 20)
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="rare", num_labels=2)
+    info = data.load_info(tmp_path / "ds")
+    repeats = data.class_repeats_for(data.class_counts(info), 1.0)
+    assert repeats == (1, 19)
+    for seed in (0, 1):
+        batches = [data.to_uint8(b[0]).numpy() for b in
+                   data.make_dataset(info, 4, 16, class_repeats=repeats, shuffle_buffer=64, seed=seed, repeat=False)]
+        keys = [image.tobytes() for batch in batches for image in batch]
+        assert len(keys) == 760
+        for batch in batches:  # no image twice in one batch
+            assert len({image.tobytes() for image in batch}) == len(batch)
+        positions = {}
+        for position, key in enumerate(keys):
+            positions.setdefault(key, []).append(position)
+        assert sorted(len(p) for p in positions.values()) == [1] * 380 + [19] * 20
+        for image in images[380:]:  # each rare image's copies cover the epoch, about evenly
+            where = positions[image.tobytes()]
+            assert where[0] < 0.1 * 760 and where[-1] > 0.9 * 760
+            assert np.diff(where).min() >= 16  # 1/19 of the epoch apart: at least 20 here
+
+
 def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path):
     labels = np.eye(3, dtype=np.float32)[[2, 2, 0, 2]]
     with tf.io.TFRecordWriter(str(tmp_path / "x-r02.tfrecords")) as writer:
