@@ -1,4 +1,4 @@
-"""Builds the bundled demo dataset, progan_tf/demo_data/emoji32, from Twemoji graphics.
+"""Builds the bundled demo datasets, progan_tf/demo_data/emoji32 and emoji64, from Twemoji graphics.
 
 The images come from the npm package `emoji-datasource-twitter` (Twemoji graphics by Twitter,
 Inc. and other contributors, CC-BY 4.0): every emoji outside the Component category (skin-tone
@@ -8,6 +8,7 @@ so that a conditional model draws faces, hearts and flags in rows of their own. 
 
     npm pack emoji-datasource-twitter@16.0.0 && tar xzf emoji-datasource-twitter-16.0.0.tgz
     python tools/make_demo_dataset.py --package=package --overwrite
+    python tools/make_demo_dataset.py --package=package --resolution=64 --dest=progan_tf/demo_data/emoji64 --overwrite
 """
 
 from __future__ import annotations
