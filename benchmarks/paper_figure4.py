@@ -2,17 +2,23 @@
 
     pip install -r benchmarks/requirements.txt          # matplotlib, for the plot
     python benchmarks/paper_figure4.py                    # trains both runs one after the other (timed)
+    python benchmarks/paper_figure4.py --reuse progressive=runs/demo64   # an existing, timed run as one arm
     python benchmarks/paper_figure4.py --plot_only        # re-plots from the kept run directories
 
-Two runs of configs/paper_table1.py's full method (row g), the same seed and image budget, one
-progressive and one with --config.progressive=False, trained one at a time (their wall times are
-compared) with a checkpoint every --checkpoint_kimg. Then, for every checkpoint, the EMA
-generator draws --num_images images at its stage's resolution, upsampled (nearest) to the final
-resolution as the reference's networks output them, and their SWD per level against the reals is
-taken. Written to --out: figure4.png (SWD per level against wall-clock minutes, as the paper's
-Figure 4 a/b), figure4.json (every point, per-stage images/s, wall times) and the run
-directories. The wall clock of a checkpoint is read from the run's log.txt (training, compiles,
-snapshots and checkpoint writes included; the SWD evaluations run afterwards, outside it).
+Two runs of --config (the 64x64 demo recipe, configs/demo_64.py, by default), the same seed and
+image budget, one progressive and one with --config.progressive=False, trained one at a time
+(their wall times are compared) keeping a checkpoint every --checkpoint_kimg. Then, for every
+checkpoint, the EMA generator draws --num_images images (conditional runs: the reals' classes)
+at its stage's resolution, upsampled (nearest) to the final resolution as the reference's
+networks output them, and their SWD per level against the reals is taken. Written to --out:
+figure4.png (SWD per level against wall-clock minutes, as the paper's Figure 4 a/b),
+figure4.json (every point, per-stage images/s, wall times) and the run directories. The wall
+clock of a checkpoint is read from the run's log.txt (training, compiles, snapshots and
+checkpoint writes included; the SWD evaluations run afterwards, outside it).
+
+`--reuse NAME=DIR` takes arm NAME from a finished run made with the same --config, seed and
+`--config.keep_checkpoints=1000 --config.checkpoint_kimg=K` (e.g. benchmarks/quality.py's demo
+row): its wall time is read from its log.txt, so it must have run alone on the machine too.
 """
 
 from __future__ import annotations
@@ -46,28 +52,34 @@ def parse_args(argv):
         argv, train_args = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "figure4"))
+    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "demo_64.py"), help="Config file (FILE[:ARG]).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint_kimg", type=float, default=4.0)
+    parser.add_argument("--checkpoint_kimg", type=float, default=8.0)
+    parser.add_argument("--reuse", action="append", default=[], metavar="NAME=DIR",
+                        help="Take arm NAME (progressive, non-progressive) from the finished run DIR.")
     parser.add_argument("--num_images", type=int, default=1024, help="Images per SWD set.")
     parser.add_argument("--plot_only", action="store_true")
     args = parser.parse_args(argv)
     args.train_args = train_args
+    args.reuse = dict(item.split("=", 1) for item in args.reuse)
+    unknown = set(args.reuse) - set(RUNS)
+    if unknown:
+        parser.error(f"--reuse {', '.join(sorted(unknown))}: the arms are {', '.join(RUNS)}")
     return args
 
 
-def train(run_dir: str, extra: list[str], args) -> float:
+def train(run_dir: str, extra: list[str], args) -> None:
     command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}",
-               f"--config={os.path.join(ROOT, 'configs', 'paper_table1.py')}:g", f"--config.seed={args.seed}",
+               f"--config={args.config}", f"--config.seed={args.seed}",
                f"--config.checkpoint_kimg={args.checkpoint_kimg}", "--config.keep_checkpoints=1000", *extra,
                *args.train_args]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
-    start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True)
-    return time.perf_counter() - start
 
 
 def checkpoint_times(run_dir: str) -> dict[int, float]:
-    """Checkpoint image count -> seconds since the run started, from log.txt's timestamps."""
+    """Checkpoint image count -> seconds since the run started, from log.txt's timestamps
+    ("end": the last line's)."""
     times, start = {}, None
     with open(os.path.join(run_dir, "log.txt")) as f:
         for line in f:
@@ -78,6 +90,7 @@ def checkpoint_times(run_dir: str) -> dict[int, float]:
             found = re.search(r"saved .*ckpt-(\d+)$", line.strip())
             if found:
                 times[int(found.group(1))] = (stamp - start).total_seconds()
+            times["end"] = (stamp - start).total_seconds()
     return times
 
 
@@ -89,12 +102,14 @@ def curve(run_dir: str, args) -> list[dict]:
     times = checkpoint_times(run_dir)
     info = data.load_info(runs.load_run(run_dir).dataset_path)
     final = info.resolution
-    reals = np.concatenate([b for b, _ in data.iterate_level(info, final)])[: args.num_images]
+    reals, labels = zip(*data.iterate_level(info, final))
+    reals, labels = np.concatenate(reals)[: args.num_images], np.concatenate(labels)[: args.num_images]
     points = []
     for path in sorted(checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints")),
                        key=lambda p: int(p.rsplit("-", 1)[1])):
         run = runs.load_run(run_dir, os.path.basename(path))
-        fakes = run.generate(images.latents(len(reals), run.generator.arch.latent_size, args.seed + 12345))
+        classes = labels.argmax(axis=1) if run.generator.arch.num_labels else None
+        fakes = run.generate(images.latents(len(reals), run.generator.arch.latent_size, args.seed + 12345), classes)
         factor = final // run.resolution
         if factor > 1:
             fakes = np.repeat(np.repeat(fakes, factor, axis=1), factor, axis=2)
@@ -128,7 +143,8 @@ def plot(results: dict, path: str) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SWD x1e3 (lower is better)")
     axes[0].legend()
-    fig.suptitle(f"Progressive growing vs not, full method, 32x32 emoji, {results['machine']}", fontsize=9)
+    fig.suptitle(f"Progressive growing vs not, {results.get('config', 'configs/paper_table1.py:g')}, "
+                 f"{results['machine']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -143,12 +159,14 @@ def main(argv):
     else:
         results = {"date": time.strftime("%Y-%m-%d %H:%M"),
                    "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.processor() or platform.machine()}",
-                   "seed": args.seed}
+                   "seed": args.seed, "config": os.path.relpath(args.config, ROOT), "train_args": args.train_args,
+                   "reused": args.reuse}
+        run_dirs = {name: args.reuse.get(name, os.path.join(args.out, name)) for name in RUNS}
         for name, extra in RUNS.items():  # one at a time: their wall times are compared
-            run_dir = os.path.join(args.out, name)
-            results[name] = {"wall_seconds": round(train(run_dir, extra, args), 1)}
-        for name in RUNS:
-            run_dir = os.path.join(args.out, name)
+            if name not in args.reuse:
+                train(run_dirs[name], extra, args)
+        for name, run_dir in run_dirs.items():  # both from log.txt: first line to last, process start excluded
+            results[name] = {"wall_seconds": checkpoint_times(run_dir)["end"]}
             results[name].update(points=curve(run_dir, args), phases=phase_speeds(run_dir))
         with open(summary_path, "w") as f:
             json.dump(results, f, indent=1)

@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py                                   # the demo config, seed 0
     python benchmarks/quality.py --label=native-gp --seed=1 -- --config.gp_scale=native
-    python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs -- --config.conditional=False --config.class_balance=0
+    python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs -- --config.mirror_augment=False
 
 Everything after `--` goes to `python -m progan_tf.train` unchanged (config file, keys), so a
 row of docs/quality.md is one command. The run trains into a fresh temporary run directory

@@ -13,6 +13,7 @@ from progan_tf.config import get_config as defaults
 def get_config():
     c = defaults()
     c.resolution = 32
+    c.conditional = False  # the paper's CIFAR-10 model; True for a class-conditional (AC-GAN) one
     c.minibatch_preset = "1gpu"
     c.total_kimg = 12000.0
     c.tick_kimg = 20.0

@@ -1,15 +1,17 @@
 """Demo: the bundled Twemoji emoji, 4x4 -> 32x32, narrow networks, conditional on the 10
-emoji classes with rare classes shown more often, 240 kimg: 12-13 minutes on a 2-core CPU
-with AVX-512 (docs/quality.md).
+emoji classes with rare classes shown as often as common ones, 240 kimg. How long it takes on
+which CPU, and what it reaches: docs/quality.md.
 
     python -m progan_tf.train                            # this config is the default
-    python -m progan_tf.train --config.total_kimg=160    # 8 minutes, SWD ~2.0x instead of ~1.7x
+    python -m progan_tf.train --config.total_kimg=160    # shorter, draws less sharply
 
-Expected by the end (samples/fakes000240.png, one row per class, see README): SWD about 1.7x
-the real-vs-real floor (benchmarks/quality.py; docs/quality.md); hearts in the Hearts row
+Expected by the end (samples/fakes000240.png, one row per class): hearts in the Hearts row
 (`generate --label=4`: a sheet of them), striped flags in the Flags row, yellow faces with
 eyes and mouths in the Smileys and People rows. Not a quality run: widths are 1/16 to 1/32 of
 the paper's and it shows 240k images instead of 12M.
+
+Each setting below was chosen by a measured A/B run; the comments say what it does and why,
+the measurements are in docs/quality.md and docs/performance.md.
 """
 
 from progan_tf.config import get_config as defaults
@@ -25,28 +27,20 @@ def get_config():
     # 32 at 4x4 and 8x8, where a step costs little more than its fixed overhead.
     c.minibatch_default = 16
     c.minibatch_dict = {"4": 32, "8": 32}
-    # 0.003: SWD 1.91x / 1.69x the floor (seeds 0 / 1) against 2.16x / 1.93x at 0.0015
-    # (docs/quality.md). The paper's presets keep 0.001 (0.0015-0.003 at the top stages).
+    # Three times the paper's 0.001: a run this short gains from larger steps (docs/quality.md,
+    # "Ablations at the retuned recipe"). The paper's presets keep 0.001.
     c.learning_rate = 0.003
-    # 8-kimg phases: 32x32 is reached at 48 kimg and trained stable for the rest. Measured
-    # against 16-kimg phases (which end as the 32x32 fade-in completes) at the same 96 kimg:
-    # SWD 2.16x vs 3.29x the floor (docs/quality.md).
+    # 8-kimg phases: 32x32 is reached at 48 kimg and trained stable for the rest, where most of
+    # the quality is made; longer phases leave too little of the budget at 32x32.
     c.lod_training_kimg = 8.0
     c.lod_transition_kimg = 8.0
-    # 240 kimg (192 of them at 32x32 stable): with class_balance below, SWD 1.75x / 1.69x the
-    # floor (seeds 0 / 1) against 2.06x / 1.85x at 160 kimg; 11.7-13.1 min instead of 8 on a
-    # 2-core AVX-512 CPU (docs/quality.md). 160 against 96 kimg, unbalanced: 1.48x / 1.98x
-    # against 1.67x / 2.03x.
     c.total_kimg = 240.0
-    # Conditional on the 10 emoji classes (one-hot into G, AC-GAN head on D); grids have one row
-    # per class. SWD 1.49x / 1.50x the floor (seeds 0 / 1) against 1.59x / 1.67x unconditional,
-    # and flags and faces are recognisable in their rows (docs/quality.md). A dataset without
-    # labels needs --config.conditional=False --config.class_balance=0.
-    c.conditional = True
-    # Every class about equally often (each heart, 25 of 1,906 images, 15 times per epoch):
-    # without it no run drew hearts; with it the Hearts row does, at a cost in SWD (1.96x
-    # against 1.50x the floor at 160 kimg, 1.72x against 1.29x at 240; two seeds each;
-    # docs/quality.md).
+    # `conditional` is left unset: it follows the dataset. The emoji's 10 classes are used
+    # (one-hot into G, AC-GAN head on D; grids have one row per class); a dataset without labels
+    # trains unconditionally, with no flag to add.
+    # Every class about equally often (each of the 25 hearts 15 times per epoch): without it
+    # hearts are too rare for G to learn them; it costs some SWD over the other classes
+    # (docs/quality.md, "Hearts"). Ignored for a dataset without labels.
     c.class_balance = 1.0
     c.mirror_augment = True
     # The paper's 0.999 averages over ~16 kimg at this batch: most of a demo phase, so the
@@ -57,13 +51,13 @@ def get_config():
     c.checkpoint_kimg = 16.0
     c.grid_size = 64
     c.steps_per_call = 25
-    # 8x8 and 16x16 stable (8 kimg each) go on with their fade-in's compiled step: a compile
-    # saved per resolution (8-12 s here) outweighs the fade-in model's 1-5% slower steps at
-    # those stages (docs/performance.md).
+    # 8x8 and 16x16 stable go on with their fade-in's compiled step: at 8-kimg phases the
+    # compile saved per resolution outweighs the fade-in model's slightly slower steps
+    # (docs/performance.md, "Stable phases on the fade-in's compiled step").
     c.carry_fade_step = True
-    # The next phase's step compiles in a thread while this one trains: no phase waits 10-18 s
-    # for its first step (docs/performance.md).
+    # The next phase's step compiles in a thread while this one trains, so no phase waits for
+    # its first step's compile (docs/performance.md, "Compiling the next phase's step ahead").
     c.compile_ahead = True
     c.strategy = "one_device"
-    c.xla = True  # 1.7-2.2x faster on this CPU (benchmarks/train_step.py)
+    c.xla = True  # fuses the narrow networks' many small ops (docs/performance.md, "XLA on or off")
     return c

@@ -30,9 +30,9 @@ def get_config():
     # 64x64 convolutions then cost what the 32x32 ones do (4x the pixels, 1/4 the channel pairs).
     c.fmap_base = 256
     c.fmap_max = 32
-    # 8-kimg phases as at 32x32: 64x64 fades in from 64 kimg and is stable from 72 kimg on, for
-    # 120 kimg: a 64x64 step costs about twice a 32x32 one, and the run fits the time target
-    # the 32x32 demo's 240 kimg fits at 32x32 (docs/quality.md).
+    # 8-kimg phases as at 32x32: 64x64 fades in from 56 kimg and is stable from 64 kimg on, for
+    # 128 kimg: a 64x64 step costs about twice a 32x32 one, and the run fits about the time the
+    # 32x32 demo takes for its 240 kimg at 32x32 (docs/quality.md, "The 64x64 demo").
     c.lod_training_kimg = 8.0
     c.lod_transition_kimg = 8.0
     c.total_kimg = 192.0

@@ -17,6 +17,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import ml_collections
+from ml_collections import config_dict
 
 from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule, kimg_to_images
 
@@ -33,7 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.resolution = 0  # final resolution; 0 = the dataset's; lower trains on its lower levels
     c.seed = 0
     c.mirror_augment = False  # random horizontal flips (on for CelebA, CelebA-HQ, LSUN)
-    c.conditional = False  # use the dataset's labels: one-hot into G, AC-GAN head on D
+    # Use the dataset's labels: one-hot into G, AC-GAN head on D. Unset (None): if it has labels.
+    c.conditional = config_dict.placeholder(bool)
     # Networks (Table 2).
     c.latent_size = 512
     c.fmap_base = 8192  # feature maps at 2**r: min(fmap_base // 2**(r-1), fmap_max)
@@ -75,7 +77,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.fake_labels = "data"
     # Labelled data: each image of class c appears round((max n / n_c) ** class_balance) times
     # per epoch, so rare classes are seen more often: 0 = the data's frequencies (official),
-    # 1 = every class about equally often. With fake_labels=data, G draws the same mix.
+    # 1 = every class about equally often. With fake_labels=data, G draws the same mix. A dataset
+    # without labels has no classes to balance: there it is 0 whatever is set.
     c.class_balance = 0.0
     # Speed and scale.
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
@@ -86,7 +89,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.steps_per_call = 50  # training steps per tf.function call (fewer at phase/tick ends)
     # Stable phases below the final resolution train on their fade-in's compiled step at alpha 1
     # (as the reference's single graph does) instead of compiling their own: one compile fewer
-    # per resolution, 1-6% slower steps at the demo's widths (docs/performance.md). For short phases.
+    # per resolution, for slightly slower steps (the fade-in model's extra branch at alpha 1;
+    # docs/performance.md, "Stable phases on the fade-in's compiled step"). For short phases.
     c.carry_fade_step = False
     # Make the next phase's step and trace and XLA-compile it in a thread while this phase trains,
     # so that a phase does not wait for its compile (docs/performance.md). Single-device and
@@ -104,6 +108,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.metrics_num_images = 1024
     c.inception_weights = ""  # Keras InceptionV3 weights file (no top), for "fid" (see README)
     return c
+
+
+def resolve_labels(c: ml_collections.ConfigDict, num_labels: int, dataset_path: str) -> None:
+    """Settles the keys that follow the dataset's labels, in place: `conditional` unset becomes
+    whether the dataset has labels, and `class_balance` is 0 for a dataset without them. An
+    explicit `conditional=True` on a dataset without labels is a ValueError naming it."""
+    if c.conditional is None:
+        c.conditional = num_labels > 0
+    elif c.conditional and not num_labels:
+        raise ValueError(f"--config.conditional=True needs labels and {dataset_path} has none: convert it with "
+                         "labels, or leave --config.conditional unset (it follows the dataset)")
+    if not num_labels:
+        c.class_balance = 0.0
 
 
 def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:

@@ -328,9 +328,9 @@ def make_dataset(
             labels = tf.zeros([tf.shape(images)[0], 0])
         return (images, labels, position[-1]) if with_position else (images, labels)
 
-    # Without tf.data's autotuning thread: a stream torn down at a phase change waited for it to
-    # wake from its sleep (up to 60 s; 25-41 s seen at the demo's 32x32 fade-in). Untuned, the
-    # parallel map and the prefetch still feed the step 77-95x over (docs/performance.md).
+    # Without tf.data's autotuning thread: a stream torn down at a phase change waits for it to
+    # wake from its sleep (up to 60 s). Untuned, the parallel map and the prefetch still feed the
+    # step many times over (docs/performance.md, "The rest of the setup waits").
     options = tf.data.Options()
     options.autotune.enabled = False
     return records.map(decode, num_parallel_calls=autotune).prefetch(autotune).with_options(options)
@@ -348,7 +348,8 @@ def distribute(
     """`make_dataset` for every replica of `strategy`, each with its share of the global batch.
 
     On one CPU device the dataset itself: TF's distributed stream would add a stream of its own
-    on top, whose autotuning thread its teardown waits for (2.5-44 s seen; docs/performance.md)."""
+    on top, whose autotuning thread its teardown waits for (docs/performance.md, "One CPU device
+    without TF's distributed stream")."""
     device = strategy.extended.worker_devices[0]
     if isinstance(strategy, tf.distribute.OneDeviceStrategy) and tf.DeviceSpec.from_string(device).device_type == "CPU":
         with tf.device(device):

@@ -2,8 +2,9 @@
 
 Every function returns per-example losses [N] (float32) and a dict of per-example terms for
 logging; the trainer averages them over the *global* batch. Conditional models (AC-GAN) add
-the softmax cross-entropy of D's label logits against the reals' one-hot labels, which the
-fakes share.
+the softmax cross-entropy of D's label logits against the one-hot labels: the reals' own, and
+for the fakes the classes G drew them from (the reals' of the batch with fake_labels="data",
+the official way, or uniform draws with "uniform").
 """
 
 from __future__ import annotations

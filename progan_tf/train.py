@@ -76,13 +76,7 @@ def main(argv):
         dataset = data.load_info(config.data_dir)
         resolution = config.resolution or dataset.resolution
         config.resolution = resolution
-        if not dataset.num_labels:  # the demo config, the default, is conditional and class-balanced
-            off = {"conditional": "--config.conditional=False", "class_balance": "--config.class_balance=0"}
-            wanting = [key for key in off if config[key]]
-            if wanting:
-                raise ValueError(f"{dataset.path} has no labels, which {' and '.join('--config.' + k for k in wanting)} "
-                                 f"need (the demo config, the default, sets both): add "
-                                 f"{' '.join(off[k] for k in wanting)}, or convert it with labels")
+        config_lib.resolve_labels(config, dataset.num_labels, dataset.path)  # conditional: as the data
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
         if "://" in run_dir:
             raise ValueError(f"--run_dir={run_dir}: run directories must be on a local or mounted file system "

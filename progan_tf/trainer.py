@@ -214,6 +214,7 @@ class Trainer:
 
     def _train(self) -> dict[str, float]:
         o = self.options
+        self.directory.log(self._labels_line())
         if not self.restore():
             self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
@@ -260,6 +261,14 @@ class Trainer:
         progress.close()
         self._finish()
         return last_stats
+
+    def _labels_line(self) -> str:
+        """What the run does with the dataset's labels: the first line of every run's log."""
+        classes = self.dataset.num_labels
+        if not classes:
+            return f"{self.dataset.path}: no labels: unconditional, no class balancing"
+        use = "conditional (one-hot into G, AC-GAN head on D)" if self.arch.num_labels else "unconditional"
+        return f"{self.dataset.path}: {classes} classes: {use}, class_balance {self.options.class_balance:g}"
 
     def _switch_phase(self) -> None:
         phase = phase_at(self.schedule, self.seen)

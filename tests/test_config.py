@@ -66,3 +66,22 @@ def test_an_8gpu_preset_on_one_replica_warns_about_its_learning_rates():
     assert config_lib.preset_warnings(c, config_lib.schedule(c, resolution=1024, num_replicas=8)) == []
     c.minibatch_preset = "1gpu"
     assert config_lib.preset_warnings(c, one) == []
+
+
+def test_conditional_and_class_balance_follow_the_dataset_unless_set():
+    c = config_lib.get_config()
+    assert c.conditional is None  # unset: follows the dataset
+    c.class_balance = 1.0
+    config_lib.resolve_labels(c, 10, "data/emoji")
+    assert c.conditional is True and c.class_balance == 1.0
+    c = config_lib.get_config()
+    c.class_balance = 1.0
+    config_lib.resolve_labels(c, 0, "data/photos")
+    assert c.conditional is False and c.class_balance == 0  # nothing to balance
+    c = config_lib.get_config()
+    c.conditional = False
+    config_lib.resolve_labels(c, 10, "data/emoji")  # an explicit False on labelled data stays
+    assert c.conditional is False
+    c.conditional = True
+    with pytest.raises(ValueError, match="conditional=True needs labels and data/photos has none"):
+        config_lib.resolve_labels(c, 0, "data/photos")

@@ -72,7 +72,7 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     config = json.load(open(run_dir / "config.json"))
     # --resolution=8 on a 16x16 dataset trains its lower levels; flags and --config.* override.
     assert config["resolution"] == 8 and config["latent_size"] == 16 and config["xla"] is False
-    assert config["conditional"] is True  # the demo config's
+    assert config["conditional"] is True  # unset in the demo config: the dataset has labels
     assert json.load(open(run_dir / "run.json"))["architecture"]["num_labels"] == 4
     assert config["total_kimg"] == total
     stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
@@ -90,18 +90,20 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
     too_high = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={dataset16}", "--resolution=64",
                                f"--run_dir={tmp_path / 'r2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert too_high.returncode == 1 and "holds images up to 16x16" in too_high.stderr
-    # The default (demo) config is conditional: an unlabelled dataset is refused with the way out.
+    # The default config follows the data: an unlabelled set trains unconditionally with no flag
+    # added (the demo's class balancing falls away), and says so first; conditional=True is refused.
     unlabelled = tmp_path / "unlabelled"
-    dataset_io.write_arrays(unlabelled, np.zeros((4, 4, 4, 3), np.uint8), None, name="plain")
-    no_labels = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={unlabelled}",
-                                f"--run_dir={tmp_path / 'r3'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert no_labels.returncode == 1 and str(unlabelled) in no_labels.stderr
-    assert "--config.conditional=False --config.class_balance=0" in no_labels.stderr and not (tmp_path / "r3").exists()
-    balance_only = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={unlabelled}",
-                                   "--config.conditional=False", f"--run_dir={tmp_path / 'r4'}"],
-                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert balance_only.returncode == 1 and "add --config.class_balance=0," in balance_only.stderr
-    assert "conditional=" not in balance_only.stderr and not (tmp_path / "r4").exists()
+    dataset_io.write_arrays(unlabelled, np.zeros((4, 8, 8, 3), np.uint8), None, name="plain")
+    plain = subprocess.run(command(unlabelled, tmp_path / "r3", 0.064), cwd=ROOT, capture_output=True, text=True,
+                           timeout=120, env=cli_env())
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert plain.stderr.startswith(f"{unlabelled}: no labels: unconditional, no class balancing")
+    config = json.load(open(tmp_path / "r3" / "config.json"))
+    assert config["conditional"] is False and config["class_balance"] == 0
+    forced = subprocess.run([*command(unlabelled, tmp_path / "r4", 0.064), "--config.conditional=True"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 1 and f"--config.conditional=True needs labels and {unlabelled} has none" in forced.stderr
+    assert not (tmp_path / "r4").exists()
     bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
