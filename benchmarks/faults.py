@@ -1,6 +1,6 @@
 """Fault injection: kill -9 a training run at random moments, damage its checkpoints, resume it.
 
-    python benchmarks/faults.py                      # 20 kills, half of them during a checkpoint write
+    python benchmarks/faults.py             # 20 kills, half of them during a checkpoint write
     python benchmarks/faults.py --kills=4 --seed=1
 
 One run directory is trained on the bundled emoji at 8x8 (networks wide enough that a checkpoint
@@ -34,10 +34,22 @@ CHECKPOINT_KIMG = 0.256
 
 
 def train_command(run_dir: str) -> list[str]:
-    return [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}", "--resolution=8",
-            "--config.conditional=False", "--config.class_balance=0", "--config.fmap_base=2048",
-            "--config.fmap_max=256", "--config.total_kimg=1000", "--config.tick_kimg=0.064",
-            f"--config.checkpoint_kimg={CHECKPOINT_KIMG}", "--config.snapshot_kimg=1000", "--config.compile_ahead=False"]
+    return [
+        sys.executable,
+        "-m",
+        "progan_tf.train",
+        f"--run_dir={run_dir}",
+        "--resolution=8",
+        "--config.conditional=False",
+        "--config.class_balance=0",
+        "--config.fmap_base=2048",
+        "--config.fmap_max=256",
+        "--config.total_kimg=1000",
+        "--config.tick_kimg=0.064",
+        f"--config.checkpoint_kimg={CHECKPOINT_KIMG}",
+        "--config.snapshot_kimg=1000",
+        "--config.compile_ahead=False",
+    ]
 
 
 def last_tick_images(run_dir: str) -> int:
@@ -57,7 +69,9 @@ def last_tick_images(run_dir: str) -> int:
 def temporaries(run_dir: str) -> set[str]:
     """TensorFlow's temporary files of a checkpoint being written, and our state file's."""
     patterns = ("ckpt-*_temp*", ".checkpoint.tmp*")
-    return {p for pattern in patterns for p in glob.glob(os.path.join(run_dir, "checkpoints", pattern))}
+    return {
+        p for pattern in patterns for p in glob.glob(os.path.join(run_dir, "checkpoints", pattern))
+    }
 
 
 def start(run_dir: str, log_path: str) -> subprocess.Popen:
@@ -65,7 +79,9 @@ def start(run_dir: str, log_path: str) -> subprocess.Popen:
     return subprocess.Popen(train_command(run_dir), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_started(process: subprocess.Popen, run_dir: str, log_path: str, offset: int, timeout: float = 180.0) -> str:
+def wait_started(
+    process: subprocess.Popen, run_dir: str, log_path: str, offset: int, timeout: float = 180.0
+) -> str:
     """Waits until this start (its output from `offset` on) has resumed or started and trained
     past its first tick; returns how it began."""
     deadline, began, first_tick = time.time() + timeout, None, None
@@ -88,22 +104,35 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "faults.jsonl"))
+    parser.add_argument(
+        "--json", default=os.path.join(ROOT, "benchmarks", "results", "faults.jsonl")
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     interval = round(CHECKPOINT_KIMG * 1000)
-    counts = {"resumed": 0, "restarted": 0, "refused": 0, "lost_over_interval": 0, "during_write": 0}
+    counts = {
+        "resumed": 0,
+        "restarted": 0,
+        "refused": 0,
+        "lost_over_interval": 0,
+        "during_write": 0,
+    }
     losses = []
     with tempfile.TemporaryDirectory() as scratch:
         run_dir, log_path = os.path.join(scratch, "run"), os.path.join(scratch, "train.log")
         process = start(run_dir, log_path)
         began = wait_started(process, run_dir, log_path, 0)
         assert began == "starting a new run", began
-        trials = [("kill", i % 2 == 1) for i in range(args.kills)] + [("delete_index", False), ("truncate_data", False)]
+        trials = [("kill", i % 2 == 1) for i in range(args.kills)] + [
+            ("delete_index", False),
+            ("truncate_data", False),
+        ]
         for number, (kind, during_write) in enumerate(trials, 1):
             if kind == "kill":
                 deadline, stale = time.time() + rng.uniform(2.0, 20.0), temporaries(run_dir)
-                while time.time() < deadline and not (during_write and temporaries(run_dir) - stale):
+                while time.time() < deadline and not (
+                    during_write and temporaries(run_dir) - stale
+                ):
                     time.sleep(0.001 if during_write else 0.05)
                 caught = bool(during_write and temporaries(run_dir) - stale)
                 counts["during_write"] += caught
@@ -112,8 +141,10 @@ def main(argv):
             else:  # damage the newest checkpoint of the stopped run, then restart
                 process.send_signal(signal.SIGKILL)
                 process.wait()
-                newest = sorted(glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-*.index")),
-                                key=lambda p: int(re.search(r"ckpt-(\d+)", p).group(1)))[-1][: -len(".index")]
+                newest = sorted(
+                    glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-*.index")),
+                    key=lambda p: int(re.search(r"ckpt-(\d+)", p).group(1)),
+                )[-1][: -len(".index")]
                 if kind == "delete_index":
                     os.remove(newest + ".index")
                 else:
@@ -134,19 +165,32 @@ def main(argv):
                 resumed_at = round(float(began.split()[-1]) * 1000)
                 lost = max(0, reached - resumed_at)
                 losses.append(lost)
-                limit = 2 * interval if kind != "kill" else interval  # a damaged newest: one more interval
-                counts["lost_over_interval"] += lost > limit + 64  # + one tick of images after the last log line
+                # a damaged newest: one more interval
+                limit = 2 * interval if kind != "kill" else interval
+                # + one tick of images after the last log line
+                counts["lost_over_interval"] += lost > limit + 64
             elif began == "starting a new run":
                 counts["restarted"] += 1
             else:
                 counts["refused"] += 1
-            print(f"[{number}/{len(trials)}] {kind}{' during a checkpoint write' if caught else ''}: reached "
-                  f"{reached} images, {began}", flush=True)
+            print(
+                f"[{number}/{len(trials)}] {kind}{' during a checkpoint write' if caught else ''}: "
+                "reached "
+                f"{reached} images, {began}",
+                flush=True,
+            )
         process.send_signal(signal.SIGKILL)
         process.wait()
-    row = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()} {os.cpu_count()} CPUs",
-           "kills": args.kills, "seed": args.seed, "checkpoint_interval_images": interval, **counts,
-           "max_images_lost": max(losses, default=0), "mean_images_lost": round(sum(losses) / max(len(losses), 1), 1)}
+    row = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+        "kills": args.kills,
+        "seed": args.seed,
+        "checkpoint_interval_images": interval,
+        **counts,
+        "max_images_lost": max(losses, default=0),
+        "mean_images_lost": round(sum(losses) / max(len(losses), 1), 1),
+    }
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "a") as f:
         f.write(json.dumps(row) + "\n")

@@ -22,7 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from progan_tf import cli  # noqa: E402
 
-cli.quiet_tensorflow()  # the training command's settings: oneDNN on unless TF_ENABLE_ONEDNN_OPTS is set
+# the training command's settings: oneDNN on unless TF_ENABLE_ONEDNN_OPTS is set
+cli.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -41,7 +42,9 @@ def demo_arch(r: int) -> Architecture:  # configs/demo_32.py's widths
 def synthetic_images(n: int, resolution: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.random((n, 8, 8, 3)).astype(np.float32)
-    return (tf.image.resize(small, [resolution, resolution], "bicubic").numpy().clip(0, 1) * 255).astype(np.uint8)
+    return (
+        tf.image.resize(small, [resolution, resolution], "bicubic").numpy().clip(0, 1) * 255
+    ).astype(np.uint8)
 
 
 def pipeline_speed(info, resolution: int, batch: int, seconds: float) -> float:
@@ -57,30 +60,50 @@ def pipeline_speed(info, resolution: int, batch: int, seconds: float) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resolutions", default="32,64,128,256")
     parser.add_argument("--images", type=int, default=2048, help="images in the synthetic dataset")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8.0, help="timing per resolution")
-    parser.add_argument("--step_steps", type=int, default=10, help="timed training steps per resolution")
-    parser.add_argument("--paper_width", action="store_true", help="time the step with the paper's widths")
+    parser.add_argument(
+        "--step_steps", type=int, default=10, help="timed training steps per resolution"
+    )
+    parser.add_argument(
+        "--paper_width", action="store_true", help="time the step with the paper's widths"
+    )
     args = parser.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
     top = max(resolutions)
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU threads")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        dataset_io.write_arrays(os.path.join(tmp, "synthetic"), synthetic_images(args.images, top), None,
-                                name="synthetic", shards=8)
+        dataset_io.write_arrays(
+            os.path.join(tmp, "synthetic"),
+            synthetic_images(args.images, top),
+            None,
+            name="synthetic",
+            shards=8,
+        )
         info = data.load_info(os.path.join(tmp, "synthetic"))
-        print(f"wrote {args.images} images at {top}x{top} and its lower levels in {time.perf_counter() - start:.0f} s\n")
+        print(
+            f"wrote {args.images} images at {top}x{top} and its lower levels in "
+            f"{time.perf_counter() - start:.0f} s\n"
+        )
         for r in resolutions:
             speed = pipeline_speed(info, r, args.batch, args.seconds)
             arch = Architecture(resolution=r) if args.paper_width else demo_arch(r)
             batch = 16 if args.paper_width else args.batch
-            step = measure_step(arch, r, batch, args.step_steps, xla=True, steps_per_call=min(args.step_steps, 10))
-            print(f"{r:>4}x{r:<4} pipeline {speed:9.0f} img/s   train step ({'paper' if args.paper_width else 'demo'} "
-                  f"width, batch {batch}) {step:8.1f} img/s   ratio {speed / step:7.0f}x", flush=True)
+            step = measure_step(
+                arch, r, batch, args.step_steps, xla=True, steps_per_call=min(args.step_steps, 10)
+            )
+            print(
+                f"{r:>4}x{r:<4} pipeline {speed:9.0f} img/s   train step "
+                f"({'paper' if args.paper_width else 'demo'} "
+                f"width, batch {batch}) {step:8.1f} img/s   ratio {speed / step:7.0f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The paper's Figure 4 in miniature: progressive growing against not, SWD over wall-clock time.
 
     pip install -r benchmarks/requirements.txt          # matplotlib, for the plot
-    python benchmarks/paper_figure4.py                    # trains both runs one after the other (timed)
-    python benchmarks/paper_figure4.py --reuse progressive=runs/demo64   # an existing, timed run as one arm
+    # trains both runs one after the other (timed)
+    python benchmarks/paper_figure4.py
+    # an existing, timed run as one arm
+    python benchmarks/paper_figure4.py --reuse progressive=runs/demo64
     python benchmarks/paper_figure4.py --plot_only        # re-plots from the kept run directories
 
 Two runs of --config (the 64x64 demo recipe, configs/demo_64.py, by default), the same seed and
@@ -52,11 +54,20 @@ def parse_args(argv):
         argv, train_args = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "figure4"))
-    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "demo_64.py"), help="Config file (FILE[:ARG]).")
+    parser.add_argument(
+        "--config",
+        default=os.path.join(ROOT, "configs", "demo_64.py"),
+        help="Config file (FILE[:ARG]).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint_kimg", type=float, default=8.0)
-    parser.add_argument("--reuse", action="append", default=[], metavar="NAME=DIR",
-                        help="Take arm NAME (progressive, non-progressive) from the finished run DIR.")
+    parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="Take arm NAME (progressive, non-progressive) from the finished run DIR.",
+    )
     parser.add_argument("--num_images", type=int, default=1024, help="Images per SWD set.")
     parser.add_argument("--plot_only", action="store_true")
     args = parser.parse_args(argv)
@@ -69,10 +80,18 @@ def parse_args(argv):
 
 
 def train(run_dir: str, extra: list[str], args) -> None:
-    command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}",
-               f"--config={args.config}", f"--config.seed={args.seed}",
-               f"--config.checkpoint_kimg={args.checkpoint_kimg}", "--config.keep_checkpoints=1000", *extra,
-               *args.train_args]
+    command = [
+        sys.executable,
+        "-m",
+        "progan_tf.train",
+        f"--run_dir={run_dir}",
+        f"--config={args.config}",
+        f"--config.seed={args.seed}",
+        f"--config.checkpoint_kimg={args.checkpoint_kimg}",
+        "--config.keep_checkpoints=1000",
+        *extra,
+        *args.train_args,
+    ]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
 
@@ -95,7 +114,8 @@ def checkpoint_times(run_dir: str) -> dict[int, float]:
 
 
 def curve(run_dir: str, args) -> list[dict]:
-    """SWD per level of every checkpoint's EMA generator, fakes upsampled to the final resolution."""
+    """SWD per level of every checkpoint's EMA generator, fakes upsampled to the final
+    resolution."""
     from progan_tf import checkpoints, data, images, runs  # noqa: PLC0415
     from progan_tf.metrics import swd  # noqa: PLC0415
 
@@ -103,21 +123,38 @@ def curve(run_dir: str, args) -> list[dict]:
     info = data.load_info(runs.load_run(run_dir).dataset_path)
     final = info.resolution
     reals, labels = zip(*data.iterate_level(info, final))
-    reals, labels = np.concatenate(reals)[: args.num_images], np.concatenate(labels)[: args.num_images]
+    reals, labels = (
+        np.concatenate(reals)[: args.num_images],
+        np.concatenate(labels)[: args.num_images],
+    )
     points = []
-    for path in sorted(checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints")),
-                       key=lambda p: int(p.rsplit("-", 1)[1])):
+    for path in sorted(
+        checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints")),
+        key=lambda p: int(p.rsplit("-", 1)[1]),
+    ):
         run = runs.load_run(run_dir, os.path.basename(path))
         classes = labels.argmax(axis=1) if run.generator.arch.num_labels else None
-        fakes = run.generate(images.latents(len(reals), run.generator.arch.latent_size, args.seed + 12345), classes)
+        fakes = run.generate(
+            images.latents(len(reals), run.generator.arch.latent_size, args.seed + 12345), classes
+        )
         factor = final // run.resolution
         if factor > 1:
             fakes = np.repeat(np.repeat(fakes, factor, axis=1), factor, axis=2)
         result = swd.swd([reals], [fakes], final, seed=args.seed)
-        points.append({"kimg": run.kimg, "seconds": times.get(run.images_seen), "stage": run.phase.name,
-                       **{k: round(v, 2) for k, v in result.items()}})
-        print(f"{os.path.basename(run_dir)} kimg {run.kimg:6.1f} {run.phase.name:<16} "
-              + " ".join(f"{k} {v:6.1f}" for k, v in result.items()), file=sys.stderr, flush=True)
+        points.append(
+            {
+                "kimg": run.kimg,
+                "seconds": times.get(run.images_seen),
+                "stage": run.phase.name,
+                **{k: round(v, 2) for k, v in result.items()},
+            }
+        )
+        print(
+            f"{os.path.basename(run_dir)} kimg {run.kimg:6.1f} {run.phase.name:<16} "
+            + " ".join(f"{k} {v:6.1f}" for k, v in result.items()),
+            file=sys.stderr,
+            flush=True,
+        )
     return points
 
 
@@ -132,19 +169,32 @@ def plot(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    levels = [k for k in results["progressive"]["points"][0] if k.startswith("swd") and k != "swd_avg"]
-    fig, axes = plt.subplots(1, len(levels) + 1, figsize=(4.2 * (len(levels) + 1), 3.6), sharey=True)
+    levels = [
+        k for k in results["progressive"]["points"][0] if k.startswith("swd") and k != "swd_avg"
+    ]
+    fig, axes = plt.subplots(
+        1, len(levels) + 1, figsize=(4.2 * (len(levels) + 1), 3.6), sharey=True
+    )
     for ax, key in zip(axes, [*levels, "swd_avg"]):
         for name, style in (("non-progressive", "C0--"), ("progressive", "C1-")):
             points = [p for p in results[name]["points"] if p["seconds"] is not None]
-            ax.plot([p["seconds"] / 60 for p in points], [p[key] for p in points], style, marker=".", label=name)
+            ax.plot(
+                [p["seconds"] / 60 for p in points],
+                [p[key] for p in points],
+                style,
+                marker=".",
+                label=name,
+            )
         ax.set_title(f"SWD x1e3, level {key[3:]}" if key != "swd_avg" else "SWD x1e3, average")
         ax.set_xlabel("wall-clock minutes")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("SWD x1e3 (lower is better)")
     axes[0].legend()
-    fig.suptitle(f"Progressive growing vs not, {results.get('config', 'configs/paper_table1.py:g')}, "
-                 f"{results['machine']}", fontsize=9)
+    fig.suptitle(
+        f"Progressive growing vs not, {results.get('config', 'configs/paper_table1.py:g')}, "
+        f"{results['machine']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -157,15 +207,23 @@ def main(argv):
         with open(summary_path) as f:
             results = json.load(f)
     else:
-        results = {"date": time.strftime("%Y-%m-%d %H:%M"),
-                   "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.processor() or platform.machine()}",
-                   "seed": args.seed, "config": os.path.relpath(args.config, ROOT), "train_args": args.train_args,
-                   "reused": args.reuse}
+        results = {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": f"{platform.node()} {os.cpu_count()} CPUs "
+            f"{platform.processor() or platform.machine()}",
+            "seed": args.seed,
+            "config": os.path.relpath(args.config, ROOT),
+            "train_args": args.train_args,
+            "reused": args.reuse,
+        }
         run_dirs = {name: args.reuse.get(name, os.path.join(args.out, name)) for name in RUNS}
         for name, extra in RUNS.items():  # one at a time: their wall times are compared
             if name not in args.reuse:
                 train(run_dirs[name], extra, args)
-        for name, run_dir in run_dirs.items():  # both from log.txt: first line to last, process start excluded
+        for (
+            name,
+            run_dir,
+        ) in run_dirs.items():  # both from log.txt: first line to last, process start excluded
             results[name] = {"wall_seconds": checkpoint_times(run_dir)["end"]}
             results[name].update(points=curve(run_dir, args), phases=phase_speeds(run_dir))
         with open(summary_path, "w") as f:
@@ -173,9 +231,14 @@ def main(argv):
     plot(results, os.path.join(args.out, "figure4.png"))
     for name in RUNS:
         last = results[name]["points"][-1]
-        print(f"{name}: {results[name]['wall_seconds'] / 60:.1f} min for {last['kimg']:.0f} kimg, final SWD avg "
-              f"{last['swd_avg']:.1f}; " + ", ".join(f"{p['phase']} {p['steady_img_per_s']} img/s"
-                                                     for p in results[name]["phases"]))
+        print(
+            f"{name}: {results[name]['wall_seconds'] / 60:.1f} min for {last['kimg']:.0f} kimg, "
+            "final SWD avg "
+            f"{last['swd_avg']:.1f}; "
+            + ", ".join(
+                f"{p['phase']} {p['steady_img_per_s']} img/s" for p in results[name]["phases"]
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The paper's Table 1 in miniature: train every row of configs/paper_table1.py, then SWD and MS-SSIM.
+"""The paper's Table 1 in miniature: every row of configs/paper_table1.py trained, SWD, MS-SSIM.
 
-    python benchmarks/paper_table1.py                          # rows a-g, seeds 0 and 1, two at a time
+    # rows a-g, seeds 0 and 1, two at a time
+    python benchmarks/paper_table1.py
     python benchmarks/paper_table1.py --rows=ab --seeds=0 --jobs=1
     python benchmarks/paper_table1.py --report                 # the markdown table from the results
 
@@ -50,22 +51,40 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default=ROWS, help="Rows to train, e.g. abcdefg.")
     parser.add_argument("--seeds", default="0,1", help="Comma-separated seeds.")
-    parser.add_argument("--jobs", type=int, default=2, help="Runs at once, each pinned to one core (1: unpinned).")
-    parser.add_argument("--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "paper_table1.jsonl"))
-    parser.add_argument("--report", action="store_true", help="Print the table from --jsonl; train nothing.")
-    parser.add_argument("--picture", default="", help="Also write each row's seed-0 samples, side by side, here.")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="Runs at once, each pinned to one core (1: unpinned)."
+    )
+    parser.add_argument(
+        "--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "paper_table1.jsonl")
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="Print the table from --jsonl; train nothing."
+    )
+    parser.add_argument(
+        "--picture", default="", help="Also write each row's seed-0 samples, side by side, here."
+    )
     args = parser.parse_args(argv)
     unknown = set(args.rows) - set(ROWS)
     if unknown:
-        parser.error(f"--rows={args.rows}: unknown rows {''.join(sorted(unknown))}; choose from {ROWS}")
+        parser.error(
+            f"--rows={args.rows}: unknown rows {''.join(sorted(unknown))}; choose from {ROWS}"
+        )
     return args
 
 
 def command(row: str, seed: int, jsonl: str) -> list[str]:
     scratch = os.devnull  # quality.py's markdown rows: the report is made from the JSON rows
-    return [sys.executable, os.path.join(ROOT, "benchmarks", "quality.py"), f"--label=table1-{row}", f"--seed={seed}",
-            f"--jsonl={jsonl}", f"--markdown={scratch}", f"--grid_dir={os.path.join(os.path.dirname(jsonl), 'grids')}",
-            "--", f"--config={os.path.join(ROOT, 'configs', 'paper_table1.py')}:{row}"]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "benchmarks", "quality.py"),
+        f"--label=table1-{row}",
+        f"--seed={seed}",
+        f"--jsonl={jsonl}",
+        f"--markdown={scratch}",
+        f"--grid_dir={os.path.join(os.path.dirname(jsonl), 'grids')}",
+        "--",
+        f"--config={os.path.join(ROOT, 'configs', 'paper_table1.py')}:{row}",
+    ]
 
 
 def train_all(args) -> None:
@@ -78,10 +97,18 @@ def train_all(args) -> None:
     while pending or running:
         while pending and len(running) < args.jobs:
             row, seed = pending.pop(0)
-            core = next(c for c in cores if c not in {c for c, _ in running.values()}) if pin else None
+            core = (
+                next(c for c in cores if c not in {c for c, _ in running.values()}) if pin else None
+            )
             cmd = (["taskset", "-c", str(core)] if pin else []) + command(row, seed, args.jsonl)
-            log = open(os.path.join(ROOT, "benchmarks", "results", "logs", f"table1-{row}-seed{seed}.log"), "w")
-            running[subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)] = (core, (row, seed, log))
+            log = open(
+                os.path.join(ROOT, "benchmarks", "results", "logs", f"table1-{row}-seed{seed}.log"),
+                "w",
+            )
+            running[subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)] = (
+                core,
+                (row, seed, log),
+            )
         time.sleep(2)
         for process in [p for p in running if p.poll() is not None]:
             _, (row, seed, log) = running.pop(process)
@@ -89,9 +116,16 @@ def train_all(args) -> None:
             done += 1
             elapsed = time.time() - start
             eta = elapsed / done * (len(runs) - done)
-            status = "ok" if process.returncode == 0 else f"FAILED (exit {process.returncode}, see {log.name})"
-            print(f"[{done}/{len(runs)}] row {row} seed {seed}: {status}; {elapsed / 60:.1f} min, "
-                  f"ETA {eta / 60:.1f} min", flush=True)
+            status = (
+                "ok"
+                if process.returncode == 0
+                else f"FAILED (exit {process.returncode}, see {log.name})"
+            )
+            print(
+                f"[{done}/{len(runs)}] row {row} seed {seed}: {status}; {elapsed / 60:.1f} min, "
+                f"ETA {eta / 60:.1f} min",
+                flush=True,
+            )
 
 
 def report(jsonl: str) -> str:
@@ -100,33 +134,43 @@ def report(jsonl: str) -> str:
         for line in f:
             record = json.loads(line)
             if record["label"].startswith("table1-"):
-                rows[record["label"][len("table1-"):]].append(record)
-    lines = ["| row | seeds | SWD x1e3 32 / 16 (per seed) | SWD avg (mean) | x floor | MS-SSIM (mean) | "
-             "paper CelebA SWD 128 / 64 / 32 / 16 | paper avg | paper MS-SSIM |",
-             "|---|---|---|---|---|---|---|---|---|"]
+                rows[record["label"][len("table1-") :]].append(record)
+    lines = [
+        "| row | seeds | SWD x1e3 32 / 16 (per seed) | SWD avg (mean) | x floor | MS-SSIM (mean) | "
+        "paper CelebA SWD 128 / 64 / 32 / 16 | paper avg | paper MS-SSIM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in ROWS:
         if row not in rows:
             continue
         records = rows[row]
-        levels = "; ".join(" / ".join(f"{v:.1f}" for k, v in r["swd"].items() if k != "swd_avg") for r in records)
+        levels = "; ".join(
+            " / ".join(f"{v:.1f}" for k, v in r["swd"].items() if k != "swd_avg") for r in records
+        )
         avg = sum(r["swd"]["swd_avg"] for r in records) / len(records)
         ratio = sum(r["ratio_to_floor"] for r in records) / len(records)
         ms = sum(r["ms_ssim"] for r in records) / len(records)
         each = ", ".join(f"{r['swd']['swd_avg']:.1f}" for r in records)
         paper = PAPER_CELEBA[row]
-        lines.append(f"| ({row}) {NAMES[row]} | {','.join(str(r['seed']) for r in records)} | {levels} | "
-                     f"{avg:.1f} ({each}) | {ratio:.2f} | {ms:.4f} | {paper[0]} | {paper[1]:.2f} | {paper[2]:.4f} |")
+        lines.append(
+            f"| ({row}) {NAMES[row]} | {','.join(str(r['seed']) for r in records)} | {levels} | "
+            f"{avg:.1f} ({each}) | {ratio:.2f} | {ms:.4f} | {paper[0]} | {paper[1]:.2f} | "
+            f"{paper[2]:.4f} |"
+        )
     floors = [r["swd_floor"]["swd_avg"] for records in rows.values() for r in records]
     reals = [r["ms_ssim_reals"] for records in rows.values() for r in records]
     if floors:
         lines.append("")
-        lines.append(f"Real-vs-real SWD floor (avg): {sum(floors) / len(floors):.1f}; MS-SSIM of real pairs: "
-                     f"{sum(reals) / len(reals):.4f}.")
+        lines.append(
+            f"Real-vs-real SWD floor (avg): {sum(floors) / len(floors):.1f}; MS-SSIM of real "
+            "pairs: "
+            f"{sum(reals) / len(reals):.4f}."
+        )
     return "\n".join(lines)
 
 
 def picture(jsonl: str, path: str, tile: int = 32, rows: int = 4, columns: int = 4) -> None:
-    """The first `rows` x `columns` samples of each row's seed-0 grid, one labelled block per row."""
+    """The first `rows` x `columns` samples of each row's seed-0 grid, a labelled block per row."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
     grids = {}
@@ -134,8 +178,12 @@ def picture(jsonl: str, path: str, tile: int = 32, rows: int = 4, columns: int =
         for line in f:
             record = json.loads(line)
             if record["label"].startswith("table1-") and record["seed"] == 0:
-                grids[record["label"][len("table1-"):]] = os.path.join(ROOT, record["grid"])
-    blocks = [(row, Image.open(grids[row]).convert("RGB")) for row in ROWS if row in grids and os.path.exists(grids[row])]
+                grids[record["label"][len("table1-") :]] = os.path.join(ROOT, record["grid"])
+    blocks = [
+        (row, Image.open(grids[row]).convert("RGB"))
+        for row in ROWS
+        if row in grids and os.path.exists(grids[row])
+    ]
     step = tile  # the grids: 32-px tiles, no gap
     width, label = columns * step, 14
     sheet = Image.new("RGB", (len(blocks) * (width + 6), rows * step + label), "white")

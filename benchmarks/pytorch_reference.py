@@ -2,7 +2,8 @@
 
     python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy
     git clone https://github.com/facebookresearch/pytorch_GAN_zoo /tmp/gan_zoo
-    /tmp/torchvenv/bin/python benchmarks/pytorch_reference.py --gan_zoo=/tmp/gan_zoo --resolutions=16,32
+    /tmp/torchvenv/bin/python benchmarks/pytorch_reference.py --gan_zoo=/tmp/gan_zoo \\
+        --resolutions=16,32
 
 pytorch_GAN_zoo's `ProgressiveGAN` at the paper's widths (latent 512, 512 feature maps up to
 32x32), WGAN-GP (lambda 10) with the drift term (epsilon 0.001), minibatch stddev on, Adam
@@ -21,8 +22,12 @@ import time
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gan_zoo", required=True, help="a checkout of facebookresearch/pytorch_GAN_zoo")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--gan_zoo", required=True, help="a checkout of facebookresearch/pytorch_GAN_zoo"
+    )
     parser.add_argument("--resolutions", default="16,32")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=2)
@@ -38,8 +43,9 @@ def main():
     # Its optimizers pass betas=[0, 0.99]; torch >= 2.4 refuses an int beside a float. The
     # same Adam with (0.0, 0.99):
     def adam(net):
-        return torch.optim.Adam([p for p in net.parameters() if p.requires_grad], betas=(0.0, 0.99),
-                                lr=gan_config_lr)
+        return torch.optim.Adam(
+            [p for p in net.parameters() if p.requires_grad], betas=(0.0, 0.99), lr=gan_config_lr
+        )
 
     gan_config_lr = 0.001
     ProgressiveGAN.getOptimizerD = lambda self: adam(self.netD)
@@ -48,8 +54,16 @@ def main():
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for resolution in [int(r) for r in args.resolutions.split(",") if r]:
-        gan = ProgressiveGAN(dimLatentVector=512, depthScale0=512, miniBatchStdDev=True, lossMode="WGANGP",
-                             lambdaGP=10.0, epsilonD=0.001, useGPU=False, baseLearningRate=gan_config_lr)
+        gan = ProgressiveGAN(
+            dimLatentVector=512,
+            depthScale0=512,
+            miniBatchStdDev=True,
+            lossMode="WGANGP",
+            lambdaGP=10.0,
+            epsilonD=0.001,
+            useGPU=False,
+            baseLearningRate=gan_config_lr,
+        )
         size = 4
         while size < resolution:
             gan.addScale(512)
@@ -63,8 +77,11 @@ def main():
         for _ in range(args.steps):
             gan.optimizeParameters(reals)
         seconds = time.perf_counter() - start
-        print(f"pytorch_GAN_zoo paper width {resolution}x{resolution} batch {args.batch}: "
-              f"{args.steps * args.batch / seconds:.2f} img/s", flush=True)
+        print(
+            f"pytorch_GAN_zoo paper width {resolution}x{resolution} batch {args.batch}: "
+            f"{args.steps * args.batch / seconds:.2f} img/s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python benchmarks/quality.py                                   # the demo config, seed 0
     python benchmarks/quality.py --label=native-gp --seed=1 -- --config.gp_scale=native
-    python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs -- --config.mirror_augment=False
+    python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs \\
+        -- --config.mirror_augment=False
 
 Everything after `--` goes to `python -m progan_tf.train` unchanged (config file, keys), so a
 row of docs/quality.md is one command. The run trains into a fresh temporary run directory
@@ -50,11 +51,24 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--label", default="demo", help="Name of the row.")
     parser.add_argument("--seed", type=int, default=0, help="--config.seed of the run.")
-    parser.add_argument("--data_dir", default="", help="Dataset directory (default: the bundled emoji).")
-    parser.add_argument("--run_dir", default="", help="Train here (default: a temporary directory, removed).")
-    parser.add_argument("--num_images", type=int, default=2048, help="Images per SWD set (capped at half the dataset).")
-    parser.add_argument("--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "quality.jsonl"))
-    parser.add_argument("--markdown", default=os.path.join(ROOT, "benchmarks", "results", "quality.md"))
+    parser.add_argument(
+        "--data_dir", default="", help="Dataset directory (default: the bundled emoji)."
+    )
+    parser.add_argument(
+        "--run_dir", default="", help="Train here (default: a temporary directory, removed)."
+    )
+    parser.add_argument(
+        "--num_images",
+        type=int,
+        default=2048,
+        help="Images per SWD set (capped at half the dataset).",
+    )
+    parser.add_argument(
+        "--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "quality.jsonl")
+    )
+    parser.add_argument(
+        "--markdown", default=os.path.join(ROOT, "benchmarks", "results", "quality.md")
+    )
     parser.add_argument("--grid_dir", default=os.path.join(ROOT, "benchmarks", "results", "grids"))
     return parser.parse_args(argv), train_args
 
@@ -63,7 +77,9 @@ def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> floa
     """Runs the training CLI; returns its wall seconds."""
     command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}"]
     command += [f"--data_dir={data_dir}"] if data_dir else []
-    command += train_args + [f"--config.seed={seed}"]  # after a --config=FILE among train_args, as absl wants
+    command += train_args + [
+        f"--config.seed={seed}"
+    ]  # after a --config=FILE among train_args, as absl wants
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True)
@@ -94,11 +110,21 @@ def measure(run_dir: str, num_images: int, seed: int) -> dict:
         grid = images.make_grid(fakes[:64])
     else:
         count = len(grid_classes)
-        grid_fakes = run.generate(images.latents(count, run.generator.arch.latent_size, seed + 12345), grid_classes)
+        grid_fakes = run.generate(
+            images.latents(count, run.generator.arch.latent_size, seed + 12345), grid_classes
+        )
         grid = images.make_grid(grid_fakes, columns=columns)
     del tf
-    return {"n": n, "fake": fake, "floor": floor, "grid": grid, "kimg": run.kimg, "resolution": run.resolution,
-            "ms_ssim": ms_ssim.ms_ssim_consecutive_pairs([fakes]), "ms_ssim_reals": ms_ssim.ms_ssim_consecutive_pairs([set_a])}
+    return {
+        "n": n,
+        "fake": fake,
+        "floor": floor,
+        "grid": grid,
+        "kimg": run.kimg,
+        "resolution": run.resolution,
+        "ms_ssim": ms_ssim.ms_ssim_consecutive_pairs([fakes]),
+        "ms_ssim_reals": ms_ssim.ms_ssim_consecutive_pairs([set_a]),
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -119,7 +145,8 @@ def main(argv: list[str]) -> None:
     fake, floor = result["fake"], result["floor"]
     row = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.processor() or platform.machine()}",
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs "
+        f"{platform.processor() or platform.machine()}",
         "label": args.label,
         "seed": args.seed,
         "train_args": train_args,
@@ -140,9 +167,13 @@ def main(argv: list[str]) -> None:
         f.write(json.dumps(row) + "\n")
     levels = " / ".join(f"{v:.1f}" for k, v in fake.items() if k != "swd_avg")
     floor_levels = " / ".join(f"{v:.1f}" for k, v in floor.items() if k != "swd_avg")
-    markdown = (f"| {args.label} | {args.seed} | {' '.join(train_args) or '(defaults)'} | {result['kimg']:.0f} | "
-                f"{seconds / 60:.1f} | {levels} | {fake['swd_avg']:.1f} | {floor_levels} | {floor['swd_avg']:.1f} | "
-                f"{row['ratio_to_floor']:.2f} |")
+    markdown = (
+        f"| {args.label} | {args.seed} | {' '.join(train_args) or '(defaults)'} | "
+        f"{result['kimg']:.0f} | "
+        f"{seconds / 60:.1f} | {levels} | {fake['swd_avg']:.1f} | {floor_levels} | "
+        f"{floor['swd_avg']:.1f} | "
+        f"{row['ratio_to_floor']:.2f} |"
+    )
     with open(args.markdown, "a") as f:
         f.write(markdown + "\n")
     print(markdown)

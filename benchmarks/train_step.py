@@ -1,6 +1,7 @@
 """Speed of the G+D training step against this machine's measured conv throughput.
 
-    python benchmarks/train_step.py                          # paper width at 16, 32, 64 + the demo config
+    # paper width at 16, 32, 64 + the demo config
+    python benchmarks/train_step.py
     python benchmarks/train_step.py --resolutions=16,32 --steps=3 --no_paper_64
 
 For each configuration: images/s of the compiled step (one D and one G update per step, as
@@ -29,7 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from progan_tf import cli  # noqa: E402
 
-cli.quiet_tensorflow()  # the training command's settings: oneDNN on unless TF_ENABLE_ONEDNN_OPTS is set
+# the training command's settings: oneDNN on unless TF_ENABLE_ONEDNN_OPTS is set
+cli.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
 
@@ -38,19 +40,25 @@ from progan_tf.schedule import Phase  # noqa: E402
 from progan_tf.steps import PhaseTrainer, StepOptions  # noqa: E402
 
 PAPER = Architecture(resolution=64)
-DEMO = Architecture(resolution=32, latent_size=128, fmap_base=256, fmap_max=32)  # configs/demo_32.py
+# configs/demo_32.py
+DEMO = Architecture(resolution=32, latent_size=128, fmap_base=256, fmap_max=32)
 
 
 def forward_flops(arch: Architecture, resolution: int) -> tuple[int, int]:
     """Forward FLOPs per image (2 per multiply-add) of G and D at a stable stage, from Table 2's
-    layer shapes: convs at their output size (D's second conv before its pool), denses, toRGB/fromRGB."""
+    layer shapes: convs at their output size (D's second conv before its pool), denses,
+    toRGB/fromRGB."""
     nf, c = arch.num_features, arch.channels
 
     def conv(size, k, cin, cout):
         return 2 * size * size * k * k * cin * cout
 
     g = 2 * (arch.latent_size + arch.num_labels) * 16 * nf(4) + conv(4, 3, nf(4), nf(4))
-    d = conv(4, 3, nf(4) + (arch.mbstd_group_size > 1), nf(4)) + 2 * 16 * nf(4) * nf(4) + 2 * nf(4) * (1 + arch.num_labels)
+    d = (
+        conv(4, 3, nf(4) + (arch.mbstd_group_size > 1), nf(4))
+        + 2 * 16 * nf(4) * nf(4)
+        + 2 * nf(4) * (1 + arch.num_labels)
+    )
     r = 8
     while r <= resolution:
         g += conv(r, 3, nf(r // 2), nf(r)) + conv(r, 3, nf(r), nf(r))
@@ -66,7 +74,9 @@ def step_flops(arch: Architecture, resolution: int) -> tuple[int, int, int]:
     return fg, fd, 4 * fg + 14 * fd
 
 
-FIRST_STEP_SECONDS: list[float] = []  # time to the first step (trace + compile + 1 step) of each measure_step
+FIRST_STEP_SECONDS: list[
+    float
+] = []  # time to the first step (trace + compile + 1 step) of each measure_step
 
 
 def stable_phase(arch: Architecture, resolution: int, batch: int):
@@ -75,22 +85,44 @@ def stable_phase(arch: Architecture, resolution: int, batch: int):
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         alpha = tf.Variable(1.0, trainable=False)
-        g, d, ema = Generator(arch, alpha), Discriminator(arch, alpha), Generator(arch, alpha, name="g_ema")
+        g, d, ema = (
+            Generator(arch, alpha),
+            Discriminator(arch, alpha),
+            Generator(arch, alpha, name="g_ema"),
+        )
         images_seen = tf.Variable(0, dtype=tf.int64)
-        counters = {k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")}
+        counters = {
+            k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")
+        }
     phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
     reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
-    dataset = tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0]))).repeat().batch(batch, drop_remainder=True).prefetch(2)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((reals, tf.zeros([batch * 4, 0])))
+        .repeat()
+        .batch(batch, drop_remainder=True)
+        .prefetch(2)
+    )
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     def make_trainer(options: StepOptions, **kwargs) -> PhaseTrainer:
-        return PhaseTrainer(strategy=strategy, generator=g, discriminator=d, ema=ema, phase=phase,
-                            images_seen=images_seen, counters=counters, options=options, **kwargs)
+        return PhaseTrainer(
+            strategy=strategy,
+            generator=g,
+            discriminator=d,
+            ema=ema,
+            phase=phase,
+            images_seen=images_seen,
+            counters=counters,
+            options=options,
+            **kwargs,
+        )
 
     return make_trainer, iterator
 
 
-def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int) -> float:
+def measure_step(
+    arch: Architecture, resolution: int, batch: int, steps: int, *, xla: bool, steps_per_call: int
+) -> float:
     """images/s of the compiled step after one warm-up call."""
     make_trainer, iterator = stable_phase(arch, resolution, batch)
     trainer = make_trainer(StepOptions(xla=xla))
@@ -106,7 +138,9 @@ def measure_step(arch: Architecture, resolution: int, batch: int, steps: int, *,
     return calls * steps_per_call * batch / (time.perf_counter() - start)
 
 
-def measure_fade_model(arch: Architecture, resolution: int, batch: int, steps: int, rounds: int = 4) -> tuple[float, float]:
+def measure_fade_model(
+    arch: Architecture, resolution: int, batch: int, steps: int, rounds: int = 4
+) -> tuple[float, float]:
     """images/s of a stable phase's step on the stable model and on the fade-in model at
     alpha 1 (how `carry_fade_step` trains a stable phase), timed in alternating rounds in one
     process so that the machine's drift falls on both alike."""
@@ -115,7 +149,8 @@ def measure_fade_model(arch: Architecture, resolution: int, batch: int, steps: i
     calls = max(1, steps // (25 * rounds))
     seconds = [0.0, 0.0]
     for trainer in trainers:
-        float(trainer.train(iterator, tf.constant(25, tf.int64))["d_loss"])  # trace, compile, warm up
+        # trace, compile, warm up
+        float(trainer.train(iterator, tf.constant(25, tf.int64))["d_loss"])
     for _ in range(rounds):
         for i, trainer in enumerate(trainers):
             start = time.perf_counter()
@@ -151,39 +186,74 @@ def measure_conv_peak(repeats: int = 3) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resolutions", default="16,32,64", help="paper-width resolutions to time")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per paper-width configuration")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="timed steps per paper-width configuration"
+    )
     parser.add_argument("--demo_steps", type=int, default=50)
-    parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time XLA off and steps_per_call=1 (before/after)")
-    parser.add_argument("--fade_graph", action=argparse.BooleanOptionalAction, default=False,
-                        help="also time the demo's stable step at --batch on the stable model and on the fade-in "
-                             "model at alpha 1 (config carry_fade_step), interleaved")
+    parser.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time XLA off and steps_per_call=1 (before/after)",
+    )
+    parser.add_argument(
+        "--fade_graph",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also time the demo's stable step at --batch on the stable model and on the fade-in "
+        "model at alpha 1 (config carry_fade_step), interleaved",
+    )
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
-    parser.add_argument("--demo_resolutions", default="16,32", help="demo-width resolutions to time (4,8,16,32: "
-                        "every stage, with --resolutions= to skip the paper widths)")
+    parser.add_argument(
+        "--demo_resolutions",
+        default="16,32",
+        help="demo-width resolutions to time (4,8,16,32: "
+        "every stage, with --resolutions= to skip the paper widths)",
+    )
     args = parser.parse_args()
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU threads, devices: "
-          f"{[d.name for d in tf.config.list_logical_devices()]}")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU threads, devices: "
+        f"{[d.name for d in tf.config.list_logical_devices()]}"
+    )
     peak = measure_conv_peak()
-    print(f"measured peak: 3x3 conv 512->512 at 32x32, batch 16, fwd+bwd: {peak / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"measured peak: 3x3 conv 512->512 at 32x32, batch 16, fwd+bwd: {peak / 1e9:.1f} GFLOP/s\n"
+    )
     rows = []
 
     def run(name, arch, resolution, batch, steps, xla, steps_per_call):
         fg, fd, per_image = step_flops(arch, resolution)
         speed = measure_step(arch, resolution, batch, steps, xla=xla, steps_per_call=steps_per_call)
-        row = dict(config=name, resolution=resolution, batch=batch, xla=xla, steps_per_call=steps_per_call,
-                   images_per_sec=speed, gflop_per_image=per_image / 1e9, g_fwd_gflop=fg / 1e9, d_fwd_gflop=fd / 1e9,
-                   achieved_gflops=speed * per_image / 1e9, peak_gflops=peak / 1e9, of_peak=speed * per_image / peak,
-                   first_step_s=FIRST_STEP_SECONDS[-1])
+        row = dict(
+            config=name,
+            resolution=resolution,
+            batch=batch,
+            xla=xla,
+            steps_per_call=steps_per_call,
+            images_per_sec=speed,
+            gflop_per_image=per_image / 1e9,
+            g_fwd_gflop=fg / 1e9,
+            d_fwd_gflop=fd / 1e9,
+            achieved_gflops=speed * per_image / 1e9,
+            peak_gflops=peak / 1e9,
+            of_peak=speed * per_image / peak,
+            first_step_s=FIRST_STEP_SECONDS[-1],
+        )
         rows.append(row)
-        print(f"{name:<6} {resolution:>4}x{resolution:<4} batch {batch:<3} xla {'on ' if xla else 'off'} "
-              f"steps/call {steps_per_call:<3} {speed:9.2f} img/s  {per_image / 1e9:8.3f} GFLOP/img  "
-              f"{row['achieved_gflops']:7.1f} GFLOP/s  {100 * row['of_peak']:5.1f}% of peak  "
-              f"first step {row['first_step_s']:5.1f} s", flush=True)
+        print(
+            f"{name:<6} {resolution:>4}x{resolution:<4} batch {batch:<3} xla "
+            f"{'on ' if xla else 'off'} "
+            f"steps/call {steps_per_call:<3} {speed:9.2f} img/s  {per_image / 1e9:8.3f} GFLOP/img  "
+            f"{row['achieved_gflops']:7.1f} GFLOP/s  {100 * row['of_peak']:5.1f}% of peak  "
+            f"first step {row['first_step_s']:5.1f} s",
+            flush=True,
+        )
 
     for r in [int(x) for x in args.resolutions.split(",") if x]:
         run("paper", PAPER, r, args.batch, args.steps, xla=True, steps_per_call=1)
@@ -196,15 +266,28 @@ def main():
             run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=1)
         if args.fade_graph and r > 4:
             stable, fade = measure_fade_model(DEMO, r, args.batch, args.demo_steps)
-            rows.append(dict(config="demo", resolution=r, batch=args.batch, stable_model_images_per_sec=stable,
-                             fade_model_images_per_sec=fade))
-            print(f"demo     {r:>4}x{r:<4} batch {args.batch:<3} stable model {stable:8.1f} img/s, fade-in model at "
-                  f"alpha 1 {fade:8.1f} img/s: {fade / stable:.3f}x", flush=True)
+            rows.append(
+                dict(
+                    config="demo",
+                    resolution=r,
+                    batch=args.batch,
+                    stable_model_images_per_sec=stable,
+                    fade_model_images_per_sec=fade,
+                )
+            )
+            print(
+                f"demo     {r:>4}x{r:<4} batch {args.batch:<3} stable model {stable:8.1f} img/s, "
+                "fade-in model at "
+                f"alpha 1 {fade:8.1f} img/s: {fade / stable:.3f}x",
+                flush=True,
+            )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak_rss:.0f} MiB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "peak_gflops": peak / 1e9, "peak_rss_mib": peak_rss}, f, indent=1)
+            json.dump(
+                {"rows": rows, "peak_gflops": peak / 1e9, "peak_rss_mib": peak_rss}, f, indent=1
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """CIFAR-10 32x32, unconditional as in the paper (inception score 8.80); set
 --config.conditional=True for a class-conditional (AC-GAN) model.
 
-    python tools/dataset_tool.py create_cifar10 --source=cifar-10-batches-bin --dest=datasets/cifar10
+    python tools/dataset_tool.py create_cifar10 --source=cifar-10-batches-bin \\
+        --dest=datasets/cifar10
     python -m progan_tf.train --data_dir=datasets/cifar10 --config=configs/cifar10_32.py
 
 Expected: about 1 day on one V100 for 12,000 kimg.

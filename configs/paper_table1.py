@@ -27,7 +27,9 @@ ROWS = "abcdefg"
 
 def get_config(row: str = "g"):
     if row not in tuple(ROWS):
-        raise ValueError(f"--config=configs/paper_table1.py:{row}: the row is one of {', '.join(ROWS)}")
+        raise ValueError(
+            f"--config=configs/paper_table1.py:{row}: the row is one of {', '.join(ROWS)}"
+        )
     c = defaults()
     # The demo's networks and speed settings (configs/demo_32.py), without its labels.
     c.latent_size = 128

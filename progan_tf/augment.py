@@ -27,22 +27,28 @@ CUTOUT_RATIO = 0.5
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """"color,translation,cutout" -> the op names; ValueError naming the config key otherwise."""
+    """ "color,translation,cutout" -> the op names; ValueError naming the config key otherwise."""
     names = tuple(name.strip() for name in policy.split(",") if name.strip())
     unknown = [name for name in names if name not in OPS]
     if unknown:
-        raise ValueError(f"--config.augment_policy={policy!r}: unknown {unknown}; choose from {', '.join(OPS)}")
+        raise ValueError(
+            f"--config.augment_policy={policy!r}: unknown {unknown}; choose from {', '.join(OPS)}"
+        )
     return names
 
 
 def _uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32):
     # Philox named explicitly: "auto" may pick another algorithm under XLA than eagerly.
-    return tf.random.stateless_uniform(shape, seed, minval=minval, maxval=maxval, dtype=dtype, alg="philox")
+    return tf.random.stateless_uniform(
+        shape, seed, minval=minval, maxval=maxval, dtype=dtype, alg="philox"
+    )
 
 
 def _split(seed, num):
     """`num` new seeds [num, 2] from one, the same eagerly and under XLA."""
-    return tf.random.stateless_uniform([num, 2], seed, minval=None, maxval=None, dtype=tf.int64, alg="philox")
+    return tf.random.stateless_uniform(
+        [num, 2], seed, minval=None, maxval=None, dtype=tf.int64, alg="philox"
+    )
 
 
 def color(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -87,7 +93,9 @@ def cutout(images: tf.Tensor, seed: tf.Tensor, ratio: float = CUTOUT_RATIO) -> t
 _FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def augment(images: tf.Tensor, ops: Sequence[str], seed: tf.Tensor, probability: tf.Tensor | float = 1.0) -> tf.Tensor:
+def augment(
+    images: tf.Tensor, ops: Sequence[str], seed: tf.Tensor, probability: tf.Tensor | float = 1.0
+) -> tf.Tensor:
     """`images` [N, H, W, C] through each of `ops` in order; each op reaches each image with
     probability `probability`. `seed`: int [2]; the same seed, the same result."""
     if not ops:

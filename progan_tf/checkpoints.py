@@ -26,22 +26,48 @@ from progan_tf import files
 # (train --accept_changes=KEY); total_kimg, learning rates and logging may change freely.
 RESUME_KEYS = (
     # networks
-    "resolution", "latent_size", "fmap_base", "fmap_max", "mbstd_group_size", "conditional",
-    "progressive", "equalized_lr", "pixel_norm", "normalization",
+    "resolution",
+    "latent_size",
+    "fmap_base",
+    "fmap_max",
+    "mbstd_group_size",
+    "conditional",
+    "progressive",
+    "equalized_lr",
+    "pixel_norm",
+    "normalization",
     # schedule: phase boundaries and batch sizes
-    "lod_training_kimg", "lod_transition_kimg", "minibatch_preset", "minibatch_dict", "minibatch_default",
+    "lod_training_kimg",
+    "lod_transition_kimg",
+    "minibatch_preset",
+    "minibatch_dict",
+    "minibatch_default",
     "max_minibatch_per_replica",
     # input stream: which images, in which order
-    "data_dir", "seed", "shuffle_buffer", "class_balance", "mirror_augment",
+    "data_dir",
+    "seed",
+    "shuffle_buffer",
+    "class_balance",
+    "mirror_augment",
     # step
-    "gp_scale", "d_repeats",
+    "gp_scale",
+    "d_repeats",
     "carry_fade_step",  # which model (so which optimizer slots) a stable phase trains
 )
 # What a run whose config.json predates a key was trained with: the defaults, except that such
 # runs penalised the gradient's native norm.
-LEGACY_DEFAULTS = {"gp_scale": "native", "carry_fade_step": False, "class_balance": 0.0, "progressive": True,
-                   "equalized_lr": True, "pixel_norm": True, "normalization": "none", "d_repeats": 1,
-                   "shuffle_buffer": 4096, "max_minibatch_per_replica": {}}
+LEGACY_DEFAULTS = {
+    "gp_scale": "native",
+    "carry_fade_step": False,
+    "class_balance": 0.0,
+    "progressive": True,
+    "equalized_lr": True,
+    "pixel_norm": True,
+    "normalization": "none",
+    "d_repeats": 1,
+    "shuffle_buffer": 4096,
+    "max_minibatch_per_replica": {},
+}
 
 
 class CheckpointWriteError(RuntimeError):
@@ -51,7 +77,11 @@ class CheckpointWriteError(RuntimeError):
 def precision(config: dict) -> str:
     """float32, mixed_float16 or mixed_bfloat16: decides the pixel-norm epsilon and whether the
     checkpointed optimizers carry a loss scale, so a resumed run must keep it."""
-    return f"mixed_{config.get('mixed_precision_dtype', 'float16')}" if config.get("mixed_precision") else "float32"
+    return (
+        f"mixed_{config.get('mixed_precision_dtype', 'float16')}"
+        if config.get("mixed_precision")
+        else "float32"
+    )
 
 
 def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] = ()) -> None:
@@ -67,27 +97,41 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
         if not isinstance(previous, dict):
             raise ValueError("not a JSON object")
     except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is unreadable ({error}); restore it from a backup to resume, or train "
-                         "into a new --run_dir") from None
+        raise ValueError(
+            f"{path} is unreadable ({error}); restore it from a backup to resume, or train "
+            "into a new --run_dir"
+        ) from None
     unknown = [k for k in accept if k not in RESUME_KEYS]
     if unknown:
-        raise ValueError(f"--accept_changes: {', '.join(unknown)} is not a checked key; the checked keys are "
-                         f"{', '.join(RESUME_KEYS)}")
+        raise ValueError(
+            f"--accept_changes: {', '.join(unknown)} is not a checked key; the checked keys are "
+            f"{', '.join(RESUME_KEYS)}"
+        )
 
     def value(settings: dict, key: str):
         v = settings.get(key, LEGACY_DEFAULTS.get(key))
         return os.path.abspath(v) if key == "data_dir" and v else v
 
-    changed = [(k, value(previous, k), value(config, k)) for k in RESUME_KEYS
-               if k in config and k not in accept and (k in previous or k in LEGACY_DEFAULTS)
-               and value(previous, k) != value(config, k)]
+    changed = [
+        (k, value(previous, k), value(config, k))
+        for k in RESUME_KEYS
+        if k in config
+        and k not in accept
+        and (k in previous or k in LEGACY_DEFAULTS)
+        and value(previous, k) != value(config, k)
+    ]
     if precision(previous) != precision(config):
-        changed.append(("--mixed_precision / mixed_precision_dtype", precision(previous), precision(config)))
+        changed.append(
+            ("--mixed_precision / mixed_precision_dtype", precision(previous), precision(config))
+        )
     if changed:
         diffs = ", ".join(f"{k}: {old} -> {new}" for k, old, new in changed)
         keys = ",".join(k for k, _, _ in changed if k in RESUME_KEYS)
-        raise ValueError(f"{run_dir} was trained with other settings ({diffs}); use the same settings to resume "
-                         f"it, or a new --run_dir" + (f", or accept the change with --accept_changes={keys}" if keys else ""))
+        raise ValueError(
+            f"{run_dir} was trained with other settings ({diffs}); use the same settings to resume "
+            f"it, or a new --run_dir"
+            + (f", or accept the change with --accept_changes={keys}" if keys else "")
+        )
 
 
 def images_seen_of(path: str) -> int:
@@ -118,7 +162,9 @@ def _files_of(directory: str) -> dict[int, list[str]]:
 def list_checkpoints(directory: str) -> list[str]:
     """Every checkpoint in `directory` that has any file left, newest (highest number) first:
     the state file is not trusted for this (it may be missing, or name a lost checkpoint)."""
-    return [os.path.join(directory, f"ckpt-{n}") for n in sorted(_files_of(directory), reverse=True)]
+    return [
+        os.path.join(directory, f"ckpt-{n}") for n in sorted(_files_of(directory), reverse=True)
+    ]
 
 
 def verify(path: str) -> None:
@@ -131,7 +177,11 @@ def verify(path: str) -> None:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as error:  # noqa: BLE001 - the reader raises OpError, IndexError, ValueError...: all mean unreadable
-        reason = (getattr(error, "message", None) or str(error) or type(error).__name__).strip().splitlines()[0]
+        reason = (
+            (getattr(error, "message", None) or str(error) or type(error).__name__)
+            .strip()
+            .splitlines()[0]
+        )
         raise CheckpointError(f"{os.path.basename(path)} is unreadable ({reason})") from None
 
 
@@ -149,8 +199,10 @@ def find_restorable(directory: str) -> tuple[str | None, list[tuple[str, str]]]:
         return path, skipped
     if skipped:
         reasons = "; ".join(reason for _, reason in skipped)
-        raise CheckpointError(f"{directory} holds checkpoints and none can be restored: {reasons}. Nothing was "
-                              "changed; restore the files from a backup, or train into a new --run_dir")
+        raise CheckpointError(
+            f"{directory} holds checkpoints and none can be restored: {reasons}. Nothing was "
+            "changed; restore the files from a backup, or train into a new --run_dir"
+        )
     return None, []
 
 
@@ -166,8 +218,11 @@ class Checkpoints:
 
     def __init__(self, checkpoint: tf.train.Checkpoint, directory: str, keep: int):
         if keep < 2:
-            raise ValueError(f"--config.keep_checkpoints={keep}: keep at least 2, so that a checkpoint that cannot "
-                             "be read has a previous one to fall back to")
+            raise ValueError(
+                f"--config.keep_checkpoints={keep}: keep at least 2, so that a checkpoint that "
+                "cannot "
+                "be read has a previous one to fall back to"
+            )
         self.checkpoint, self.directory, self.keep = checkpoint, directory, keep
 
     def latest(self) -> str | None:
@@ -178,7 +233,9 @@ class Checkpoints:
         """Restores `path`; every object must match, except the optimizers of a checkpoint
         that has none (networks imported from the official release). True if it had them."""
         status = self.checkpoint.read(path)  # read, not restore: write() saves no save_counter
-        with_optimizers = any(name.startswith("d_optimizer/") for name, _ in tf.train.list_variables(path))
+        with_optimizers = any(
+            name.startswith("d_optimizer/") for name, _ in tf.train.list_variables(path)
+        )
         if with_optimizers:
             status.assert_existing_objects_matched()
         else:
@@ -186,7 +243,7 @@ class Checkpoints:
         return with_optimizers
 
     def set_aside(self, paths: list[str]) -> str:
-        """Moves the files of checkpoints `paths` into `<directory>/skipped/`; returns that folder."""
+        """Moves the files of checkpoints `paths` into `<directory>/skipped/`; returns it."""
         folder = os.path.join(self.directory, "skipped")
         os.makedirs(folder, exist_ok=True)
         numbers = {int(os.path.basename(p).split("-")[1]) for p in paths}
@@ -204,7 +261,9 @@ class Checkpoints:
         path = os.path.join(self.directory, f"ckpt-{int(images_seen)}")
         try:
             os.makedirs(self.directory, exist_ok=True)
-            for name in os.listdir(self.directory):  # TensorFlow's temporaries of a write that was killed
+            for name in os.listdir(
+                self.directory
+            ):  # TensorFlow's temporaries of a write that was killed
                 if _TEMPORARY.match(name):
                     shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
             self.checkpoint.write(path)
@@ -216,7 +275,8 @@ class Checkpoints:
             reason = getattr(error, "message", None) or str(error)
             raise CheckpointWriteError(
                 f"cannot write a checkpoint to {self.directory} ({reason.splitlines()[0]}); "
-                f"the previous checkpoint {self.latest() or '(none)'} is intact. Free space or make the "
+                f"the previous checkpoint {self.latest() or '(none)'} is intact. Free space or "
+                "make the "
                 "directory writable, then run the same command again to resume"
             ) from None
         kept = list_checkpoints(self.directory)[: self.keep]  # newest first, this one among them

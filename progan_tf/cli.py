@@ -22,7 +22,9 @@ from absl import flags
 
 # What importing TensorFlow prints whatever the log level: oneDNN's notice, and absl's remark
 # that messages before its initialisation go to stderr.
-_IMPORT_NOTICES = re.compile(r"oneDNN custom operations are on|All log messages before absl::InitializeLog")
+_IMPORT_NOTICES = re.compile(
+    r"oneDNN custom operations are on|All log messages before absl::InitializeLog"
+)
 
 
 _DEPRECATED: dict[str, str] = {}  # old flag name -> new flag name
@@ -44,7 +46,11 @@ def resolve_deprecated_aliases(values: flags.FlagValues) -> None:
         if given is None:
             continue
         print(f"warning: --{old} is deprecated and will be removed; use --{new}", file=sys.stderr)
-        setattr(values, new, type(getattr(values, new))(given) if getattr(values, new) is not None else given)
+        setattr(
+            values,
+            new,
+            type(getattr(values, new))(given) if getattr(values, new) is not None else given,
+        )
 
 
 def define_verbose_flag() -> None:

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 import ml_collections
 from ml_collections import config_dict
 
-from progan_tf.schedule import LEARNING_RATE_PRESETS, MAX_PER_REPLICA, MINIBATCH_PRESETS, Schedule, kimg_to_images
+from progan_tf.schedule import (
+    LEARNING_RATE_PRESETS,
+    MAX_PER_REPLICA,
+    MINIBATCH_PRESETS,
+    Schedule,
+    kimg_to_images,
+)
 
 if TYPE_CHECKING:
     from progan_tf.networks import Architecture
@@ -43,34 +49,42 @@ def get_config() -> ml_collections.ConfigDict:
     c.mbstd_group_size = 4  # minibatch stddev group; <= 1 = off (Table 1 before row e)
     # The paper's other switches (Table 1, docs/paper_table1.md); the defaults are its method.
     c.progressive = True  # False: G and D at the final resolution from the first image (rows a, b)
-    c.equalized_lr = True  # False: He-initialised weights, no run-time scale (release: use_wscale; row f)
-    c.pixel_norm = True  # False: no pixelwise feature normalisation in G (release: use_pixelnorm; row g)
-    c.normalization = "none"  # "batch_layer": batch norm in G, layer norm in D, the WGAN-GP baseline (rows a-c)
+    # False: He-initialised weights, no run-time scale (release: use_wscale; row f)
+    c.equalized_lr = True
+    # False: no pixelwise feature normalisation in G (release: use_pixelnorm; row g)
+    c.pixel_norm = True
+    # "batch_layer": batch norm in G, layer norm in D, the WGAN-GP baseline (rows a-c)
+    c.normalization = "none"
     # Schedule (images in thousands).
     c.lod_initial_resolution = 4
     c.lod_training_kimg = 600.0  # stable phase of each resolution
     c.lod_transition_kimg = 600.0  # fade-in phase of each resolution after 4x4
     c.total_kimg = 12000.0
-    c.minibatch_preset = "1gpu"  # 1gpu, 2gpu, 4gpu, 8gpu, paper (reference §4), or "" for minibatch_dict only
+    # 1gpu, 2gpu, 4gpu, 8gpu, paper (reference §4), or "" for minibatch_dict only
+    c.minibatch_preset = "1gpu"
     c.minibatch_dict = ml_collections.ConfigDict()  # {"4": 64, ...}: overrides the preset
     c.minibatch_default = 16  # resolutions in neither
-    c.max_minibatch_per_replica = ml_collections.ConfigDict()  # {"1024": 4}; default: the reference's caps
+    # {"1024": 4}; default: the reference's caps
+    c.max_minibatch_per_replica = ml_collections.ConfigDict()
     c.learning_rate = 0.001
     c.lrate_dict = ml_collections.ConfigDict()  # {"1024": 0.0015}: overrides the preset's
     # Loss and optimiser.
     c.loss = "wgan_gp"  # wgan_gp (paper) or logistic_r1
-    c.gp_scale = "official"  # penalty's norm at the final resolution R (x s/R at stage s), or "native"
+    # penalty's norm at the final resolution R (x s/R at stage s), or "native"
+    c.gp_scale = "official"
     c.gp_weight = 10.0  # WGAN-GP lambda
     c.drift_weight = 0.001  # epsilon_drift
     c.r1_gamma = 10.0  # logistic_r1 only
-    c.d_repeats = 1  # D updates per G update, each on its own minibatch (release: D_repeats; WGAN-GP's n_critic)
+    # D updates per G update, each on its own minibatch (release: D_repeats; WGAN-GP's n_critic)
+    c.d_repeats = 1
     c.optimizer = "adam"  # adam or rmsprop
     c.adam_beta1 = 0.0
     c.adam_beta2 = 0.99
     c.adam_epsilon = 1e-8
     c.ema_beta = 0.999  # G_smoothing: G_ema = lerp(G, G_ema, ema_beta) after every step
     c.max_nonfinite_steps = 100  # this many skipped steps in a row stop the run
-    c.augment_policy = ""  # DiffAugment ops on all D inputs: e.g. "color,translation,cutout"; "" = off
+    # DiffAugment ops on all D inputs: e.g. "color,translation,cutout"; "" = off
+    c.augment_policy = ""
     c.augment_probability = 1.0  # chance of each augmentation op per image
     # Conditional runs: the classes G draws are the reals' of each batch ("data", official) or
     # every class equally often ("uniform"; BigGAN's sampling), which trains rare classes more.
@@ -117,8 +131,10 @@ def resolve_labels(c: ml_collections.ConfigDict, num_labels: int, dataset_path: 
     if c.conditional is None:
         c.conditional = num_labels > 0
     elif c.conditional and not num_labels:
-        raise ValueError(f"--config.conditional=True needs labels and {dataset_path} has none: convert it with "
-                         "labels, or leave --config.conditional unset (it follows the dataset)")
+        raise ValueError(
+            f"--config.conditional=True needs labels and {dataset_path} has none: convert it with "
+            "labels, or leave --config.conditional unset (it follows the dataset)"
+        )
     if not num_labels:
         c.class_balance = 0.0
 
@@ -127,7 +143,9 @@ def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:
     return {int(k): v for k, v in d.to_dict().items()}
 
 
-def architecture(c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int) -> Architecture:
+def architecture(
+    c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int
+) -> Architecture:
     from progan_tf.networks import Architecture  # noqa: PLC0415 - imports TensorFlow
 
     return Architecture(
@@ -148,14 +166,20 @@ def architecture(c: ml_collections.ConfigDict, *, resolution: int, channels: int
 
 def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int) -> Schedule:
     if c.minibatch_preset and c.minibatch_preset not in MINIBATCH_PRESETS:
-        raise ValueError(f"--config.minibatch_preset={c.minibatch_preset!r}; choose one of {sorted(MINIBATCH_PRESETS)}")
+        raise ValueError(
+            f"--config.minibatch_preset={c.minibatch_preset!r}; choose one of "
+            f"{sorted(MINIBATCH_PRESETS)}"
+        )
     if c.lod_initial_resolution != 4:
         raise ValueError("--config.lod_initial_resolution: only 4 is supported")
     minibatch = dict(MINIBATCH_PRESETS.get(c.minibatch_preset, {}))
     minibatch.update(_int_keys(c.minibatch_dict))
     lrates = dict(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
     lrates.update(_int_keys(c.lrate_dict))
-    caps = _int_keys(c.max_minibatch_per_replica) or MAX_PER_REPLICA["float16" if c.mixed_precision else "float32"]
+    caps = (
+        _int_keys(c.max_minibatch_per_replica)
+        or MAX_PER_REPLICA["float16" if c.mixed_precision else "float32"]
+    )
     return Schedule(
         final_resolution=resolution,
         stable_kimg=c.lod_training_kimg,
@@ -175,7 +199,9 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
     from progan_tf.trainer import TrainerOptions  # noqa: PLC0415
 
     step = {f.name: c[f.name] for f in dataclasses.fields(StepOptions)}  # same key names
-    if step["mixed_precision_dtype"] == "auto":  # the train CLI resolves it per strategy (TPU: bfloat16)
+    if (
+        step["mixed_precision_dtype"] == "auto"
+    ):  # the train CLI resolves it per strategy (TPU: bfloat16)
         step["mixed_precision_dtype"] = "float16"
     step = StepOptions(**step)
     return TrainerOptions(
@@ -209,19 +235,34 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
     for key in ("lod_training_kimg", "lod_transition_kimg"):
         if c[key] < 0:
             raise ValueError(f"--config.{key}={c[key]} is negative; use 0 or more (the paper: 800)")
-    at_least = {"max_nonfinite_steps": (1, 100), "shuffle_buffer": (1, 4096), "steps_per_call": (1, 50),
-                "grid_size": (1, 64), "metrics_num_images": (2, 1024),
-                "keep_checkpoints": (2, 3)}  # 2: a checkpoint that cannot be read has one to fall back to
+    at_least = {
+        "max_nonfinite_steps": (1, 100),
+        "shuffle_buffer": (1, 4096),
+        "steps_per_call": (1, 50),
+        "grid_size": (1, 64),
+        "metrics_num_images": (2, 1024),
+        "keep_checkpoints": (2, 3),
+    }  # 2: a checkpoint that cannot be read has one to fall back to
     for key, (lowest, example) in at_least.items():
         if c[key] < lowest:
-            raise ValueError(f"--config.{key}={c[key]} is below {lowest}; use e.g. --config.{key}={example}")
+            raise ValueError(
+                f"--config.{key}={c[key]} is below {lowest}; use e.g. --config.{key}={example}"
+            )
     if c.d_repeats < 1:
-        raise ValueError(f"--config.d_repeats={c.d_repeats}; use 1 (the paper) or more (WGAN-GP's 5)")
+        raise ValueError(
+            f"--config.d_repeats={c.d_repeats}; use 1 (the paper) or more (WGAN-GP's 5)"
+        )
     if c.d_repeats > 1 and c.mixed_precision and c.mixed_precision_dtype != "bfloat16":
-        raise ValueError("--config.d_repeats > 1 with float16 mixed precision is not supported (the loss "
-                         "scaling skips steps its own way); use float32 or --config.mixed_precision_dtype=bfloat16")
+        raise ValueError(
+            "--config.d_repeats > 1 with float16 mixed precision is not supported (the loss "
+            "scaling skips steps its own way); use float32 or "
+            "--config.mixed_precision_dtype=bfloat16"
+        )
     if not 0 <= c.class_balance <= 1:
-        raise ValueError(f"--config.class_balance={c.class_balance}; use 0 (the data's class frequencies) to 1 (equal)")
+        raise ValueError(
+            f"--config.class_balance={c.class_balance}; use 0 (the data's class frequencies) to 1 "
+            "(equal)"
+        )
     group = c.mbstd_group_size
     if group > 1:
         for resolution in [2**k for k in range(2, schedule.final_resolution.bit_length())]:
@@ -230,8 +271,10 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
             if per_replica % used:
                 works = max(g for g in range(1, used + 1) if per_replica % g == 0)
                 raise ValueError(
-                    f"--config.mbstd_group_size={group} does not divide the per-replica batch {per_replica} at "
-                    f"{resolution}x{resolution}; use --config.mbstd_group_size={works} or a batch divisible by {used}"
+                    f"--config.mbstd_group_size={group} does not divide the per-replica batch "
+                    f"{per_replica} at "
+                    f"{resolution}x{resolution}; use --config.mbstd_group_size={works} or a batch "
+                    f"divisible by {used}"
                 )
 
 
@@ -242,12 +285,20 @@ def preset_warnings(c: ml_collections.ConfigDict, schedule: Schedule) -> list[st
     replicas = {"2gpu": 2, "4gpu": 4, "8gpu": 8}.get(c.minibatch_preset, 1)
     if schedule.num_replicas >= replicas:
         return []
-    affected = [f"{r}x{r}: batch {schedule.global_batch_size(r)} instead of {MINIBATCH_PRESETS[c.minibatch_preset][r]}, "
-                f"lr {schedule.lr(r)}" for r in sorted(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
-                if r <= schedule.final_resolution
-                and schedule.global_batch_size(r) < MINIBATCH_PRESETS[c.minibatch_preset][r]]
+    affected = [
+        f"{r}x{r}: batch {schedule.global_batch_size(r)} instead of "
+        f"{MINIBATCH_PRESETS[c.minibatch_preset][r]}, "
+        f"lr {schedule.lr(r)}"
+        for r in sorted(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
+        if r <= schedule.final_resolution
+        and schedule.global_batch_size(r) < MINIBATCH_PRESETS[c.minibatch_preset][r]
+    ]
     if not affected:
         return []
-    return [f"--config.minibatch_preset={c.minibatch_preset} is written for {replicas} replicas and runs on "
-            f"{schedule.num_replicas}: its learning rates are kept while the per-replica caps shrink the batch "
-            f"({'; '.join(affected)}); lower --config.lrate_dict if training is unstable"]
+    return [
+        f"--config.minibatch_preset={c.minibatch_preset} is written for {replicas} replicas and "
+        "runs on "
+        f"{schedule.num_replicas}: its learning rates are kept while the per-replica caps shrink "
+        "the batch "
+        f"({'; '.join(affected)}); lower --config.lrate_dict if training is unstable"
+    ]

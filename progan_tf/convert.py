@@ -41,7 +41,8 @@ class ConvertOptions:
     max_images: int | None = None
     overwrite: bool = False  # replace an existing destination
     compression: str = ""  # "" or "GZIP"
-    max_pixels: int = 2**28  # larger images (width x height) are skipped, named: a 16k x 16k RGB image is 768 MB
+    # larger images (width x height) are skipped, named: a 16k x 16k RGB image is 768 MB
+    max_pixels: int = 2**28
 
 
 def _image_files(source: Path) -> list[Path]:
@@ -56,8 +57,14 @@ def _header(job):
     except dataset_io.ImageError as error:
         return str(path), None, str(error)
     if size[0] * size[1] > max_pixels:
-        return str(path), None, (f"{path}: {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels, over "
-                                 f"--max_pixels={max_pixels:,}; raise it if the machine has the memory")
+        return (
+            str(path),
+            None,
+            (
+                f"{path}: {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels, over "
+                f"--max_pixels={max_pixels:,}; raise it if the machine has the memory"
+            ),
+        )
     return str(path), size, None
 
 
@@ -70,7 +77,8 @@ def _decode(job):
 
 
 def _worker_init() -> None:
-    Image.MAX_IMAGE_PIXELS = None  # --max_pixels decides, from the header, before anything is decoded
+    # --max_pixels decides, from the header, before anything is decoded
+    Image.MAX_IMAGE_PIXELS = None
 
 
 class _Workers:
@@ -80,7 +88,10 @@ class _Workers:
 
     def __init__(self, workers: int | None):
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+            workers or os.cpu_count() or 1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+        )
 
     def __enter__(self) -> "_Workers":
         return self
@@ -93,8 +104,10 @@ class _Workers:
         try:
             yield from self.executor.map(fn, items, chunksize=chunksize)
         except concurrent.futures.process.BrokenProcessPool:
-            raise ConversionError("a decoding worker died (killed by the operating system, most often out of memory "
-                                  "on a very large image); lower --max_pixels or --workers and run again") from None
+            raise ConversionError(
+                "a decoding worker died (killed by the operating system, most often out of memory "
+                "on a very large image); lower --max_pixels or --workers and run again"
+            ) from None
 
 
 def _usable_side(size: tuple[int, int], crop: str) -> int:
@@ -118,19 +131,32 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
         skipped = [(path, error) for path, size, error in headers if error]
         sizes = {path: size for path, size, error in headers if not error}
         if crop == "none":
-            skipped += [(p, f"not square ({w}x{h}); use --crop=center or --crop=pad") for p, (w, h) in sizes.items() if w != h]
+            skipped += [
+                (p, f"not square ({w}x{h}); use --crop=center or --crop=pad")
+                for p, (w, h) in sizes.items()
+                if w != h
+            ]
             sizes = {p: (w, h) for p, (w, h) in sizes.items() if w == h}
         if not sizes:
-            raise ConversionError(f"--source={source} holds no valid image; " + "; ".join(f"{p}: {e}" for p, e in skipped[:5]))
+            raise ConversionError(
+                f"--source={source} holds no valid image; "
+                + "; ".join(f"{p}: {e}" for p, e in skipped[:5])
+            )
         resolution = options.resolution
         if resolution is None:
             smallest = min(sizes, key=lambda p: _usable_side(sizes[p], crop))
             side = _usable_side(sizes[smallest], crop)
             resolution = min(1024, 2 ** int(math.log2(max(side, 1))))
-            print(f"resolution {resolution} (the smallest image is {smallest}, {sizes[smallest][0]}x{sizes[smallest][1]}; "
-                  "pass --resolution to choose)", file=sys.stderr)
+            print(
+                f"resolution {resolution} (the smallest image is {smallest}, "
+                f"{sizes[smallest][0]}x{sizes[smallest][1]}; "
+                "pass --resolution to choose)",
+                file=sys.stderr,
+            )
             if resolution < 4:
-                raise ConversionError(f"{smallest} is smaller than 4x4; remove it or pass --resolution")
+                raise ConversionError(
+                    f"{smallest} is smaller than 4x4; remove it or pass --resolution"
+                )
         elif resolution < 4 or resolution & (resolution - 1):
             raise ConversionError(f"--resolution={resolution} is not a power of two >= 4")
         paths = sorted(sizes)
@@ -174,12 +200,25 @@ def create_cifar10(source: str, dest: str, options: ConvertOptions = ConvertOpti
     files = [Path(source) / f"data_batch_{i}.bin" for i in range(1, 6)]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
-        raise ConversionError(f"{missing[0]} not found; --source must be the extracted cifar-10-batches-bin folder "
-              "(the binary version from https://www.cs.toronto.edu/~kriz/cifar.html)")
+        raise ConversionError(
+            f"{missing[0]} not found; --source must be the extracted cifar-10-batches-bin folder "
+            "(the binary version from https://www.cs.toronto.edu/~kriz/cifar.html)"
+        )
     raw = np.concatenate([np.fromfile(f, np.uint8).reshape(-1, 3073) for f in files])
     labels = raw[:, 0].astype(np.int64)
     images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     return _write_arrays(dest, images, labels, "cifar10", names, options, source)
 
 
@@ -204,15 +243,27 @@ def create_mnist(source: str, dest: str, options: ConvertOptions = ConvertOption
     images = _read_idx(found["train-images-idx3-ubyte"])
     labels = _read_idx(found["train-labels-idx1-ubyte"]).astype(np.int64)
     images = np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None]
-    return _write_arrays(dest, images, labels, "mnist", [str(i) for i in range(10)], options, source)
+    return _write_arrays(
+        dest, images, labels, "mnist", [str(i) for i in range(10)], options, source
+    )
 
 
-def _write_arrays(dest, images, labels, name, label_names, options: ConvertOptions, source: str) -> dict:
+def _write_arrays(
+    dest, images, labels, name, label_names, options: ConvertOptions, source: str
+) -> dict:
     if options.max_images:
         images, labels = images[: options.max_images], labels[: options.max_images]
     return dataset_io.write_arrays(
-        dest, images, labels, name=options.name or name, num_labels=len(label_names), label_names=label_names,
-        seed=options.seed, overwrite=options.overwrite, compression=options.compression, source=source,
+        dest,
+        images,
+        labels,
+        name=options.name or name,
+        num_labels=len(label_names),
+        label_names=label_names,
+        seed=options.seed,
+        overwrite=options.overwrite,
+        compression=options.compression,
+        source=source,
     )
 
 
@@ -223,17 +274,28 @@ def create_lsun(source: str, dest: str, options: ConvertOptions = ConvertOptions
     except ImportError:
         raise ConversionError("create_lsun needs the lmdb package: pip install lmdb")
     resolution = options.resolution or 256
-    env = lmdb.open(source, max_readers=1, readonly=True, lock=False, readahead=False, meminit=False)
+    env = lmdb.open(
+        source, max_readers=1, readonly=True, lock=False, readahead=False, meminit=False
+    )
     with env.begin(write=False) as txn:
         keys = [key for key, _ in txn.cursor()]
     if options.max_images:
         keys = keys[: options.max_images]
     order = np.random.default_rng(options.seed).permutation(len(keys))
-    with dataset_io.DatasetWriter(
-        dest, name=options.name or Path(dest).name, resolution=resolution, channels=3,
-        expected_images=len(keys), shards=options.shards, overwrite=options.overwrite,
-        compression=options.compression, source=source,
-    ) as writer, env.begin(write=False) as txn:
+    with (
+        dataset_io.DatasetWriter(
+            dest,
+            name=options.name or Path(dest).name,
+            resolution=resolution,
+            channels=3,
+            expected_images=len(keys),
+            shards=options.shards,
+            overwrite=options.overwrite,
+            compression=options.compression,
+            source=source,
+        ) as writer,
+        env.begin(write=False) as txn,
+    ):
         for i in _progress(order, len(keys)):
             key = keys[i]
             try:
@@ -247,8 +309,9 @@ def create_lsun(source: str, dest: str, options: ConvertOptions = ConvertOptions
 
 def create_celebahq(source: str, dest: str, options: ConvertOptions = ConvertOptions()) -> dict:
     """From a folder of the commonly distributed 1024x1024 CelebA-HQ images (30,000)."""
-    options = dataclasses.replace(options, resolution=options.resolution or 1024, crop="none",
-                                  name=options.name or "celebahq")
+    options = dataclasses.replace(
+        options, resolution=options.resolution or 1024, crop="none", name=options.name or "celebahq"
+    )
     return create_from_images(source, dest, options)
 
 
@@ -258,9 +321,11 @@ def info(source: str) -> tuple[list[str], list[tuple[str, str]]]:
     from progan_tf import data  # noqa: PLC0415
 
     dataset = data.load_info(source)
-    lines = [f"{dataset.name}: {dataset.resolution}x{dataset.resolution}, {dataset.channels} channels, "
-             f"{dataset.num_images if dataset.num_images >= 0 else 'unknown number of'} images, "
-             f"{dataset.num_labels} labels"]
+    lines = [
+        f"{dataset.name}: {dataset.resolution}x{dataset.resolution}, {dataset.channels} channels, "
+        f"{dataset.num_images if dataset.num_images >= 0 else 'unknown number of'} images, "
+        f"{dataset.num_labels} labels"
+    ]
     bad = []
     for resolution in sorted(dataset.files):
         files = dataset.level_files(resolution)
@@ -279,17 +344,23 @@ def extract(source: str, dest: str, resolution: int | None = None, overwrite: bo
     resolution = resolution or dataset.resolution
     out = Path(dest)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConversionError(f"--dest={dest} is not empty; choose another folder or pass --overwrite")
+        raise ConversionError(
+            f"--dest={dest} is not empty; choose another folder or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     count = 0
     for images, _ in data.iterate_level(dataset, resolution):
         for image in images:
-            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(out / f"{count:08d}.png")
+            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(
+                out / f"{count:08d}.png"
+            )
             count += 1
     return count
 
 
-def grid(source: str, out: str, resolution: int | None = None, num: int = 64, overwrite: bool = False) -> int:
+def grid(
+    source: str, out: str, resolution: int | None = None, num: int = 64, overwrite: bool = False
+) -> int:
     """Saves a contact sheet of the first `num` images of a level (of a labelled dataset: about
     `num` in one row per class); returns how many it shows."""
     from progan_tf import data, images as image_utils  # noqa: PLC0415

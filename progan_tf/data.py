@@ -62,13 +62,18 @@ def load_info(path: str | os.PathLike) -> DatasetInfo:
     """Reads `dataset.json`, or recognises the official release's file names."""
     path = os.fspath(path)
     if not os.path.isdir(path):
-        raise DatasetError(f"dataset directory {path} does not exist (make one with tools/dataset_tool.py)")
+        raise DatasetError(
+            f"dataset directory {path} does not exist (make one with tools/dataset_tool.py)"
+        )
     meta_path = os.path.join(path, "dataset.json")
     if os.path.exists(meta_path):
         try:
             with open(meta_path) as f:
                 meta = json.load(f)
-            files = {int(r): [os.path.join(path, n) for n in names] for r, names in meta["levels"].items()}
+            files = {
+                int(r): [os.path.join(path, n) for n in names]
+                for r, names in meta["levels"].items()
+            }
             return DatasetInfo(
                 path=path,
                 name=meta["name"],
@@ -123,7 +128,9 @@ def _first_record(file: str, compression: str = "") -> dict:
     except (StopIteration, tf.errors.OpError) as error:
         raise DatasetError(f"{file} cannot be read as TFRecords: {error}") from None
     example = tf.train.Example.FromString(record.numpy())
-    return {k: list(v.int64_list.value) for k, v in example.features.feature.items() if k == "shape"}
+    return {
+        k: list(v.int64_list.value) for k, v in example.features.feature.items() if k == "shape"
+    }
 
 
 _FEATURES = {
@@ -133,7 +140,9 @@ _FEATURES = {
 }
 
 
-def decode_batch(serialized: tf.Tensor, resolution: int, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+def decode_batch(
+    serialized: tf.Tensor, resolution: int, channels: int
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Serialized Examples [N] -> (uint8 images [N, R, R, C], int64 labels [N], -1 if none)."""
     parsed = tf.io.parse_example(serialized, _FEATURES)
     expected = tf.constant([channels, resolution, resolution], tf.int64)
@@ -145,7 +154,8 @@ def decode_batch(serialized: tf.Tensor, resolution: int, channels: int) -> tuple
     with tf.control_dependencies([check]):
         data = tf.io.decode_raw(parsed["data"], tf.uint8)
     images = tf.reshape(data, [-1, channels, resolution, resolution])
-    images.set_shape([serialized.shape[0], channels, resolution, resolution])  # a static batch stays static
+    # a static batch stays static
+    images.set_shape([serialized.shape[0], channels, resolution, resolution])
     return tf.transpose(images, [0, 2, 3, 1]), parsed["label"]
 
 
@@ -156,7 +166,9 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
     """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
-    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8)
+    return tf.cast(
+        tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8
+    )
 
 
 def random_mirror(images: tf.Tensor, seed: tf.Tensor | int | None = None) -> tf.Tensor:
@@ -173,7 +185,9 @@ def random_mirror(images: tf.Tensor, seed: tf.Tensor | int | None = None) -> tf.
 def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
     """`lerp(x, upsample(avgpool(x)), 1 - alpha)` (reference §1): reals blurred like faded fakes."""
     n, h, w, c = (tf.shape(images)[i] for i in range(4))
-    blurred = tf.reduce_mean(tf.reshape(images, [n, h // 2, 2, w // 2, 2, c]), axis=[2, 4], keepdims=True)
+    blurred = tf.reduce_mean(
+        tf.reshape(images, [n, h // 2, 2, w // 2, 2, c]), axis=[2, 4], keepdims=True
+    )
     blurred = tf.reshape(tf.tile(blurred, [1, 1, 2, 1, 2, 1]), tf.shape(images))
     alpha = tf.cast(alpha, images.dtype)
     return images + (blurred - images) * (1.0 - alpha)
@@ -224,8 +238,16 @@ def make_dataset(
     files = info.level_files(resolution)
     autotune = tf.data.AUTOTUNE
     num_labels = info.num_labels
-    label_array = np.load(info.labels_file, allow_pickle=False).astype(np.float32) if info.labels_file else None
-    shard_files = label_array is None and input_context is not None and len(files) >= input_context.num_input_pipelines
+    label_array = (
+        np.load(info.labels_file, allow_pickle=False).astype(np.float32)
+        if info.labels_file
+        else None
+    )
+    shard_files = (
+        label_array is None
+        and input_context is not None
+        and len(files) >= input_context.num_input_pipelines
+    )
 
     def permuted(values, seed):
         """The leading axis of every tensor in `values`, in one stateless random order."""
@@ -240,17 +262,24 @@ def make_dataset(
             label = tf.argmax(record[1])
         else:
             label = tf.io.parse_single_example(record[0], {"label": _FEATURES["label"]})["label"]
-        return tf.gather(tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1))
+        return tf.gather(
+            tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1)
+        )
 
     def repeated(*record):
         """One record as a dataset of its class's number of copies (in a row: unshuffled epochs)."""
-        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(copies_of(record))
+        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(
+            copies_of(record)
+        )
 
     def block_shuffled(records, seed):
         """Each block of `shuffle_buffer` records in a random order."""
-        return records.batch(shuffle_buffer).enumerate().map(
-            lambda block, values: permuted(values, seed + tf.stack([block + 1, 0]))
-        ).unbatch()
+        return (
+            records.batch(shuffle_buffer)
+            .enumerate()
+            .map(lambda block, values: permuted(values, seed + tf.stack([block + 1, 0])))
+            .unbatch()
+        )
 
     def spread_copies(records, epoch_seed):
         """The epoch as a random order of every copy, with a record's c copies evenly spread.
@@ -263,29 +292,40 @@ def make_dataset(
         order of the places; larger segments keep each record's copies about a segment apart.
         """
         rounds = max(class_repeats)
-        offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)  # a stream of its own
+        # a stream of its own
+        offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)
 
         def segment(s):
             def place(i, record):
                 c = tf.cast(copies_of(record), tf.float64)
-                u = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(offset_seed, i),
-                                                dtype=tf.float64)
+                u = tf.random.stateless_uniform(
+                    [], tf.random.experimental.stateless_fold_in(offset_seed, i), dtype=tf.float64
+                )
                 s_ = tf.cast(s, tf.float64)
                 # Copy j is in segment s if s <= (j + u) * R / c < s + 1: at most one j, this one.
                 j = tf.math.ceil(s_ * c / rounds - u)
                 return j < (s_ + 1) * c / rounds - u, (j + u) / c, record
 
             chosen = records.enumerate().map(place).filter(lambda inside, _, __: inside)
-            return chosen.map(lambda _, where, record: (where, record)).batch(shuffle_buffer).map(
-                lambda where, values: tf.nest.map_structure(lambda v: tf.gather(v, tf.argsort(where)), values)
-            ).unbatch()
+            return (
+                chosen.map(lambda _, where, record: (where, record))
+                .batch(shuffle_buffer)
+                .map(
+                    lambda where, values: tf.nest.map_structure(
+                        lambda v: tf.gather(v, tf.argsort(where)), values
+                    )
+                )
+                .unbatch()
+            )
 
         return tf.data.Dataset.range(rounds).flat_map(segment)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])
         if label_array is not None:  # official format: labels in record order, one file
-            records = tf.data.Dataset.zip(tf.data.TFRecordDataset(files[0]), tf.data.Dataset.from_tensor_slices(label_array))
+            records = tf.data.Dataset.zip(
+                tf.data.TFRecordDataset(files[0]), tf.data.Dataset.from_tensor_slices(label_array)
+            )
             records = _shard(records, input_context)
         else:
             file_ds = tf.data.Dataset.from_tensor_slices(files)
@@ -295,7 +335,9 @@ def make_dataset(
                 file_ds = file_ds.batch(len(files)).map(lambda f: permuted(f, epoch_seed)).unbatch()
             records = file_ds.interleave(
                 lambda f: tf.data.TFRecordDataset(f, compression_type=info.compression),
-                cycle_length=min(len(files), 16), num_parallel_calls=autotune, deterministic=True,
+                cycle_length=min(len(files), 16),
+                num_parallel_calls=autotune,
+                deterministic=True,
             )
             if not shard_files:
                 records = _shard(records, input_context)
@@ -319,7 +361,9 @@ def make_dataset(
         images, label_ids = decode_batch(serialized, resolution, info.channels)
         images = to_float(images)
         if mirror:  # flips seeded by the batch's first position: the same on a restarted stream
-            images = random_mirror(images, seed=position[0] + tf.constant([seed, 0], tf.int64) * 1_000_003)
+            images = random_mirror(
+                images, seed=position[0] + tf.constant([seed, 0], tf.int64) * 1_000_003
+            )
         if label_array is not None:
             labels = file_labels
         elif num_labels:
@@ -343,7 +387,11 @@ def _shard(dataset: tf.data.Dataset, context: tf.distribute.InputContext | None)
 
 
 def distribute(
-    strategy: tf.distribute.Strategy, info: DatasetInfo, resolution: int, global_batch_size: int, **kwargs
+    strategy: tf.distribute.Strategy,
+    info: DatasetInfo,
+    resolution: int,
+    global_batch_size: int,
+    **kwargs,
 ) -> tf.distribute.DistributedDataset | tf.data.Dataset:
     """`make_dataset` for every replica of `strategy`, each with its share of the global batch.
 
@@ -351,7 +399,10 @@ def distribute(
     on top, whose autotuning thread its teardown waits for (docs/performance.md, "One CPU device
     without TF's distributed stream")."""
     device = strategy.extended.worker_devices[0]
-    if isinstance(strategy, tf.distribute.OneDeviceStrategy) and tf.DeviceSpec.from_string(device).device_type == "CPU":
+    if (
+        isinstance(strategy, tf.distribute.OneDeviceStrategy)
+        and tf.DeviceSpec.from_string(device).device_type == "CPU"
+    ):
         with tf.device(device):
             return make_dataset(info, resolution, global_batch_size, **kwargs)
 
@@ -373,9 +424,13 @@ def class_counts(info: DatasetInfo) -> np.ndarray:
         records = tf.data.TFRecordDataset(file, compression_type=info.compression).batch(4096)
         try:
             for serialized in records:
-                ids = tf.io.parse_example(serialized, {"label": _FEATURES["label"]})["label"].numpy()
+                ids = tf.io.parse_example(serialized, {"label": _FEATURES["label"]})[
+                    "label"
+                ].numpy()
                 if ids.size and (ids.min() < 0 or ids.max() >= info.num_labels):
-                    raise DatasetError(f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset")
+                    raise DatasetError(
+                        f"{file}: labels outside 0..{info.num_labels - 1}; re-create the dataset"
+                    )
                 counts += np.bincount(ids, minlength=info.num_labels)
         except tf.errors.OpError as error:
             raise _corrupt_files_error([(file, _reader_error(error.message))]) from None
@@ -391,7 +446,9 @@ def class_repeats_for(counts: Sequence[int], balance: float) -> tuple[int, ...]:
     return tuple(int(max(1, round((largest / n) ** balance))) if n else 1 for n in counts)
 
 
-def iterate_level(info: DatasetInfo, resolution: int, batch_size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iterate_level(
+    info: DatasetInfo, resolution: int, batch_size: int = 256
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every image of a level once, in file order: (uint8 [B, R, R, C], one-hot labels [B, L])."""
     dataset = make_dataset(info, resolution, batch_size, repeat=False, shuffle=False)
     for images, labels in dataset:
@@ -459,12 +516,17 @@ def require_records(info: DatasetInfo, resolution: int) -> None:
     files = info.level_files(resolution)
     for file in files:
         try:
-            if next(iter(tf.data.TFRecordDataset(file, compression_type=info.compression)), None) is not None:
+            if (
+                next(iter(tf.data.TFRecordDataset(file, compression_type=info.compression)), None)
+                is not None
+            ):
                 return
         except tf.errors.OpError:
             return  # a damaged file: check_readable names it when the stream reaches the damage
-    raise DatasetError(f"{info.path}: level {resolution}x{resolution} holds no image ({', '.join(files)} "
-                       "empty); re-create the dataset")
+    raise DatasetError(
+        f"{info.path}: level {resolution}x{resolution} holds no image ({', '.join(files)} "
+        "empty); re-create the dataset"
+    )
 
 
 def check_record_shapes(info: DatasetInfo, resolution: int) -> None:
@@ -472,13 +534,22 @@ def check_record_shapes(info: DatasetInfo, resolution: int) -> None:
     with C x R x R bytes (a record can be intact and still wrong)."""
     expected = [info.channels, resolution, resolution]
     for file in info.level_files(resolution):
-        for index, record in enumerate(tf.data.TFRecordDataset(file, compression_type=info.compression)):
+        for index, record in enumerate(
+            tf.data.TFRecordDataset(file, compression_type=info.compression)
+        ):
             feature = tf.train.Example.FromString(record.numpy()).features.feature
             shape = list(feature["shape"].int64_list.value) if "shape" in feature else None
-            size = len(feature["data"].bytes_list.value[0]) if "data" in feature and feature["data"].bytes_list.value else 0
+            size = (
+                len(feature["data"].bytes_list.value[0])
+                if "data" in feature and feature["data"].bytes_list.value
+                else 0
+            )
             if shape != expected or size != int(np.prod(expected)):
-                raise DatasetError(f"{file}: record {index} holds an image of shape {shape} ({size} bytes) where level "
-                                   f"{resolution}x{resolution} needs {expected}; re-create the dataset")
+                raise DatasetError(
+                    f"{file}: record {index} holds an image of shape {shape} ({size} bytes) where "
+                    "level "
+                    f"{resolution}x{resolution} needs {expected}; re-create the dataset"
+                )
 
 
 def _corrupt_files_error(bad: list[tuple[str, str]]) -> DatasetError:

@@ -63,7 +63,9 @@ def _square(image: Image.Image, crop: str, name: str) -> Image.Image:
     return canvas
 
 
-def load_image(path: str | os.PathLike, resolution: int, channels: int, crop: str = "center") -> np.ndarray:
+def load_image(
+    path: str | os.PathLike, resolution: int, channels: int, crop: str = "center"
+) -> np.ndarray:
     """Reads, converts, squares and resizes one image file: uint8 [R, R, channels].
 
     Raises ImageError naming the file when it cannot be used.
@@ -227,12 +229,21 @@ def check_replaceable(dest: Path, source: str | os.PathLike | None = None) -> No
     """FileExistsError naming `dest` unless --overwrite may replace it: a dataset directory this
     tool wrote (its dataset.json, and no file that dataset.json does not list) that neither
     contains nor lies inside `source`. Anything else may be the user's own files."""
-    refuse = f"--dest={dest} exists and --overwrite replaces only a dataset directory written by dataset_tool"
+    refuse = (
+        f"--dest={dest} exists and --overwrite replaces only a dataset directory written by "
+        "dataset_tool"
+    )
     if source is not None:
         dest_real, source_real = dest.resolve(), Path(source).resolve()
-        if dest_real == source_real or dest_real in source_real.parents or source_real in dest_real.parents:
-            raise FileExistsError(f"--dest={dest} overlaps --source={source}; choose a --dest outside the source "
-                                  "(--overwrite never replaces the folder being converted)")
+        if (
+            dest_real == source_real
+            or dest_real in source_real.parents
+            or source_real in dest_real.parents
+        ):
+            raise FileExistsError(
+                f"--dest={dest} overlaps --source={source}; choose a --dest outside the source "
+                "(--overwrite never replaces the folder being converted)"
+            )
     if not dest.is_dir():
         raise FileExistsError(f"{refuse}; it is not a directory")
     try:
@@ -245,7 +256,9 @@ def check_replaceable(dest: Path, source: str | os.PathLike | None = None) -> No
     foreign = sorted(p.name for p in dest.iterdir() if p.name not in ours)
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise FileExistsError(f"{refuse}; it also holds {', '.join(foreign[:3])}{more}, which the tool did not write")
+        raise FileExistsError(
+            f"{refuse}; it also holds {', '.join(foreign[:3])}{more}, which the tool did not write"
+        )
 
 
 def _replace_dir(src: Path, dest: Path) -> None:

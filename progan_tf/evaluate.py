@@ -1,7 +1,7 @@
 """Evaluate a run's EMA generator: SWD (with its real-vs-real noise floor), MS-SSIM, FID.
 
     python -m progan_tf.evaluate --run_dir=runs/emoji-32 --metrics=swd,msssim --num_images=2048
-    python -m progan_tf.evaluate --run_dir=DIR --metrics=fid --inception_weights=inception_v3.weights.h5
+    python -m progan_tf.evaluate --run_dir=DIR --metrics=fid --inception_weights=inception.h5
 
 Evaluates the latest checkpoint (or `--checkpoint=ckpt-NNN`) at the stage it was trained to,
 prints a table, appends a JSON line to RUN_DIR/metrics.jsonl and writes TensorBoard scalars
@@ -27,7 +27,9 @@ from progan_tf import cli, files
 METRICS = ("swd", "msssim", "fid")
 
 
-def _take(batches: Iterator[tuple[np.ndarray, np.ndarray]], n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _take(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], n: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The first `n` images (and labels) of a stream of batches."""
     left = n
     for images, labels in batches:
@@ -64,7 +66,11 @@ def evaluate_generator(
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {', '.join(METRICS)}")
     # Before any work: a missing or wrong weights file fails now, not after the other metrics.
-    extractor = fid_lib.InceptionFeatures(inception_weights, batch_size=batch_size) if "fid" in metrics else None
+    extractor = (
+        fid_lib.InceptionFeatures(inception_weights, batch_size=batch_size)
+        if "fid" in metrics
+        else None
+    )
     resolution = phase.resolution
     if skip_unsupported and resolution < 8:
         metrics = [m for m in metrics if m != "swd"]
@@ -103,7 +109,9 @@ def evaluate_generator(
         if noise_floor:
             m = int(min(n, available // 2))
             say(f"SWD noise floor: {m} real vs {m} other real images")
-            floor = swd_lib.swd((b for b, _ in reals(0, m)), (b for b, _ in reals(m, m)), resolution, seed=seed)
+            floor = swd_lib.swd(
+                (b for b, _ in reals(0, m)), (b for b, _ in reals(m, m)), resolution, seed=seed
+            )
             results.update({f"{k}_real": v for k, v in floor.items()})
     if "msssim" in metrics:
         say(f"MS-SSIM: {n // 2} pairs of generated images")
@@ -114,12 +122,15 @@ def evaluate_generator(
     return results
 
 
-def record(run_dir: str, results: dict[str, float], *, kimg: float, step: int, extra: dict | None = None) -> None:
+def record(
+    run_dir: str, results: dict[str, float], *, kimg: float, step: int, extra: dict | None = None
+) -> None:
     """Appends the results to RUN_DIR/metrics.jsonl and writes TensorBoard scalars."""
     import tensorflow as tf  # noqa: PLC0415
 
     line = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "kimg": kimg, **(extra or {}), **results}
-    files.append_line(os.path.join(run_dir, "metrics.jsonl"), json.dumps(line))  # one write: safe beside the trainer
+    # one write: safe beside the trainer
+    files.append_line(os.path.join(run_dir, "metrics.jsonl"), json.dumps(line))
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
     with writer.as_default(step=step):
         for name, value in results.items():
@@ -136,7 +147,9 @@ def format_table(results: dict[str, float]) -> str:
         floor = results.get(f"{name}_real")
         rows.append((name, f"{value:.4f}", "" if floor is None else f"{floor:.4f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
+    )
 
 
 def main(argv):
@@ -155,27 +168,52 @@ def main(argv):
         dataset = data.load_info(data_dir)
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         results = evaluate_generator(
-            run.generator, run.phase, dataset, metrics, f.num_images, seed=f.seed,
-            inception_weights=f.inception_weights, batch_size=f.batch_size,
-            progress=lambda message: print(message, file=sys.stderr, flush=True), mirror=run.mirror_augment,
+            run.generator,
+            run.phase,
+            dataset,
+            metrics,
+            f.num_images,
+            seed=f.seed,
+            inception_weights=f.inception_weights,
+            batch_size=f.batch_size,
+            progress=lambda message: print(message, file=sys.stderr, flush=True),
+            mirror=run.mirror_augment,
         )
     except ValueError as error:  # RunError, DatasetError
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print(format_table(results))
-    record(f.run_dir, results, kimg=run.kimg, step=run.images_seen,
-           extra={"checkpoint": os.path.basename(run.checkpoint), "num_images": f.num_images,
-                  "resolution": run.resolution})
+    record(
+        f.run_dir,
+        results,
+        kimg=run.kimg,
+        step=run.images_seen,
+        extra={
+            "checkpoint": os.path.basename(run.checkpoint),
+            "num_images": f.num_images,
+            "resolution": run.resolution,
+        },
+    )
 
 
 def _define_flags() -> None:
     cli.define_verbose_flag()
-    flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
-    flags.DEFINE_string("data_dir", None, "Dataset of the reals (default: the one the run trained on).")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")
+    flags.DEFINE_string(
+        "run_dir", None, "Run directory (python -m progan_tf.train).", required=True
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "Dataset of the reals (default: the one the run trained on)."
+    )
+    flags.DEFINE_string(
+        "checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest."
+    )
     flags.DEFINE_string("metrics", "swd,msssim", "Comma-separated: swd, msssim, fid.")
-    flags.DEFINE_integer("num_images", 16384, "Images per set (the paper: 16384 for SWD).", lower_bound=2)
-    flags.DEFINE_string("inception_weights", "", "Keras InceptionV3 weights file (no top), for fid.")
+    flags.DEFINE_integer(
+        "num_images", 16384, "Images per set (the paper: 16384 for SWD).", lower_bound=2
+    )
+    flags.DEFINE_string(
+        "inception_weights", "", "Keras InceptionV3 weights file (no top), for fid."
+    )
     flags.DEFINE_integer("seed", 0, "Seed of latents, patches and directions.")
     flags.DEFINE_integer("batch_size", 64, "Images per batch.", lower_bound=1)
 

@@ -29,7 +29,9 @@ from progan_tf import cli
 
 def next_version(export_dir: str) -> int:
     """1, or one more than the largest numeric version already in `export_dir`."""
-    versions = [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(export_dir) else []
+    versions = (
+        [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(export_dir) else []
+    )
     return max(versions, default=0) + 1
 
 
@@ -44,12 +46,19 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
     def outputs(latents, labels=None):
         # Signatures do not check static shapes: fail with a message, not deep inside a MatMul.
         # The checks gate the inputs (control dependencies), so they run before anything else.
-        checks = [tf.debugging.assert_equal(tf.shape(latents)[1], latent_size,
-                                            message=f"latents: expected float32 [N, {latent_size}]")]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(latents)[1],
+                latent_size,
+                message=f"latents: expected float32 [N, {latent_size}]",
+            )
+        ]
         if labels is not None:
             classes = f"labels: expected int32 [N], one class in 0 ... {num_labels - 1} per latent"
             checks += [
-                tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(latents)[0], message=classes),
+                tf.debugging.assert_equal(
+                    tf.shape(labels)[0], tf.shape(latents)[0], message=classes
+                ),
                 tf.debugging.assert_less(labels, num_labels, message=classes),
                 tf.debugging.assert_non_negative(labels, message=classes),
             ]
@@ -73,18 +82,26 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
             return outputs(latents, labels)
 
         def from_seed(seed, num, label):
-            latents = tf.random.stateless_normal([num, latent_size], tf.stack([seed, tf.zeros_like(seed)]))
+            latents = tf.random.stateless_normal(
+                [num, latent_size], tf.stack([seed, tf.zeros_like(seed)])
+            )
             return outputs(latents, tf.fill([num], label))
 
         archive.add_endpoint("serving_default", serve, input_signature=[latents_spec, labels_spec])
-        archive.add_endpoint("generate_from_seed", from_seed, input_signature=[*seed_spec, label_spec])
+        archive.add_endpoint(
+            "generate_from_seed", from_seed, input_signature=[*seed_spec, label_spec]
+        )
     else:
 
         def serve(latents):
             return outputs(latents)
 
         def from_seed(seed, num):
-            return outputs(tf.random.stateless_normal([num, latent_size], tf.stack([seed, tf.zeros_like(seed)])))
+            return outputs(
+                tf.random.stateless_normal(
+                    [num, latent_size], tf.stack([seed, tf.zeros_like(seed)])
+                )
+            )
 
         archive.add_endpoint("serving_default", serve, input_signature=[latents_spec])
         archive.add_endpoint("generate_from_seed", from_seed, input_signature=seed_spec)
@@ -111,16 +128,32 @@ def main(argv):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    print(f"exported {run.checkpoint} (kimg {run.kimg:.1f}, {run.resolution}x{run.resolution}) to {path}")
+    print(
+        f"exported {run.checkpoint} (kimg {run.kimg:.1f}, {run.resolution}x{run.resolution}) to "
+        f"{path}"
+    )
 
 
 def _define_flags() -> None:
     cli.define_verbose_flag()
-    flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
-    flags.DEFINE_string("export_dir", None, "TF Serving model directory; the SavedModel goes to a version subdirectory.",
-                        required=True)
-    flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")
-    flags.DEFINE_integer("version", None, "Version subdirectory (default: the next free number, from 1).", lower_bound=1)
+    flags.DEFINE_string(
+        "run_dir", None, "Run directory (python -m progan_tf.train).", required=True
+    )
+    flags.DEFINE_string(
+        "export_dir",
+        None,
+        "TF Serving model directory; the SavedModel goes to a version subdirectory.",
+        required=True,
+    )
+    flags.DEFINE_string(
+        "checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest."
+    )
+    flags.DEFINE_integer(
+        "version",
+        None,
+        "Version subdirectory (default: the next free number, from 1).",
+        lower_bound=1,
+    )
 
 
 if __name__ == "__main__":

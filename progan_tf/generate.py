@@ -2,7 +2,7 @@
 
     python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=16 --seed=1
     python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=64 --grid
-    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --interpolate --num=16 --frames=120
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --interpolate --frames=120
 
 The same seed gives the same images. Conditional runs cycle through the classes (files), or
 give one row per class (grid and animation); --label=C draws class C only (the classes are the
@@ -57,7 +57,9 @@ def _labels(run, num: int, label: int | None, rows: bool) -> tuple[np.ndarray | 
     return np.full(num, label), None
 
 
-def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None) -> list[str]:
+def generate_files(
+    run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None
+) -> list[str]:
     from progan_tf import images  # noqa: PLC0415
 
     labels, _ = _labels(run, num, label, rows=False)
@@ -69,11 +71,15 @@ def generate_files(run, out: str, num: int, seed: int, overwrite: bool = False, 
     return paths
 
 
-def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None) -> str:
+def generate_grid(
+    run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None
+) -> str:
     from progan_tf import images  # noqa: PLC0415
 
     labels, columns = _labels(run, num, label, rows=True)
-    path = os.path.join(out, f"grid-seed{seed}.png" if label is None else f"grid-seed{seed}-label{label}.png")
+    path = os.path.join(
+        out, f"grid-seed{seed}.png" if label is None else f"grid-seed{seed}-label{label}.png"
+    )
     _targets_free([path], overwrite)
     count = num if labels is None else len(labels)
     batch = run.generate(images.latents(count, run.generator.arch.latent_size, seed), labels)
@@ -81,15 +87,29 @@ def generate_grid(run, out: str, num: int, seed: int, overwrite: bool = False, l
     return path
 
 
-def generate_interpolation(run, out: str, num: int, seed: int, frames: int, fps: float,
-                           smoothing: float, overwrite: bool = False, label: int | None = None) -> str:
+def generate_interpolation(
+    run,
+    out: str,
+    num: int,
+    seed: int,
+    frames: int,
+    fps: float,
+    smoothing: float,
+    overwrite: bool = False,
+    label: int | None = None,
+) -> str:
     """A looping GIF of `frames` frames, each a grid of `num` smoothly moving latents."""
     from keras.utils import Progbar  # noqa: PLC0415
 
     from progan_tf import images  # noqa: PLC0415
 
     labels, columns = _labels(run, num, label, rows=True)
-    path = os.path.join(out, f"interpolation-seed{seed}.gif" if label is None else f"interpolation-seed{seed}-label{label}.gif")
+    path = os.path.join(
+        out,
+        f"interpolation-seed{seed}.gif"
+        if label is None
+        else f"interpolation-seed{seed}-label{label}.gif",
+    )
     _targets_free([path], overwrite)
     count = num if labels is None else len(labels)
     noise = np.random.RandomState(seed).randn(frames, count, run.generator.arch.latent_size)
@@ -118,8 +138,19 @@ def main(argv):
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         if f.interpolate:
             smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12
-            written = [generate_interpolation(run, f.out, f.num_images, f.seed, f.frames, f.fps, smoothing, f.overwrite,
-                                              f.label)]
+            written = [
+                generate_interpolation(
+                    run,
+                    f.out,
+                    f.num_images,
+                    f.seed,
+                    f.frames,
+                    f.fps,
+                    smoothing,
+                    f.overwrite,
+                    f.label,
+                )
+            ]
         elif f.grid:
             written = [generate_grid(run, f.out, f.num_images, f.seed, f.overwrite, f.label)]
         else:
@@ -133,18 +164,31 @@ def main(argv):
 
 def _define_flags() -> None:
     cli.define_verbose_flag()
-    flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).", required=True)
+    flags.DEFINE_string(
+        "run_dir", None, "Run directory (python -m progan_tf.train).", required=True
+    )
     flags.DEFINE_string("out", None, "Output directory.", required=True)
-    flags.DEFINE_string("checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest.")
-    flags.DEFINE_integer("num_images", 16, "Images (files), tiles (grid) or tiles per frame (animation).", lower_bound=1)
+    flags.DEFINE_string(
+        "checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest."
+    )
+    flags.DEFINE_integer(
+        "num_images",
+        16,
+        "Images (files), tiles (grid) or tiles per frame (animation).",
+        lower_bound=1,
+    )
     cli.define_deprecated_alias("num", "num_images")
     flags.DEFINE_integer("seed", 0, "Latent seed.")
-    flags.DEFINE_integer("label", None, "Conditional runs: draw this class only (default: every class).")
+    flags.DEFINE_integer(
+        "label", None, "Conditional runs: draw this class only (default: every class)."
+    )
     flags.DEFINE_bool("grid", False, "Write one contact sheet instead of files.")
     flags.DEFINE_bool("interpolate", False, "Write a looping latent-interpolation GIF.")
     flags.DEFINE_integer("frames", 120, "Frames of the animation.", lower_bound=2)
     flags.DEFINE_float("fps", 24.0, "Frames per second of the animation.", lower_bound=1.0)
-    flags.DEFINE_float("smoothing", 0.0, "Gaussian sigma in frames for the latents; 0 = frames / 12.")
+    flags.DEFINE_float(
+        "smoothing", 0.0, "Gaussian sigma in frames for the latents; 0 = frames / 12."
+    )
     flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
 

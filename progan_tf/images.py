@@ -31,7 +31,9 @@ def class_rows(num: int, num_labels: int) -> tuple[np.ndarray | None, int | None
     return np.repeat(np.arange(num_labels), columns), columns
 
 
-def make_grid(images: np.ndarray, columns: int | None = None, upscale_to: int | None = None) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, columns: int | None = None, upscale_to: int | None = None
+) -> np.ndarray:
     """uint8 [N, H, W, C] -> one uint8 [rows * H, columns * W, C] contact sheet.
 
     `columns` defaults to a near-square layout; `upscale_to` enlarges tiles (nearest neighbour)
@@ -74,8 +76,14 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float =
     duration = int(round(1000 / fps))
     _atomic_save(
         lambda tmp: pil_frames[0].save(
-            tmp, format="GIF", save_all=True, append_images=pil_frames[1:], duration=duration, loop=0,
-            disposal=1, optimize=False,
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=pil_frames[1:],
+            duration=duration,
+            loop=0,
+            disposal=1,
+            optimize=False,
         ),
         path,
     )

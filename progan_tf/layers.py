@@ -37,7 +37,9 @@ class _Equalized(keras.layers.Layer):
     relative to each layer's weight scale.
     """
 
-    def __init__(self, gain: float = SQRT2, use_bias: bool = True, equalized: bool = True, **kwargs):
+    def __init__(
+        self, gain: float = SQRT2, use_bias: bool = True, equalized: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
         self.gain = float(gain)
         self.use_bias = use_bias
@@ -61,7 +63,12 @@ class _Equalized(keras.layers.Layer):
         return x if self.bias is None else x + self.bias
 
     def get_config(self):
-        return {**super().get_config(), "gain": self.gain, "use_bias": self.use_bias, "equalized": self.equalized}
+        return {
+            **super().get_config(),
+            "gain": self.gain,
+            "use_bias": self.use_bias,
+            "equalized": self.equalized,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -145,7 +152,9 @@ class LayerNormalization(keras.layers.Layer):
     def call(self, x):
         axes = list(range(1, len(x.shape)))
         mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=axes, keepdims=True)
-        normalized = tf.cast((tf.cast(x, tf.float32) - mean) * tf.math.rsqrt(variance + self.epsilon), x.dtype)
+        normalized = tf.cast(
+            (tf.cast(x, tf.float32) - mean) * tf.math.rsqrt(variance + self.epsilon), x.dtype
+        )
         return normalized * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -164,7 +173,9 @@ class PixelNormalization(keras.layers.Layer):
         self.epsilon = float(epsilon)
 
     def call(self, x):
-        return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + self.epsilon)
+        return x * tf.math.rsqrt(
+            tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + self.epsilon
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape

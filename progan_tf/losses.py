@@ -24,7 +24,9 @@ def _split(outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 def _label_loss(logits: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor | float:
     if labels is None:
         return 0.0
-    return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
+    return tf.nn.softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.float32), logits=logits
+    )
 
 
 def _input_gradient_sq_norm(
@@ -64,10 +66,14 @@ def wgan_gp_discriminator(
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
     mixed = reals + tf.cast(mix, reals.dtype) * (fakes - reals)
-    norm = tf.sqrt(_input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12)
+    norm = tf.sqrt(
+        _input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12
+    )
     penalty = tf.square(norm - gp_target)
     loss = fake_score - real_score + gp_weight * penalty + drift_weight * tf.square(real_score)
-    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels if fake_labels is None else fake_labels)
+    loss += _label_loss(real_logits, labels) + _label_loss(
+        fake_logits, labels if fake_labels is None else fake_labels
+    )
     return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
 
 
@@ -91,14 +97,16 @@ def logistic_r1_discriminator(
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma / 2 * ||gradient_scale * grad D(real)||^2`.
+    """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma/2 * ||gradient_scale * grad D(real)||^2`.
     `mix` unused."""
     del mix
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
     penalty = _input_gradient_sq_norm(discriminator, reals, loss_scale, gradient_scale)
     loss = tf.nn.softplus(fake_score) + tf.nn.softplus(-real_score) + 0.5 * r1_gamma * penalty
-    loss += _label_loss(real_logits, labels) + _label_loss(fake_logits, labels if fake_labels is None else fake_labels)
+    loss += _label_loss(real_logits, labels) + _label_loss(
+        fake_logits, labels if fake_labels is None else fake_labels
+    )
     return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
 
 

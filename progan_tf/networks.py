@@ -38,16 +38,23 @@ class Architecture:
     fmap_max: int = 512
     mbstd_group_size: int = 4  # <= 1 turns minibatch stddev off (as officially)
     pixelnorm_epsilon: float = 1e-8  # the reference uses 1e-4 with float16 activations
-    fused_scale: bool = True  # D blocks pool before their 2nd activation (the release's default); False: after
+    # D blocks pool before their 2nd activation (the release's default); False: after
+    fused_scale: bool = True
     # The paper's switches (Table 1); the defaults are its full method.
-    progressive: bool = True  # False: only the final resolution's toRGB / fromRGB and stage model (rows a, b)
+    # False: only the final resolution's toRGB / fromRGB and stage model (rows a, b)
+    progressive: bool = True
     equalized_lr: bool = True  # False: He-initialised weights, no run-time scale (row f)
-    pixel_norm: bool = True  # False: no pixelwise feature normalisation in G; z is still normalised (row g)
-    normalization: str = "none"  # "batch_layer": batch norm in G, layer norm in D (rows a-c); "none"
+    # False: no pixelwise feature normalisation in G; z is still normalised (row g)
+    pixel_norm: bool = True
+    # "batch_layer": batch norm in G, layer norm in D (rows a-c); "none"
+    normalization: str = "none"
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"--config.normalization={self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+            raise ValueError(
+                f"--config.normalization={self.normalization!r}; choose one of "
+                f"{', '.join(NORMALIZATIONS)}"
+            )
         r = self.resolution
         if r < 4 or r > 1024 or r & (r - 1):
             raise ValueError(f"resolution must be a power of two from 4 to 1024, got {r}")
@@ -152,7 +159,13 @@ class Generator(_Network):
         self.name = name
         self.blocks = {r: self._block(r) for r in arch.resolutions}
         self.to_rgb = {
-            r: L.EqualizedConv2D(arch.channels, 1, gain=1.0, equalized=arch.equalized_lr, name=f"{name}_torgb_{r}x{r}")
+            r: L.EqualizedConv2D(
+                arch.channels,
+                1,
+                gain=1.0,
+                equalized=arch.equalized_lr,
+                name=f"{name}_torgb_{r}x{r}",
+            )
             for r in arch.stages
         }
         self.build_all()
@@ -167,7 +180,11 @@ class Generator(_Network):
             return L.EqualizedConv2D(filters, 3, equalized=a.equalized_lr, name=f"{n}_{name}")
 
         def activate(i: int) -> list[keras.layers.Layer]:  # [batch norm] -> lrelu -> [pixel norm]
-            layers = [keras.layers.BatchNormalization(name=f"{n}_batchnorm{i}")] if a.normalization == "batch_layer" else []
+            layers = (
+                [keras.layers.BatchNormalization(name=f"{n}_batchnorm{i}")]
+                if a.normalization == "batch_layer"
+                else []
+            )
             layers.append(_lrelu(f"{n}_lrelu{i}"))
             if a.pixel_norm:
                 layers.append(L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_pixelnorm{i}"))
@@ -178,7 +195,13 @@ class Generator(_Network):
                 [
                     keras.Input((a.latent_size + a.num_labels,)),
                     L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_latent_pixelnorm"),
-                    L.EqualizedDense(16 * nf, gain=L.SQRT2 / 4, use_bias=False, equalized=a.equalized_lr, name=f"{n}_dense"),
+                    L.EqualizedDense(
+                        16 * nf,
+                        gain=L.SQRT2 / 4,
+                        use_bias=False,
+                        equalized=a.equalized_lr,
+                        name=f"{n}_dense",
+                    ),
                     keras.layers.Reshape((4, 4, nf), name=f"{n}_reshape"),
                     L.Bias(name=f"{n}_dense_bias"),
                     *activate(0),
@@ -244,7 +267,9 @@ class Discriminator(_Network):
         return keras.Sequential(
             [
                 keras.Input((r, r, self.arch.channels)),
-                L.EqualizedConv2D(self.arch.num_features(r), 1, equalized=self.arch.equalized_lr, name=f"{n}_conv"),
+                L.EqualizedConv2D(
+                    self.arch.num_features(r), 1, equalized=self.arch.equalized_lr, name=f"{n}_conv"
+                ),
                 _lrelu(f"{n}_lrelu"),
             ],
             name=n,
@@ -254,11 +279,21 @@ class Discriminator(_Network):
         a, nf, n = self.arch, self.arch.num_features(r), f"{self.name}_{r}x{r}"
         eq = a.equalized_lr
 
-        def norm(i: int) -> list[keras.layers.Layer]:  # before the activation, as in the WGAN-GP baseline
-            return [L.LayerNormalization(name=f"{n}_layernorm{i}")] if a.normalization == "batch_layer" else []
+        def norm(
+            i: int,
+        ) -> list[keras.layers.Layer]:  # before the activation, as in the WGAN-GP baseline
+            return (
+                [L.LayerNormalization(name=f"{n}_layernorm{i}")]
+                if a.normalization == "batch_layer"
+                else []
+            )
 
         if r == 4:
-            mbstd = [L.MinibatchStdev(a.mbstd_group_size, name=f"{n}_mbstd")] if a.mbstd_group_size > 1 else []
+            mbstd = (
+                [L.MinibatchStdev(a.mbstd_group_size, name=f"{n}_mbstd")]
+                if a.mbstd_group_size > 1
+                else []
+            )
             return keras.Sequential(
                 [
                     keras.Input((4, 4, nf)),
@@ -267,7 +302,9 @@ class Discriminator(_Network):
                     *norm(0),
                     _lrelu(f"{n}_lrelu0"),
                     keras.layers.Flatten(name=f"{n}_flatten"),
-                    L.EqualizedDense(a.num_features(2), equalized=eq, name=f"{n}_dense0"),  # nf(0) = 512
+                    L.EqualizedDense(
+                        a.num_features(2), equalized=eq, name=f"{n}_dense0"
+                    ),  # nf(0) = 512
                     _lrelu(f"{n}_lrelu1"),
                     L.EqualizedDense(1 + a.num_labels, gain=1.0, equalized=eq, name=f"{n}_dense1"),
                 ],
@@ -309,7 +346,9 @@ def table(network: Generator | Discriminator) -> list[tuple[str, tuple, int]]:
     rows = []
     for r in order:
         rgb = network.to_rgb if is_g else network.from_rgb
-        groups = [network.blocks[r]] if is_g else [*([rgb[r]] if r in rgb else []), network.blocks[r]]
+        groups = (
+            [network.blocks[r]] if is_g else [*([rgb[r]] if r in rgb else []), network.blocks[r]]
+        )
         if is_g and r in rgb:
             groups.append(rgb[r])
         for group in groups:
@@ -359,7 +398,9 @@ if __name__ == "__main__":
     flags.DEFINE_integer("channels", 3, "Image channels: 1 or 3.")
     flags.DEFINE_integer("num_labels", 0, "Number of classes for a conditional model (0: none).")
     flags.DEFINE_integer("latent_size", 512, "Size of the latent vector z.")
-    flags.DEFINE_integer("fmap_base", 8192, "Feature-map base: nf(s) = min(fmap_base // 2**s, fmap_max).")
+    flags.DEFINE_integer(
+        "fmap_base", 8192, "Feature-map base: nf(s) = min(fmap_base // 2**s, fmap_max)."
+    )
     flags.DEFINE_integer("fmap_max", 512, "Largest number of feature maps in a block.")
     flags.DEFINE_integer("mbstd_group_size", 4, "Minibatch-stddev group size (<= 1: off).")
     app.run(main)

@@ -43,14 +43,33 @@ _NUMPY_GLOBALS = {
     ("numpy._core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"): ("numpy", "ndarray"),
     ("numpy", "dtype"): ("numpy", "dtype"),
-    ("_codecs", "encode"): ("_codecs", "encode"),  # bytes in protocol-2 pickles: str -> bytes, nothing else
+    ("_codecs", "encode"): (
+        "_codecs",
+        "encode",
+    ),  # bytes in protocol-2 pickles: str -> bytes, nothing else
 }
 
 # static_kwargs the import understands, with the only values progan_tf's networks compute.
-_FIXED_KWARGS = {"fmap_decay": 1.0, "normalize_latents": True, "use_wscale": True, "use_pixelnorm": True,
-                 "use_leakyrelu": True}
-_FREE_KWARGS = {"num_channels", "resolution", "label_size", "fmap_base", "fmap_max", "latent_size",
-                "pixelnorm_epsilon", "fused_scale", "structure", "mbstd_group_size", "dtype"}
+_FIXED_KWARGS = {
+    "fmap_decay": 1.0,
+    "normalize_latents": True,
+    "use_wscale": True,
+    "use_pixelnorm": True,
+    "use_leakyrelu": True,
+}
+_FREE_KWARGS = {
+    "num_channels",
+    "resolution",
+    "label_size",
+    "fmap_base",
+    "fmap_max",
+    "latent_size",
+    "pixelnorm_epsilon",
+    "fused_scale",
+    "structure",
+    "mbstd_group_size",
+    "dtype",
+}
 
 
 class OfficialImportError(ValueError):
@@ -69,7 +88,14 @@ class NetworkState:
     variables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __setstate__(self, state: dict) -> None:
-        unknown = set(state) - {"version", "name", "static_kwargs", "build_module_src", "build_func_name", "variables"}
+        unknown = set(state) - {
+            "version",
+            "name",
+            "static_kwargs",
+            "build_module_src",
+            "build_func_name",
+            "variables",
+        }
         if unknown:
             raise OfficialImportError(f"tfutil.Network state has unknown fields {sorted(unknown)}")
         self.version = int(state.get("version", 0))
@@ -77,7 +103,10 @@ class NetworkState:
         self.static_kwargs = dict(state.get("static_kwargs", {}))
         self.build_module_src = str(state.get("build_module_src", ""))
         self.build_func_name = str(state.get("build_func_name", ""))
-        self.variables = {str(name): np.asarray(value).view(np.ndarray) for name, value in state.get("variables", [])}
+        self.variables = {
+            str(name): np.asarray(value).view(np.ndarray)
+            for name, value in state.get("variables", [])
+        }
 
 
 class _BoundedArray(np.ndarray):
@@ -91,11 +120,15 @@ class _BoundedArray(np.ndarray):
         shape, dtype = state[-4], state[-3]  # (version,) shape, dtype, is_fortran, raw data
         dtype = np.dtype(dtype)
         if dtype.hasobject:
-            raise OfficialImportError("the pickle holds an array of Python objects; a release pickle holds numbers")
+            raise OfficialImportError(
+                "the pickle holds an array of Python objects; a release pickle holds numbers"
+            )
         size = math.prod(int(n) for n in shape) * dtype.itemsize
         if size > self.remaining[0]:
-            raise OfficialImportError(f"the pickle's arrays ask for more memory ({size:,} bytes more) than a release "
-                                      "pickle of its size holds; refusing it")
+            raise OfficialImportError(
+                f"the pickle's arrays ask for more memory ({size:,} bytes more) than a release "
+                "pickle of its size holds; refusing it"
+            )
         self.remaining[0] -= size
         super().__setstate__(state)
 
@@ -117,22 +150,43 @@ class _ReleaseUnpickler(pickle.Unpickler):
             target_module, target = _NUMPY_GLOBALS[(module, name)]
             return getattr(__import__(target_module, fromlist=[target]), target)
         raise OfficialImportError(
-            f"the pickle names the global {module}.{name}, which a ProGAN release pickle does not hold; "
+            f"the pickle names the global {module}.{name}, which a ProGAN release pickle does not "
+            "hold; "
             "refusing to load it (nothing in the file was run)"
         )
 
 
-def load_pickle(data: bytes, source: str = "the pickle") -> tuple[NetworkState, NetworkState, NetworkState]:
+def load_pickle(
+    data: bytes, source: str = "the pickle"
+) -> tuple[NetworkState, NetworkState, NetworkState]:
     """(G, D, Gs) states from the bytes of a release pickle, without executing anything in it."""
     try:
-        networks = _ReleaseUnpickler(io.BytesIO(data), encoding="latin1", budget=2 * len(data)).load()
+        networks = _ReleaseUnpickler(
+            io.BytesIO(data), encoding="latin1", budget=2 * len(data)
+        ).load()
     except OfficialImportError as error:
         raise OfficialImportError(f"{source}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError,
-            ImportError, RecursionError, MemoryError) as error:
-        raise OfficialImportError(f"{source} is not a readable ProGAN release pickle "
-                                  f"({type(error).__name__}: {str(error)[:200]})") from None
-    if not (isinstance(networks, tuple) and len(networks) == 3 and all(isinstance(n, NetworkState) for n in networks)):
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        ImportError,
+        RecursionError,
+        MemoryError,
+    ) as error:
+        raise OfficialImportError(
+            f"{source} is not a readable ProGAN release pickle "
+            f"({type(error).__name__}: {str(error)[:200]})"
+        ) from None
+    if not (
+        isinstance(networks, tuple)
+        and len(networks) == 3
+        and all(isinstance(n, NetworkState) for n in networks)
+    ):
         raise OfficialImportError(f"{source} does not hold the release's (G, D, Gs) networks")
     return networks
 
@@ -143,11 +197,15 @@ def architecture_kwargs(g: NetworkState, d: NetworkState) -> dict:
     problems = []
     for state, builder in ((g, "G_paper"), (d, "D_paper")):
         if state.build_func_name not in (builder, f"networks.{builder}"):
-            problems.append(f"{state.name}: build function {state.build_func_name!r}, expected {builder}")
+            problems.append(
+                f"{state.name}: build function {state.build_func_name!r}, expected {builder}"
+            )
         for key, value in state.static_kwargs.items():
             if key in _FIXED_KWARGS:
                 if value != _FIXED_KWARGS[key]:
-                    problems.append(f"{state.name}.{key}={value!r} (only {_FIXED_KWARGS[key]!r} is supported)")
+                    problems.append(
+                        f"{state.name}.{key}={value!r} (only {_FIXED_KWARGS[key]!r} is supported)"
+                    )
             elif key not in _FREE_KWARGS:
                 problems.append(f"{state.name}.{key}={value!r} (unknown)")
     kw = {**d.static_kwargs, **g.static_kwargs}
@@ -155,8 +213,14 @@ def architecture_kwargs(g: NetworkState, d: NetworkState) -> dict:
         problems.append(f"dtype={kw['dtype']!r} (weights are float32; only float32 is supported)")
     fmap_base, fmap_max = int(kw.get("fmap_base", 8192)), int(kw.get("fmap_max", 512))
     for key in ("num_channels", "resolution", "label_size", "fmap_base", "fmap_max", "fused_scale"):
-        if key in g.static_kwargs and key in d.static_kwargs and g.static_kwargs[key] != d.static_kwargs[key]:
-            problems.append(f"G and D disagree on {key}: {g.static_kwargs[key]!r} vs {d.static_kwargs[key]!r}")
+        if (
+            key in g.static_kwargs
+            and key in d.static_kwargs
+            and g.static_kwargs[key] != d.static_kwargs[key]
+        ):
+            problems.append(
+                f"G and D disagree on {key}: {g.static_kwargs[key]!r} vs {d.static_kwargs[key]!r}"
+            )
     if problems:
         raise OfficialImportError("cannot import these networks: " + "; ".join(problems))
     latent_size = g.static_kwargs.get("latent_size") or min(fmap_base, fmap_max)
@@ -184,7 +248,7 @@ def _nchw_columns(weight: np.ndarray, channels: int) -> np.ndarray:
 
 
 def generator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.ndarray]:
-    """progan_tf layer-weight path (`layer name/weight name`) -> value, for a Generator named "g"."""
+    """progan_tf layer-weight path (`layer name/weight name`) -> value, for a Generator "g"."""
     take, out = _Variables(state), {}
     final = int(math.log2(arch.resolution))
     for r in arch.resolutions:
@@ -192,15 +256,24 @@ def generator_weights(state: NetworkState, arch, fused: bool) -> dict[str, np.nd
         if r == 4:
             out[f"{n}_dense/kernel"] = _nchw_columns(take("4x4/Dense/weight"), nf)
             out[f"{n}_dense_bias/bias"] = take("4x4/Dense/bias")
-            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = take("4x4/Conv/weight"), take("4x4/Conv/bias")
+            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = (
+                take("4x4/Conv/weight"),
+                take("4x4/Conv/bias"),
+            )
         else:
             if fused:  # [k, k, out, in] of a transposed conv -> flipped, channels swapped
                 weight = take(f"{r}x{r}/Conv0_up/weight")
                 out[f"{n}_conv0/kernel"] = weight[::-1, ::-1].transpose(0, 1, 3, 2)
                 out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0_up/bias")
             else:
-                out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0/weight"), take(f"{r}x{r}/Conv0/bias")
-            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = take(f"{r}x{r}/Conv1/weight"), take(f"{r}x{r}/Conv1/bias")
+                out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = (
+                    take(f"{r}x{r}/Conv0/weight"),
+                    take(f"{r}x{r}/Conv0/bias"),
+                )
+            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = (
+                take(f"{r}x{r}/Conv1/weight"),
+                take(f"{r}x{r}/Conv1/bias"),
+            )
         lod = final - int(math.log2(r))
         out[f"g_torgb_{r}x{r}/kernel"] = take(f"ToRGB_lod{lod}/weight")
         out[f"g_torgb_{r}x{r}/bias"] = take(f"ToRGB_lod{lod}/bias")
@@ -217,14 +290,27 @@ def discriminator_weights(state: NetworkState, arch, fused: bool) -> dict[str, n
         out[f"d_fromrgb_{r}x{r}_conv/kernel"] = take(f"FromRGB_lod{lod}/weight")
         out[f"d_fromrgb_{r}x{r}_conv/bias"] = take(f"FromRGB_lod{lod}/bias")
         if r == 4:
-            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = take("4x4/Conv/weight"), take("4x4/Conv/bias")
+            out[f"{n}_conv/kernel"], out[f"{n}_conv/bias"] = (
+                take("4x4/Conv/weight"),
+                take("4x4/Conv/bias"),
+            )
             out[f"{n}_dense0/kernel"] = _nchw_rows(take("4x4/Dense0/weight"), arch.num_features(4))
             out[f"{n}_dense0/bias"] = take("4x4/Dense0/bias")
-            out[f"{n}_dense1/kernel"], out[f"{n}_dense1/bias"] = take("4x4/Dense1/weight"), take("4x4/Dense1/bias")
+            out[f"{n}_dense1/kernel"], out[f"{n}_dense1/bias"] = (
+                take("4x4/Dense1/weight"),
+                take("4x4/Dense1/bias"),
+            )
         else:
-            out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = take(f"{r}x{r}/Conv0/weight"), take(f"{r}x{r}/Conv0/bias")
-            second = f"{r}x{r}/Conv1_down" if fused else f"{r}x{r}/Conv1"  # same kernel, pooled after
-            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = take(f"{second}/weight"), take(f"{second}/bias")
+            out[f"{n}_conv0/kernel"], out[f"{n}_conv0/bias"] = (
+                take(f"{r}x{r}/Conv0/weight"),
+                take(f"{r}x{r}/Conv0/bias"),
+            )
+            # same kernel, pooled after
+            second = f"{r}x{r}/Conv1_down" if fused else f"{r}x{r}/Conv1"
+            out[f"{n}_conv1/kernel"], out[f"{n}_conv1/bias"] = (
+                take(f"{second}/weight"),
+                take(f"{second}/bias"),
+            )
     take.check_all_used()
     return out
 
@@ -242,9 +328,12 @@ class _Variables:
         return self.state.variables[name]
 
     def check_all_used(self) -> None:
-        left = sorted(set(self.state.variables) - self.used - {"lod"})  # lod: the release's fade state
+        # lod: the release's fade state
+        left = sorted(set(self.state.variables) - self.used - {"lod"})
         if left:
-            raise OfficialImportError(f"{self.state.name}: variables with no place in progan_tf's network: {left}")
+            raise OfficialImportError(
+                f"{self.state.name}: variables with no place in progan_tf's network: {left}"
+            )
 
 
 def assign(network, weights: dict[str, np.ndarray]) -> None:
@@ -257,8 +346,12 @@ def assign(network, weights: dict[str, np.ndarray]) -> None:
                 targets[f"{layer.name}/{weight.name.split('/')[-1].split(':')[0]}"] = weight
     missing, extra = sorted(set(targets) - set(weights)), sorted(set(weights) - set(targets))
     if missing or extra:
-        raise OfficialImportError(f"weights do not match the network: missing {missing}, unexpected {extra}")
+        raise OfficialImportError(
+            f"weights do not match the network: missing {missing}, unexpected {extra}"
+        )
     for key, value in weights.items():
         if tuple(targets[key].shape) != value.shape:
-            raise OfficialImportError(f"{key}: shape {value.shape} in the pickle, {tuple(targets[key].shape)} here")
+            raise OfficialImportError(
+                f"{key}: shape {value.shape} in the pickle, {tuple(targets[key].shape)} here"
+            )
         targets[key].assign(value.astype(np.float32))

@@ -59,10 +59,19 @@ class PhaseController:
         self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
         self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
-        self.steps_per_call, self.mirror_augment, self.shuffle_buffer = steps_per_call, mirror_augment, shuffle_buffer
+        self.steps_per_call, self.mirror_augment, self.shuffle_buffer = (
+            steps_per_call,
+            mirror_augment,
+            shuffle_buffer,
+        )
         self.class_repeats = class_repeats
-        self.carry_fade_step, self.compile_ahead, self.total_images = carry_fade_step, compile_ahead, total_images
-        self._ahead: tuple[PhaseTrainer, threading.Thread, list] | None = None  # (trainer, thread, errors)
+        self.carry_fade_step, self.compile_ahead, self.total_images = (
+            carry_fade_step,
+            compile_ahead,
+            total_images,
+        )
+        # (trainer, thread, errors)
+        self._ahead: tuple[PhaseTrainer, threading.Thread, list] | None = None
         self.current: PhaseTrainer | None = None
         self.iterator = None
         self.times = PhaseTimes()
@@ -86,7 +95,9 @@ class PhaseController:
         if previous is not None and previous.phase.fade and self._on_fade_model(phase):
             previous.continue_into(phase)
             parts.lap("carry_step")
-            self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps)
+            self.times.start(
+                phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps
+            )
             self._compiled = True
             return previous
         if previous is None or previous.phase.resolution != phase.resolution:
@@ -107,7 +118,9 @@ class PhaseController:
         else:
             self.current = self._make_trainer(phase, previous.loss_scales if previous else None)
         parts.lap("new_step")
-        self.times.start(phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps)
+        self.times.start(
+            phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps
+        )
         self._compiled = False
         return self.current
 
@@ -122,7 +135,9 @@ class PhaseController:
         start = time.perf_counter()
         stats = self.current.train(self.iterator, tf.constant(steps, tf.int64))
         stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
-        self.times.add_call(int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling)
+        self.times.add_call(
+            int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling
+        )
         self._compiled = True
         if self.compile_ahead and self._ahead is None:
             self._start_ahead()
@@ -165,7 +180,9 @@ class PhaseController:
     def _start_ahead(self) -> None:
         """Makes the next phase's trainer here and compiles its step in a thread."""
         phase = self._next_phase()
-        if phase is None or not isinstance(self.strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.MirroredStrategy)):
+        if phase is None or not isinstance(
+            self.strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.MirroredStrategy)
+        ):
             return
         trainer = self._make_trainer(phase, self.current.loss_scales)
         errors: list[BaseException] = []
@@ -188,9 +205,15 @@ class PhaseController:
         trainer, thread, errors = ahead
         thread.join()
         if errors:
-            print(f"progan_tf: compiling the {trainer.phase.name} step ahead failed ({errors[0]!r}); "
-                  "compiling it now", file=sys.stderr)
-        if errors or (trainer.phase.key, trainer.phase.start_images) != (phase.key, phase.start_images):
+            print(
+                f"progan_tf: compiling the {trainer.phase.name} step ahead failed ({errors[0]!r}); "
+                "compiling it now",
+                file=sys.stderr,
+            )
+        if errors or (trainer.phase.key, trainer.phase.start_images) != (
+            phase.key,
+            phase.start_images,
+        ):
             return None
         trainer.phase = phase
         return trainer
@@ -198,16 +221,27 @@ class PhaseController:
     def _on_fade_model(self, phase: Phase) -> bool:
         """Whether stable `phase` trains its fade-in's model: a function of the schedule alone,
         so a resumed run builds the step (and optimizer slots) the interrupted one had."""
-        return (self.carry_fade_step and not phase.fade and self.schedule.fade_images > 0
-                and 4 < phase.resolution < self.schedule.final_resolution)
+        return (
+            self.carry_fade_step
+            and not phase.fade
+            and self.schedule.fade_images > 0
+            and 4 < phase.resolution < self.schedule.final_resolution
+        )
 
     def _make_iterator(self, phase: Phase):
         data.require_records(self.dataset, phase.resolution)  # an empty level would wait forever
         epoch, index = (int(v) for v in self.data_position.numpy())
         dataset = data.distribute(
-            self.strategy, self.dataset, phase.resolution, phase.global_batch_size,
-            mirror=self.mirror_augment, shuffle_buffer=self.shuffle_buffer, class_repeats=self.class_repeats,
-            seed=self.step.seed, start=data.StreamPosition(epoch, index), with_position=True,
+            self.strategy,
+            self.dataset,
+            phase.resolution,
+            phase.global_batch_size,
+            mirror=self.mirror_augment,
+            shuffle_buffer=self.shuffle_buffer,
+            class_repeats=self.class_repeats,
+            seed=self.step.seed,
+            start=data.StreamPosition(epoch, index),
+            with_position=True,
         )
         return iter(dataset)
 

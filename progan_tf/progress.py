@@ -47,7 +47,14 @@ class Progress:
             images = stop
         return cost * (self.rate or 0.0)
 
-    def update(self, images_seen: int, phase: Phase, alpha: float, stats: dict[str, float], steady: bool = True) -> None:
+    def update(
+        self,
+        images_seen: int,
+        phase: Phase,
+        alpha: float,
+        stats: dict[str, float],
+        steady: bool = True,
+    ) -> None:
         """`phase`: the one the next step trains; the images since the last call were shown at
         the resolution of the previous call's phase. `steady=False`: that time included a
         phase's start (setup, trace and compile), so it does not enter the speed and ETA."""
@@ -55,15 +62,27 @@ class Progress:
             return
         now = time.time()
         if steady and self.last_time is not None and images_seen > self.last_images:
-            rate = (now - self.last_time) / (images_seen - self.last_images) / self.last_resolution**self.COST_EXPONENT
+            rate = (
+                (now - self.last_time)
+                / (images_seen - self.last_images)
+                / self.last_resolution**self.COST_EXPONENT
+            )
             self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
         self.last_time, self.last_images, self.last_resolution = now, images_seen, phase.resolution
-        speed = f"{1.0 / (self.rate * phase.resolution**self.COST_EXPONENT):7.1f}" if self.rate else "      -"
+        speed = (
+            f"{1.0 / (self.rate * phase.resolution**self.COST_EXPONENT):7.1f}"
+            if self.rate
+            else "      -"
+        )
         eta = format_duration(self.eta_seconds(images_seen)) if self.rate else "--:--:--"
         fraction = min(images_seen / self.total, 1.0)
         bar = ("=" * int(20 * fraction)).ljust(20)
-        line = (f"kimg {images_seen / 1000:8.1f}/{self.total / 1000:<8.1f} [{bar}] {phase.resolution:>4}x{phase.resolution:<4} "
-                f"alpha {alpha:.2f}  d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  {speed} img/s  ETA {eta}")
+        line = (
+            f"kimg {images_seen / 1000:8.1f}/{self.total / 1000:<8.1f} [{bar}] "
+            f"{phase.resolution:>4}x{phase.resolution:<4} "
+            f"alpha {alpha:.2f}  d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  "
+            f"{speed} img/s  ETA {eta}"
+        )
         if self.tty:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         elif int(10 * fraction) > self.printed_tenths:
@@ -99,9 +118,15 @@ class PhaseTime:
         return self.steady_images / self.steady_seconds if self.steady_seconds > 0 else float("nan")
 
     def record(self) -> dict:
-        return {"phase": self.name, "kimg": self.images / 1000, "wall_s": round(self.wall_seconds, 2),
-                "setup_s": round(self.setup_seconds, 2), "first_step_s": round(self.first_step_seconds, 2),
-                "steady_img_per_s": round(self.steady_images_per_second, 1), "setup_parts": self.setup_parts}
+        return {
+            "phase": self.name,
+            "kimg": self.images / 1000,
+            "wall_s": round(self.wall_seconds, 2),
+            "setup_s": round(self.setup_seconds, 2),
+            "first_step_s": round(self.first_step_seconds, 2),
+            "steady_img_per_s": round(self.steady_images_per_second, 1),
+            "setup_parts": self.setup_parts,
+        }
 
 
 class PhaseTimes:
@@ -110,9 +135,19 @@ class PhaseTimes:
     def __init__(self):
         self.phases: list[PhaseTime] = []
 
-    def start(self, phase: Phase, images_seen: int, setup_seconds: float,
-              setup_parts: dict[str, float] | None = None) -> PhaseTime:
-        entry = PhaseTime(phase.name, int(images_seen), setup_seconds=setup_seconds, setup_parts=dict(setup_parts or {}))
+    def start(
+        self,
+        phase: Phase,
+        images_seen: int,
+        setup_seconds: float,
+        setup_parts: dict[str, float] | None = None,
+    ) -> PhaseTime:
+        entry = PhaseTime(
+            phase.name,
+            int(images_seen),
+            setup_seconds=setup_seconds,
+            setup_parts=dict(setup_parts or {}),
+        )
         self.phases.append(entry)
         return entry
 
@@ -127,12 +162,18 @@ class PhaseTimes:
 
     def table(self) -> str:
         """A text table: phase, kimg, wall s, setup s, first step s, steady img/s."""
-        lines = [f"{'phase':<18}{'kimg':>9}{'wall s':>9}{'setup s':>9}{'1st step s':>11}{'img/s':>9}"]
+        lines = [
+            f"{'phase':<18}{'kimg':>9}{'wall s':>9}{'setup s':>9}{'1st step s':>11}{'img/s':>9}"
+        ]
         for p in self.phases:
-            lines.append(f"{p.name:<18}{p.images / 1000:>9.2f}{p.wall_seconds:>9.1f}{p.setup_seconds:>9.1f}"
-                         f"{p.first_step_seconds:>11.1f}{p.steady_images_per_second:>9.1f}")
+            lines.append(
+                f"{p.name:<18}{p.images / 1000:>9.2f}{p.wall_seconds:>9.1f}{p.setup_seconds:>9.1f}"
+                f"{p.first_step_seconds:>11.1f}{p.steady_images_per_second:>9.1f}"
+            )
         total = sum(p.wall_seconds for p in self.phases)
         compile_total = sum(p.setup_seconds + p.first_step_seconds for p in self.phases)
-        lines.append(f"{'total':<18}{sum(p.images for p in self.phases) / 1000:>9.2f}{total:>9.1f}"
-                     f"{compile_total:>20.1f} (setup + first steps)")
+        lines.append(
+            f"{'total':<18}{sum(p.images for p in self.phases) / 1000:>9.2f}{total:>9.1f}"
+            f"{compile_total:>20.1f} (setup + first steps)"
+        )
         return "\n".join(lines)

@@ -60,7 +60,8 @@ class RunDirectory:
             os.close(fd)
             if error.errno in (errno.EAGAIN, errno.EACCES):
                 raise RunDirLockedError(
-                    f"{self.path} is in use by another trainer (pid {holder}); wait for it to finish, "
+                    f"{self.path} is in use by another trainer (pid {holder}); wait for it to "
+                    "finish, "
                     "stop it, or choose another --run_dir"
                 ) from None
             raise
@@ -80,16 +81,21 @@ class RunDirectory:
             return
         os.makedirs(self.file("samples"), exist_ok=True)
         if config is not None:
-            files.write_text(self.file("config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
+            files.write_text(
+                self.file("config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n"
+            )
         files.write_text(self.file("run.json"), json.dumps(run_info, indent=2) + "\n")
 
     def log(self, message: str, echo: bool = True) -> None:
-        """A timestamped line in log.txt; `echo` also prints it to stderr, over the progress line."""
+        """A timestamped line in log.txt; `echo` also prints it to stderr, over the progress
+        line."""
         if not self.writable:
             return
         files.append_line(self.file("log.txt"), f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
         if echo:
-            print(("\r\033[K" if sys.stderr.isatty() else "") + message, file=sys.stderr, flush=True)
+            print(
+                ("\r\033[K" if sys.stderr.isatty() else "") + message, file=sys.stderr, flush=True
+            )
 
     def append_stats(self, record: dict) -> None:
         if self.writable:

@@ -50,8 +50,11 @@ class Run:
     def resolution(self) -> int:
         return self.phase.resolution
 
-    def generate(self, latents: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
-        """uint8 [N, R, R, C] images for float32 latents (and integer class labels if conditional)."""
+    def generate(
+        self, latents: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """uint8 [N, R, R, C] images for float32 latents (and integer class labels if
+        conditional)."""
         num_labels = self.generator.arch.num_labels
         out = []
         for start in range(0, len(latents), batch_size):
@@ -59,8 +62,13 @@ class Run:
             inputs = z
             if num_labels:
                 if labels is None:
-                    raise ValueError("this generator is conditional: give one class label per latent")
-                inputs = [z, tf.constant(images.one_hot(labels[start : start + batch_size], num_labels))]
+                    raise ValueError(
+                        "this generator is conditional: give one class label per latent"
+                    )
+                inputs = [
+                    z,
+                    tf.constant(images.one_hot(labels[start : start + batch_size], num_labels)),
+                ]
             out.append(data.to_uint8(self.model(inputs, training=False)).numpy())
         return np.concatenate(out)
 
@@ -97,8 +105,11 @@ def _read_json(path: str) -> dict:
             raise ValueError("not a JSON object")
         return value
     except (OSError, ValueError) as error:
-        raise RunError(f"{path} is unreadable ({error}); it is written by the trainer, restore it from a backup "
-                       "or the run's other copy") from None
+        raise RunError(
+            f"{path} is unreadable ({error}); it is written by the trainer, restore it from a "
+            "backup "
+            "or the run's other copy"
+        ) from None
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
@@ -112,11 +123,18 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
     info = _read_json(info_path)
     try:
         arch = Architecture(**info["architecture"])
-        schedule = Schedule(final_resolution=arch.resolution, stable_kimg=float(info["stable_kimg"]),
-                            fade_kimg=float(info["fade_kimg"]), progressive=arch.progressive)
+        schedule = Schedule(
+            final_resolution=arch.resolution,
+            stable_kimg=float(info["stable_kimg"]),
+            fade_kimg=float(info["fade_kimg"]),
+            progressive=arch.progressive,
+        )
     except (KeyError, TypeError, ValueError) as error:
-        raise RunError(f"{info_path} does not describe a run ({error!r}); it is written by the trainer, restore it "
-                       "from a backup") from None
+        raise RunError(
+            f"{info_path} does not describe a run ({error!r}); it is written by the trainer, "
+            "restore it "
+            "from a backup"
+        ) from None
     try:
         images_seen = int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
         phase = phase_at(schedule, images_seen)
@@ -128,7 +146,11 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
         reason = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
         raise RunError(f"{path} does not fit {info_path} ({reason})") from None
     config_path = os.path.join(run_dir, "config.json")
-    mirror = bool(_read_json(config_path).get("mirror_augment", False)) if os.path.exists(config_path) else False
+    mirror = (
+        bool(_read_json(config_path).get("mirror_augment", False))
+        if os.path.exists(config_path)
+        else False
+    )
     return Run(
         mirror_augment=mirror,
         run_dir=run_dir,

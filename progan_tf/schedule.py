@@ -1,4 +1,4 @@
-"""The progressive schedule (§2, §A.1; reference §4): images shown -> stage, phase, alpha, batch, lr.
+"""The progressive schedule (§2, §A.1; reference §4): images shown -> stage, phase, alpha, lr.
 
 Pure functions of the number of real images the discriminator has seen. Training starts at
 4x4 for `stable_kimg`; every later resolution gets a fade-in of `fade_kimg`, then a stable
@@ -42,7 +42,9 @@ class Schedule:
     final_resolution: int
     stable_kimg: float = 600.0  # lod_training_kimg: images per stable phase (thousands)
     fade_kimg: float = 600.0  # lod_transition_kimg: images per fade-in phase (thousands)
-    minibatch: Mapping[int, int] = dataclasses.field(default_factory=lambda: MINIBATCH_PRESETS["1gpu"])
+    minibatch: Mapping[int, int] = dataclasses.field(
+        default_factory=lambda: MINIBATCH_PRESETS["1gpu"]
+    )
     minibatch_default: int = 16  # for resolutions missing from `minibatch`
     learning_rate: Mapping[int, float] = dataclasses.field(default_factory=dict)
     learning_rate_default: float = 0.001
@@ -98,7 +100,9 @@ class Phase:
         """Alpha after `images_seen` images: the fade-in's linear ramp, 1 in stable phases."""
         if not self.fade:
             return 1.0
-        return min(1.0, max(0.0, (images_seen - self.start_images) / (self.end_images - self.start_images)))
+        return min(
+            1.0, max(0.0, (images_seen - self.start_images) / (self.end_images - self.start_images))
+        )
 
 
 def kimg_to_images(kimg: float) -> int:
@@ -111,9 +115,15 @@ def phase_at(schedule: Schedule, images_seen: int) -> Phase:
     integer arithmetic so that phase boundaries are exact for any kimg value."""
     images_seen = int(images_seen)
     if not schedule.progressive:  # Table 1 (a), Figure 4 (a): the final networks throughout
-        return Phase(resolution=schedule.final_resolution, fade=False, start_images=0, end_images=None, alpha=1.0,
-                     global_batch_size=schedule.global_batch_size(schedule.final_resolution),
-                     learning_rate=schedule.lr(schedule.final_resolution))
+        return Phase(
+            resolution=schedule.final_resolution,
+            fade=False,
+            start_images=0,
+            end_images=None,
+            alpha=1.0,
+            global_batch_size=schedule.global_batch_size(schedule.final_resolution),
+            learning_rate=schedule.lr(schedule.final_resolution),
+        )
     stable, fade = schedule.stable_images, schedule.fade_images
     period = stable + fade
     last = schedule.num_stages - 1  # the final resolution is 4 * 2**last

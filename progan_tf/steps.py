@@ -25,12 +25,21 @@ from progan_tf.schedule import Phase
 # Every random draw of a step has a stream of its own; a draw's seed is (image count, a number
 # unique to the run seed, replica and stream), and each DiffAugment call within a stream folds
 # its call index into that seed, so no two draws of one step share a seed (tested).
-STREAMS = {"d_latents": 0, "gp_mix": 1, "g_latents": 2, "d_augment": 3, "g_augment": 4,
-           "d_fake_labels": 5, "g_fake_labels": 6}
+STREAMS = {
+    "d_latents": 0,
+    "gp_mix": 1,
+    "g_latents": 2,
+    "d_augment": 3,
+    "g_augment": 4,
+    "d_fake_labels": 5,
+    "g_fake_labels": 6,
+}
 MAX_REPLICAS = 2**16
 
 
-def stream_seed(images_seen: tf.Tensor, run_seed: int, replica: tf.Tensor | int, stream: str) -> tf.Tensor:
+def stream_seed(
+    images_seen: tf.Tensor, run_seed: int, replica: tf.Tensor | int, stream: str
+) -> tf.Tensor:
     """int64 [2] stateless seed of one random stream of one step and replica."""
     key = (run_seed * MAX_REPLICAS + tf.cast(replica, tf.int64)) * len(STREAMS) + STREAMS[stream]
     return tf.stack([tf.cast(images_seen, tf.int64), tf.cast(key, tf.int64)])
@@ -48,7 +57,8 @@ G_STATS = ("g_loss",)  # averaged over the steps that updated G (all of them unl
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
     loss: str = "wgan_gp"
-    gp_scale: str = "official"  # official: penalise the norm at the final resolution (s / R x native); native
+    # official: penalise the norm at the final resolution (s / R x native); native
+    gp_scale: str = "official"
     gp_weight: float = 10.0
     drift_weight: float = 1e-3
     r1_gamma: float = 10.0
@@ -57,38 +67,53 @@ class StepOptions:
     adam_beta2: float = 0.99
     adam_epsilon: float = 1e-8
     ema_beta: float = 0.999
-    d_repeats: int = 1  # D steps per G step (WGAN-GP's n_critic); each D step takes its own minibatch
+    # D steps per G step (WGAN-GP's n_critic); each D step takes its own minibatch
+    d_repeats: int = 1
     mixed_precision: bool = False
-    mixed_precision_dtype: str = "float16"  # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
+    # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
+    mixed_precision_dtype: str = "float16"
     xla: bool = False
     seed: int = 0
     augment_policy: str = ""  # DiffAugment ops D sees, e.g. "color,translation,cutout"; "" = none
     augment_probability: float = 1.0  # chance of each op per image
-    fake_labels: str = "data"  # conditional: G draws the reals' classes (data) or each class equally often (uniform)
+    # conditional: G draws the reals' classes (data) or each class equally often (uniform)
+    fake_labels: str = "data"
 
     def __post_init__(self):
         if self.gp_scale not in ("official", "native"):
             raise ValueError(f"--config.gp_scale={self.gp_scale!r}; choose official or native")
         if self.loss not in losses.LOSSES:
-            raise ValueError(f"--config.loss={self.loss!r}; choose one of {', '.join(losses.LOSSES)}")
+            raise ValueError(
+                f"--config.loss={self.loss!r}; choose one of {', '.join(losses.LOSSES)}"
+            )
         augment.parse_policy(self.augment_policy)
         if self.fake_labels not in ("data", "uniform"):
             raise ValueError(f"--config.fake_labels={self.fake_labels!r}; choose data or uniform")
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or bfloat16")
+            raise ValueError(
+                f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or "
+                "bfloat16"
+            )
 
 
-def make_optimizer(options: StepOptions, learning_rate: float, loss_scale: float = 2.0**15) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    options: StepOptions, learning_rate: float, loss_scale: float = 2.0**15
+) -> keras.optimizers.Optimizer:
     """Adam(lr, beta1 = 0, beta2 = 0.99, eps = 1e-8) or RMSProp; under float16 mixed precision
     wrapped in Keras' LossScaleOptimizer (dynamic: halved and the step skipped on non-finite
     gradients, doubled after 2,000 finite steps) starting from `loss_scale`. bfloat16 has
     float32's exponent range and needs no loss scaling."""
     if options.optimizer == "adam":
         optimizer = keras.optimizers.Adam(
-            learning_rate, beta_1=options.adam_beta1, beta_2=options.adam_beta2, epsilon=options.adam_epsilon
+            learning_rate,
+            beta_1=options.adam_beta1,
+            beta_2=options.adam_beta2,
+            epsilon=options.adam_epsilon,
         )
     elif options.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(learning_rate, rho=options.adam_beta2, epsilon=options.adam_epsilon)
+        optimizer = keras.optimizers.RMSprop(
+            learning_rate, rho=options.adam_beta2, epsilon=options.adam_epsilon
+        )
     else:
         raise ValueError(f"--config.optimizer={options.optimizer!r}; choose adam or rmsprop")
     if options.mixed_precision and options.mixed_precision_dtype == "float16":
@@ -134,7 +159,9 @@ def apply_if_finite(optimizer: keras.optimizers.Optimizer, grads, variables, los
     def cross_replica(strategy, finite, grads):
         tf.cond(
             strategy.experimental_local_results(finite)[0],
-            lambda: strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables)),
+            lambda: strategy.extended.call_for_each_replica(
+                optimizer.apply, args=(grads, variables)
+            ),
             lambda: None,
         )
 
@@ -146,7 +173,11 @@ def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float)
     """Puts a built optimizer back in the state of a freshly built one at `learning_rate`: step
     counters and moments zero. Under float16 the loss scale is kept, as a new phase's
     optimizers start from the last one's scale."""
-    keep = {id(optimizer.dynamic_scale)} if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else set()
+    keep = (
+        {id(optimizer.dynamic_scale)}
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        else set()
+    )
     for o in (optimizer, getattr(optimizer, "inner_optimizer", None)):
         if o is not None and isinstance(o._learning_rate, keras.Variable):
             keep.add(id(o._learning_rate))
@@ -158,7 +189,11 @@ def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float)
 
 def loss_scale_of(optimizer: keras.optimizers.Optimizer) -> tf.Tensor | float:
     """The optimizer's current loss scale: its variable's value under mixed precision, else 1."""
-    return optimizer.dynamic_scale.value if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0
+    return (
+        optimizer.dynamic_scale.value
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        else 1.0
+    )
 
 
 class PhaseTrainer:
@@ -200,7 +235,9 @@ class PhaseTrainer:
         self.d_vars = self.d_model.trainable_variables
         self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
         # batch norm's moving statistics (normalization="batch_layer"): copied, not averaged
-        self.ema_copies = list(zip(ema.non_trainable_state(), generator.non_trainable_state(), strict=True))
+        self.ema_copies = list(
+            zip(ema.non_trainable_state(), generator.non_trainable_state(), strict=True)
+        )
         self.latent_size = generator.arch.latent_size
         self.num_labels = generator.arch.num_labels
         self.conditional = self.num_labels > 0
@@ -226,8 +263,13 @@ class PhaseTrainer:
         and model) without a new trace or compile: the optimizers are reset in place to a fresh
         pair's state, as at every phase start. The compiled step's alpha ramp has ended, so it
         holds alpha at 1."""
-        if not (self.phase.fade and not phase.fade and phase.resolution == self.phase.resolution
-                and phase.global_batch_size == self.phase.global_batch_size and phase.start_images == self.phase.end_images):
+        if not (
+            self.phase.fade
+            and not phase.fade
+            and phase.resolution == self.phase.resolution
+            and phase.global_batch_size == self.phase.global_batch_size
+            and phase.start_images == self.phase.end_images
+        ):
             raise ValueError(f"{self.phase.name} cannot continue into {phase.name}")
         self.phase = phase
         with self.strategy.scope():
@@ -245,10 +287,17 @@ class PhaseTrainer:
         def both(reals, labels, latents, mix, seed):
             d = self.strategy.run(self._d_grads, args=(reals, labels, labels, latents, mix, seed))
             g = self.strategy.run(self._g_grads, args=(labels, latents, seed))
-            return tf.nest.map_structure(lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), (d[1], g[1]))
+            return tf.nest.map_structure(
+                lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), (d[1], g[1])
+            )
 
-        zeros = (tf.zeros([batch, r, r, channels]), tf.zeros([batch, label_width]), tf.zeros([batch, self.latent_size]),
-                 tf.zeros([batch, 1, 1, 1]), tf.zeros([2], tf.int64))
+        zeros = (
+            tf.zeros([batch, r, r, channels]),
+            tf.zeros([batch, label_width]),
+            tf.zeros([batch, self.latent_size]),
+            tf.zeros([batch, 1, 1, 1]),
+            tf.zeros([2], tf.int64),
+        )
         with self.strategy.scope():
             tf.function(both, autograph=False)(*zeros)
 
@@ -261,7 +310,11 @@ class PhaseTrainer:
 
     def _noise(self, shape, stream: str) -> tf.Tensor:
         seed = self._seed(stream)
-        return tf.random.stateless_uniform(shape, seed) if stream == "gp_mix" else tf.random.stateless_normal(shape, seed)
+        return (
+            tf.random.stateless_uniform(shape, seed)
+            if stream == "gp_mix"
+            else tf.random.stateless_normal(shape, seed)
+        )
 
     def _fake_labels(self, labels, stream: str):
         """The classes G draws for this batch: the reals' (fake_labels="data", the official
@@ -269,7 +322,9 @@ class PhaseTrainer:
         a class with few images gets as many of G's updates as any other."""
         if not self.conditional or self.options.fake_labels == "data":
             return labels
-        classes = tf.random.stateless_uniform([_batch_size(labels)], self._seed(stream), 0, self.num_labels, dtype=tf.int32)
+        classes = tf.random.stateless_uniform(
+            [_batch_size(labels)], self._seed(stream), 0, self.num_labels, dtype=tf.int32
+        )
         return tf.one_hot(classes, self.num_labels, dtype=labels.dtype)
 
     def _generate(self, latents, labels):
@@ -291,7 +346,9 @@ class PhaseTrainer:
     def set_loss_scales(self, loss_scales: tuple[float, float]) -> None:
         """Starts float16 loss scaling from these (G, D) scales (the last phase's)."""
         with self.strategy.scope():
-            for optimizer, scale in zip((self.g_optimizer, self.d_optimizer), loss_scales, strict=True):
+            for optimizer, scale in zip(
+                (self.g_optimizer, self.d_optimizer), loss_scales, strict=True
+            ):
                 if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                     optimizer.dynamic_scale.assign(scale)
 
@@ -299,25 +356,36 @@ class PhaseTrainer:
     def loss_scales(self) -> tuple[float, float]:
         """(G, D) loss scales now, for the next phase's optimizers to start from."""
         # convert_to_tensor: under MirroredStrategy the scale's value is a MirroredVariable
-        return tuple(float(tf.convert_to_tensor(loss_scale_of(o))) for o in (self.g_optimizer, self.d_optimizer))
+        return tuple(
+            float(tf.convert_to_tensor(loss_scale_of(o)))
+            for o in (self.g_optimizer, self.d_optimizer)
+        )
 
     def _d_grads_fn(self, reals, labels, fake_labels, latents, mix, augment_seed):
         o, global_batch = self.options, self.phase.global_batch_size
         fakes = tf.cast(self._generate(latents, fake_labels), reals.dtype)  # float32, as the reals
         loss_scale = loss_scale_of(self.d_optimizer)
-        kwargs = {"loss_scale": loss_scale, "gradient_scale": self.gradient_scale,
-                  "fake_labels": fake_labels if self.conditional else None}
+        kwargs = {
+            "loss_scale": loss_scale,
+            "gradient_scale": self.gradient_scale,
+            "fake_labels": fake_labels if self.conditional else None,
+        }
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
         else:
             kwargs.update(r1_gamma=o.r1_gamma)
         with tf.GradientTape() as tape:
             d = self._discriminator(augment_seed)
-            per_example, terms = self.d_loss_fn(d, reals, fakes, mix, labels if self.conditional else None, **kwargs)
+            per_example, terms = self.d_loss_fn(
+                d, reals, fakes, mix, labels if self.conditional else None, **kwargs
+            )
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled = loss * loss_scale
         grads = tape.gradient(scaled, self.d_vars)
-        stats = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
+        stats = {
+            k: tf.nn.compute_average_loss(v, global_batch_size=global_batch)
+            for k, v in terms.items()
+        }
         return grads, loss, stats
 
     def _g_grads_fn(self, labels, latents, augment_seed):
@@ -336,16 +404,28 @@ class PhaseTrainer:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], "d_latents")
         mix = self._noise([batch, 1, 1, 1], "gp_mix")
-        grads, loss, stats = self._d_grads(reals, labels, self._fake_labels(labels, "d_fake_labels"), latents, mix,
-                                           self._seed("d_augment"))
-        finite = apply_if_finite(self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss)
+        grads, loss, stats = self._d_grads(
+            reals,
+            labels,
+            self._fake_labels(labels, "d_fake_labels"),
+            latents,
+            mix,
+            self._seed("d_augment"),
+        )
+        finite = apply_if_finite(
+            self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss
+        )
         return loss, stats, finite
 
     def _g_replica(self, labels):
         batch = _batch_size(labels)
         labels = self._fake_labels(labels, "g_fake_labels")
-        grads, loss = self._g_grads(labels, self._noise([batch, self.latent_size], "g_latents"), self._seed("g_augment"))
-        finite = apply_if_finite(self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss)
+        grads, loss = self._g_grads(
+            labels, self._noise([batch, self.latent_size], "g_latents"), self._seed("g_augment")
+        )
+        finite = apply_if_finite(
+            self.g_optimizer, _fill_none(grads, self.g_vars), self.g_vars, loss
+        )
         return loss, finite
 
     # Cross replica -------------------------------------------------------------------------
@@ -355,7 +435,9 @@ class PhaseTrainer:
             return
         # In int64 first: a float32 image count is inexact past 2**24 images.
         done = self.images_seen.read_value() - self.phase.start_images
-        progress = tf.cast(done, tf.float32) / float(self.phase.end_images - self.phase.start_images)
+        progress = tf.cast(done, tf.float32) / float(
+            self.phase.end_images - self.phase.start_images
+        )
         self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
 
     def _g_due(self) -> tf.Tensor | bool:
@@ -364,7 +446,9 @@ class PhaseTrainer:
         repeats = self.options.d_repeats
         if repeats == 1:
             return True
-        d_steps = (self.images_seen.read_value() - self.phase.start_images) // self.phase.global_batch_size
+        d_steps = (
+            self.images_seen.read_value() - self.phase.start_images
+        ) // self.phase.global_batch_size
         return tf.equal(d_steps % repeats, repeats - 1)
 
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -376,7 +460,11 @@ class PhaseTrainer:
 
         def g_update(labels):
             g_loss, g_ok = self.strategy.run(self._g_replica, args=(labels,))
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, g_loss, axis=None), first(g_ok)[0], tf.constant(1.0)
+            return (
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, g_loss, axis=None),
+                first(g_ok)[0],
+                tf.constant(1.0),
+            )
 
         def step(i, totals):
             self._set_alpha()
@@ -386,16 +474,24 @@ class PhaseTrainer:
                 # The local replicas take consecutive batches of one input pipeline: the stream has
                 # read up to the latest (epoch, records read) among them, not replica 0's.
                 positions = tf.stack(first(batch[2]))  # [local replicas, 2]
-                self.data_position.assign(positions[tf.argmax(positions[:, 0] * 2**40 + positions[:, 1])])
+                self.data_position.assign(
+                    positions[tf.argmax(positions[:, 0] * 2**40 + positions[:, 1])]
+                )
             due = self._g_due()
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
             if due is True:
                 g_loss, g_ok, g_step = g_update(labels)
             else:  # D-only steps in between
-                g_loss, g_ok, g_step = tf.cond(due, lambda: g_update(labels),
-                                               lambda: (tf.constant(0.0), tf.constant(True), tf.constant(0.0)))
+                g_loss, g_ok, g_step = tf.cond(
+                    due,
+                    lambda: g_update(labels),
+                    lambda: (tf.constant(0.0), tf.constant(True), tf.constant(0.0)),
+                )
             sums = {"d_loss": d_loss, **d_stats}
-            stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+            stats = {
+                k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in sums.items()
+            }
             stats["g_loss"] = g_loss
             ok = tf.logical_and(first(d_ok)[0], g_ok)  # the same on every replica
             stats["finite"] = tf.cast(ok, tf.float32)
@@ -409,14 +505,22 @@ class PhaseTrainer:
             consecutive.assign((consecutive + 1) * bad)
             self.counters["nonfinite_total"].assign_add(bad)
             applied = tf.cast(ok, tf.float32)
-            totals = {k: totals[k] + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
-                      for k in STAT_NAMES} | {"g_steps": totals["g_steps"] + applied * g_step}
+            totals = {
+                k: totals[k]
+                + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
+                for k in STAT_NAMES
+            } | {"g_steps": totals["g_steps"] + applied * g_step}
             return i + 1, totals
 
         zeros = {name: tf.constant(0.0) for name in (*STAT_NAMES, "g_steps")}
-        _, totals = tf.while_loop(lambda i, _: i < num_steps, step, (tf.constant(0, tf.int64), zeros))
+        _, totals = tf.while_loop(
+            lambda i, _: i < num_steps, step, (tf.constant(0, tf.int64), zeros)
+        )
         applied, g_steps = totals.pop("finite"), totals.pop("g_steps")
-        means = {k: tf.where(n > 0, v / tf.maximum(n, 1.0), float("nan"))
-                 for k, v in totals.items() for n in [g_steps if k in G_STATS else applied]}
+        means = {
+            k: tf.where(n > 0, v / tf.maximum(n, 1.0), float("nan"))
+            for k, v in totals.items()
+            for n in [g_steps if k in G_STATS else applied]
+        }
         means["finite"] = applied / tf.cast(num_steps, tf.float32)
         return means

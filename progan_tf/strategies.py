@@ -16,14 +16,18 @@ def make_strategy(name: str, tpu: str = ""):
     # (listing logical devices does), or collective ops cannot be configured.
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (see README)")
+            raise ValueError(
+                "--strategy=multi_worker needs the TF_CONFIG environment variable (see README)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:  # an empty --tpu: the resolver looks at $TPU_NAME (and GKE's variable)
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         except Exception as error:  # noqa: BLE001 - URLError, ValueError, ...: all mean "not found"
-            raise ValueError(f"--strategy=tpu --tpu={tpu!r}: cannot find the TPU ({error}); pass --tpu=NAME "
-                             "(a Cloud TPU's name, grpc://HOST:PORT, or local on a TPU VM)") from None
+            raise ValueError(
+                f"--strategy=tpu --tpu={tpu!r}: cannot find the TPU ({error}); pass --tpu=NAME "
+                "(a Cloud TPU's name, grpc://HOST:PORT, or local on a TPU VM)"
+            ) from None
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)

@@ -22,35 +22,66 @@ DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data"
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-    "config", os.path.join(ROOT, "configs", "demo_32.py"),
-    "Config file (configs/*.py; FILE:ARG passes ARG to its get_config). A config file is Python code that runs: use "
-    "only files you trust. --config.KEY=VALUE overrides take literal values only."
+    "config",
+    os.path.join(ROOT, "configs", "demo_32.py"),
+    "Config file (configs/*.py; FILE:ARG passes ARG to its get_config). A config file is Python "
+    "code that runs: use "
+    "only files you trust. --config.KEY=VALUE overrides take literal values only.",
 )
-flags.DEFINE_string("data_dir", None, "Dataset directory (tools/dataset_tool.py). Default: the bundled demo emoji.")
-flags.DEFINE_string("run_dir", None, "Run directory; an existing one is resumed. Default: runs/<dataset>-<resolution>.")
+flags.DEFINE_string(
+    "data_dir", None, "Dataset directory (tools/dataset_tool.py). Default: the bundled demo emoji."
+)
+flags.DEFINE_string(
+    "run_dir",
+    None,
+    "Run directory; an existing one is resumed. Default: runs/<dataset>-<resolution>.",
+)
 flags.DEFINE_integer("resolution", None, "Final resolution (default: the dataset's).")
 flags.DEFINE_float("total_kimg", None, "Length of training in thousands of real images.")
 flags.DEFINE_float("checkpoint_kimg", None, "Checkpoint every this many kimg.")
 flags.DEFINE_float("snapshot_kimg", None, "Sample grid every this many kimg.")
-flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "one_device", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum(
+    "strategy",
+    None,
+    ["auto", "mirrored", "one_device", "multi_worker", "tpu"],
+    "tf.distribute strategy.",
+)
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
-flags.DEFINE_bool("mixed_precision", None, "float16 activations with dynamic loss scaling (bfloat16 on TPUs).")
+flags.DEFINE_bool(
+    "mixed_precision", None, "float16 activations with dynamic loss scaling (bfloat16 on TPUs)."
+)
 flags.DEFINE_bool("xla", None, "XLA-compile the loss and gradient functions.")
-flags.DEFINE_list("accept_changes", [], "Resume although these config keys differ from the run's config.json "
-                  "(e.g. lod_training_kimg); other differences in the keys that shape the networks, schedule or "
-                  "input stream are refused.")
+flags.DEFINE_list(
+    "accept_changes",
+    [],
+    "Resume although these config keys differ from the run's config.json "
+    "(e.g. lod_training_kimg); other differences in the keys that shape the networks, schedule or "
+    "input stream are refused.",
+)
 cli.define_verbose_flag()
+
 
 def resolve_config(config, argv_flags) -> None:
     """Applies the plain flags on top of the config (flags win)."""
-    for key in ("data_dir", "run_dir", "resolution", "total_kimg", "checkpoint_kimg", "snapshot_kimg",
-                "strategy", "tpu", "mixed_precision", "xla"):
+    for key in (
+        "data_dir",
+        "run_dir",
+        "resolution",
+        "total_kimg",
+        "checkpoint_kimg",
+        "snapshot_kimg",
+        "strategy",
+        "tpu",
+        "mixed_precision",
+        "xla",
+    ):
         value = getattr(argv_flags, key)
         if value is not None:
             config[key] = value
     if not config.data_dir:
         config.data_dir = DEMO_DATA
-    config.data_dir = os.path.abspath(config.data_dir)  # config.json names the dataset wherever train runs
+    # config.json names the dataset wherever train runs
+    config.data_dir = os.path.abspath(config.data_dir)
 
 
 def main(argv):
@@ -76,25 +107,35 @@ def main(argv):
         dataset = data.load_info(config.data_dir)
         resolution = config.resolution or dataset.resolution
         config.resolution = resolution
-        config_lib.resolve_labels(config, dataset.num_labels, dataset.path)  # conditional: as the data
+        # conditional: as the data
+        config_lib.resolve_labels(config, dataset.num_labels, dataset.path)
         run_dir = config.run_dir or os.path.join("runs", f"{dataset.name}-{resolution}")
         if "://" in run_dir:
-            raise ValueError(f"--run_dir={run_dir}: run directories must be on a local or mounted file system "
-                             "(the lock, logs and durable writes use POSIX calls); mount the bucket (e.g. gcsfuse) "
-                             "or train locally and copy the run")
+            raise ValueError(
+                f"--run_dir={run_dir}: run directories must be on a local or mounted file system "
+                "(the lock, logs and durable writes use POSIX calls); mount the bucket (e.g. "
+                "gcsfuse) "
+                "or train locally and copy the run"
+            )
         config.run_dir = run_dir
         strategy = make_strategy(config.strategy, config.tpu)
         if config.mixed_precision_dtype == "auto":  # TPUs compute in bfloat16, GPUs in float16
             tpu = isinstance(strategy, tf.distribute.TPUStrategy)
             config.mixed_precision_dtype = "bfloat16" if tpu else "float16"
         check_resume_compatible(run_dir, config.to_dict(), tuple(FLAGS.accept_changes))
-        schedule = config_lib.schedule(config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync)
+        schedule = config_lib.schedule(
+            config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync
+        )
         config_lib.validate(config, schedule)
         for warning in config_lib.preset_warnings(config, schedule):
             print(f"warning: {warning}", file=sys.stderr)
         trainer = Trainer(
-            arch=config_lib.architecture(config, resolution=resolution, channels=dataset.channels,
-                                         num_labels=dataset.num_labels),
+            arch=config_lib.architecture(
+                config,
+                resolution=resolution,
+                channels=dataset.channels,
+                num_labels=dataset.num_labels,
+            ),
             schedule=schedule,
             options=config_lib.trainer_options(config),
             dataset=dataset,
@@ -103,11 +144,19 @@ def main(argv):
             config=config.to_dict(),
         )
         trainer.train()
-    except (ValueError, TrainingError, RunDirLockedError, CheckpointWriteError) as error:  # DatasetError: ValueError
+    except (
+        ValueError,
+        TrainingError,
+        RunDirLockedError,
+        CheckpointWriteError,
+    ) as error:  # DatasetError: ValueError
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except OSError as error:  # the run directory: read-only, full, gone
-        print(f"error: cannot write {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
+        print(
+            f"error: cannot write {error.filename or run_dir}: {error.strerror or error}",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(f"done: {run_dir} (samples in {os.path.join(run_dir, 'samples')})")
 

@@ -39,14 +39,17 @@ class TrainingError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class TrainerOptions:
     total_images: int = 12_000_000
-    step: StepOptions = dataclasses.field(default_factory=StepOptions)  # loss, optimizer, EMA, precision
+    # loss, optimizer, EMA, precision
+    step: StepOptions = dataclasses.field(default_factory=StepOptions)
     max_nonfinite_steps: int = 100
     steps_per_call: int = 50
-    carry_fade_step: bool = False  # stable phases below the final resolution reuse their fade-in's step
+    # stable phases below the final resolution reuse their fade-in's step
+    carry_fade_step: bool = False
     compile_ahead: bool = False  # compile the next phase's step in a thread while this one trains
     mirror_augment: bool = False
     shuffle_buffer: int = 4096  # records
-    class_balance: float = 0.0  # labelled data: 0 = the data's class frequencies, 1 = equal (data.class_repeats_for)
+    # labelled data: 0 = the data's class frequencies, 1 = equal (data.class_repeats_for)
+    class_balance: float = 0.0
     tick_images: int = 10_000
     snapshot_images: int = 50_000
     checkpoint_images: int = 100_000
@@ -64,7 +67,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type == "chief":
         return True
-    return task_type in (None, "worker") and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    return (
+        task_type in (None, "worker")
+        and task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 class Trainer:
@@ -88,8 +95,13 @@ class Trainer:
         class_repeats = ()
         if options.class_balance:
             if not dataset.num_labels:
-                raise ValueError(f"--config.class_balance={options.class_balance} needs labels and {dataset.path} has none")
-            class_repeats = data.class_repeats_for(data.class_counts(dataset), options.class_balance)
+                raise ValueError(
+                    f"--config.class_balance={options.class_balance} needs labels and "
+                    f"{dataset.path} has none"
+                )
+            class_repeats = data.class_repeats_for(
+                data.class_counts(dataset), options.class_balance
+            )
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
@@ -97,7 +109,9 @@ class Trainer:
         if self.chief:
             self.directory.lock()  # before anything is written
         step = options.step
-        keras.mixed_precision.set_global_policy(f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32")
+        keras.mixed_precision.set_global_policy(
+            f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32"
+        )
         keras.utils.set_random_seed(step.seed)  # initial weights: the same seed, the same run
         with strategy.scope():
             self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
@@ -106,8 +120,11 @@ class Trainer:
             self.ema = Generator(arch, self.alpha, name="g_ema")
             self.ema.copy_weights_from(self.generator)
             self.images_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_seen")
-            # (epoch, records read) of the current resolution's input stream, after the step's last batch
-            self.data_position = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="data_position")
+            # (epoch, records read) of the current resolution's input stream, after the step's last
+            # batch
+            self.data_position = tf.Variable(
+                [0, 0], dtype=tf.int64, trainable=False, name="data_position"
+            )
             self.counters = {
                 name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
                 for name in ("consecutive_nonfinite", "nonfinite_total")
@@ -128,23 +145,43 @@ class Trainer:
         # and none does. Decided before anything is written: a refused resume changes nothing.
         self._restore_from, self._skipped = find_restorable(self.directory.checkpoints)
         self.phases = PhaseController(
-            schedule=schedule, strategy=strategy, generator=self.generator, discriminator=self.discriminator,
-            ema=self.ema, images_seen=self.images_seen, counters=self.counters, data_position=self.data_position,
-            dataset=dataset, step=step, steps_per_call=options.steps_per_call, carry_fade_step=options.carry_fade_step,
-            compile_ahead=options.compile_ahead, total_images=options.total_images,
-            mirror_augment=options.mirror_augment, shuffle_buffer=options.shuffle_buffer, class_repeats=class_repeats,
+            schedule=schedule,
+            strategy=strategy,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            ema=self.ema,
+            images_seen=self.images_seen,
+            counters=self.counters,
+            data_position=self.data_position,
+            dataset=dataset,
+            step=step,
+            steps_per_call=options.steps_per_call,
+            carry_fade_step=options.carry_fade_step,
+            compile_ahead=options.compile_ahead,
+            total_images=options.total_images,
+            mirror_augment=options.mirror_augment,
+            shuffle_buffer=options.shuffle_buffer,
+            class_repeats=class_repeats,
         )
-        classes, _ = images.class_rows(options.grid_size, arch.num_labels)  # conditional: whole rows per class
+        # conditional: whole rows per class
+        classes, _ = images.class_rows(options.grid_size, arch.num_labels)
         grid_size = options.grid_size if classes is None else len(classes)
         self._grid_latents = images.latents(grid_size, arch.latent_size, step.seed)
-        self._summary = tf.summary.create_file_writer(self.directory.file("tensorboard")) if self.chief else None
-        self.directory.prepare(config, {  # what generate/evaluate/export rebuild from (progan_tf.runs)
-            "architecture": dataclasses.asdict(arch),
-            "stable_kimg": schedule.stable_kimg,
-            "fade_kimg": schedule.fade_kimg,
-            "dataset": os.path.abspath(dataset.path),
-            "label_names": list(dataset.label_names),
-        })
+        self._summary = (
+            tf.summary.create_file_writer(self.directory.file("tensorboard"))
+            if self.chief
+            else None
+        )
+        self.directory.prepare(
+            config,
+            {  # what generate/evaluate/export rebuild from (progan_tf.runs)
+                "architecture": dataclasses.asdict(arch),
+                "stable_kimg": schedule.stable_kimg,
+                "fade_kimg": schedule.fade_kimg,
+                "dataset": os.path.abspath(dataset.path),
+                "label_names": list(dataset.label_names),
+            },
+        )
 
     # State ---------------------------------------------------------------------------------
     @property
@@ -184,12 +221,17 @@ class Trainer:
                 self.directory.log(f"skipping a checkpoint: {reason}; moved to {folder}")
         phase = phase_at(self.schedule, images_seen_of(path))
         # The data position first: the phase's input stream starts where the checkpoint stood.
-        self.data_position.assign(tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE"))
+        self.data_position.assign(
+            tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE")
+        )
         self._enter_phase(phase)
         with_optimizers = self.checkpoints.restore(path)
         self.alpha.assign(phase.alpha_at(self.seen))
-        optimizers = (f"optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}" if with_optimizers
-                      else "fresh optimizers (the checkpoint has none: imported networks)")
+        optimizers = (
+            f"optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}"
+            if with_optimizers
+            else "fresh optimizers (the checkpoint has none: imported networks)"
+        )
         self.directory.log(
             f"resuming from kimg {self.kimg:.3f} ({os.path.basename(path)}): {phase.name}, "
             f"alpha {float(self.alpha.numpy()):.3f}, {optimizers}"
@@ -219,26 +261,41 @@ class Trainer:
             self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
         if self.phases.class_repeats:
-            names = self.dataset.label_names or [str(c) for c in range(len(self.phases.class_repeats))]
-            self.directory.log(f"class_balance {o.class_balance:g}: each image repeated per epoch " + ", ".join(
-                f"{name} x{r}" for name, r in zip(names, self.phases.class_repeats)))
+            names = self.dataset.label_names or [
+                str(c) for c in range(len(self.phases.class_repeats))
+            ]
+            self.directory.log(
+                f"class_balance {o.class_balance:g}: each image repeated per epoch "
+                + ", ".join(f"{name} x{r}" for name, r in zip(names, self.phases.class_repeats))
+            )
         total = int(o.total_images)
-        events = {name: _next_multiple(self.seen, every) for name, every in
-                  (("tick", o.tick_images), ("snapshot", o.snapshot_images), ("checkpoint", o.checkpoint_images))}
+        events = {
+            name: _next_multiple(self.seen, every)
+            for name, every in (
+                ("tick", o.tick_images),
+                ("snapshot", o.snapshot_images),
+                ("checkpoint", o.checkpoint_images),
+            )
+        }
         progress = Progress(self.schedule, total, enabled=self.chief)
         tick_start, tick_images, last_stats = time.time(), self.seen, {}
         if self.phases.current is None:
             self._switch_phase()
         while self.seen < total:
             phase = self.phases.phase
-            stop = min(total, *events.values(), *([phase.end_images] if phase.end_images is not None else []))
+            stop = min(
+                total,
+                *events.values(),
+                *([phase.end_images] if phase.end_images is not None else []),
+            )
             try:
                 stats, compiled = self.phases.run(stop)
             except tf.errors.DataLossError as error:
                 data.check_readable(self.dataset, phase.resolution)
                 raise TrainingError(f"reading {self.dataset.path}: {error.message}") from None
             except tf.errors.InvalidArgumentError:
-                data.check_record_shapes(self.dataset, phase.resolution)  # names a record of the wrong shape
+                # names a record of the wrong shape
+                data.check_record_shapes(self.dataset, phase.resolution)
                 raise
             seen = self.seen
             self._check_finite()
@@ -246,10 +303,14 @@ class Trainer:
             if self.phases.due():
                 self._switch_phase()  # before any checkpoint: it must hold the new optimizers
             self.alpha.assign(self.phases.phase.alpha_at(seen))
-            progress.update(seen, self.phases.phase, float(self.alpha.numpy()), stats, steady=not compiled)
+            progress.update(
+                seen, self.phases.phase, float(self.alpha.numpy()), stats, steady=not compiled
+            )
             done = seen >= total
             if seen >= events["tick"] or done:
-                last_stats = self._tick(trained, trained_alpha, stats, seen - tick_images, time.time() - tick_start)
+                last_stats = self._tick(
+                    trained, trained_alpha, stats, seen - tick_images, time.time() - tick_start
+                )
                 tick_start, tick_images = time.time(), seen
                 events["tick"] = _next_multiple(seen, o.tick_images)
             if seen >= events["snapshot"] or done:
@@ -267,13 +328,21 @@ class Trainer:
         classes = self.dataset.num_labels
         if not classes:
             return f"{self.dataset.path}: no labels: unconditional, no class balancing"
-        use = "conditional (one-hot into G, AC-GAN head on D)" if self.arch.num_labels else "unconditional"
-        return f"{self.dataset.path}: {classes} classes: {use}, class_balance {self.options.class_balance:g}"
+        use = (
+            "conditional (one-hot into G, AC-GAN head on D)"
+            if self.arch.num_labels
+            else "unconditional"
+        )
+        balance = self.options.class_balance
+        return f"{self.dataset.path}: {classes} classes: {use}, class_balance {balance:g}"
 
     def _switch_phase(self) -> None:
         phase = phase_at(self.schedule, self.seen)
         self._enter_phase(phase)
-        self.directory.log(f"kimg {self.kimg:.3f}: {phase.name}, batch {phase.global_batch_size}, lr {phase.learning_rate:g}")
+        self.directory.log(
+            f"kimg {self.kimg:.3f}: {phase.name}, batch {phase.global_batch_size}, lr "
+            f"{phase.learning_rate:g}"
+        )
 
     def _check_finite(self) -> None:
         consecutive = int(self.counters["consecutive_nonfinite"].numpy())
@@ -281,12 +350,15 @@ class Trainer:
             latest = self.checkpoints.latest() if self.chief else None
             raise TrainingError(
                 f"{consecutive} training steps in a row had non-finite losses or gradients at kimg "
-                f"{self.kimg:.3f}; stopping. The last good checkpoint is {latest or 'none (no checkpoint yet)'}. "
+                f"{self.kimg:.3f}; stopping. The last good checkpoint is "
+                f"{latest or 'none (no checkpoint yet)'}. "
                 "Lower the learning rate (--config.learning_rate) or check the data."
             )
 
     # Outputs -------------------------------------------------------------------------------
-    def _tick(self, phase: Phase, alpha: float, stats: dict[str, float], images_done: int, seconds: float) -> dict[str, float]:
+    def _tick(
+        self, phase: Phase, alpha: float, stats: dict[str, float], images_done: int, seconds: float
+    ) -> dict[str, float]:
         record = {
             "kimg": self.kimg,
             "images_seen": self.seen,
@@ -302,9 +374,11 @@ class Trainer:
         if not self.chief:
             return record
         self.directory.log(
-            f"kimg {self.kimg:9.3f}  {phase.resolution:>4}x{phase.resolution:<4} alpha {alpha:.3f}  "
+            f"kimg {self.kimg:9.3f}  {phase.resolution:>4}x{phase.resolution:<4} alpha {alpha:.3f} "
+            " "
             f"batch {phase.global_batch_size:<4} sec/kimg {record['sec_per_kimg']:8.2f}  "
-            f"d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  gp {stats['gradient_penalty']:.4f}",
+            f"d_loss {stats['d_loss']:8.4f}  g_loss {stats['g_loss']:8.4f}  gp "
+            f"{stats['gradient_penalty']:.4f}",
             echo=False,
         )
         self.directory.append_stats(record)
@@ -320,14 +394,22 @@ class Trainer:
         model = self.ema.stage_model(phase.resolution, phase.fade)
         latents = self._grid_latents if latents is None else latents
         classes, columns = images.class_rows(len(latents), self.arch.num_labels)
-        inputs = latents if classes is None else [tf.constant(latents), tf.constant(images.one_hot(classes[: len(latents)], self.arch.num_labels))]
+        inputs = (
+            latents
+            if classes is None
+            else [
+                tf.constant(latents),
+                tf.constant(images.one_hot(classes[: len(latents)], self.arch.num_labels)),
+            ]
+        )
         fakes = data.to_uint8(model(inputs, training=False)).numpy()
         return images.make_grid(fakes, columns=columns, upscale_to=self.arch.resolution)
 
     def _snapshot(self) -> None:
         if not self.chief:
             return
-        self.phases.settle()  # the grid's model call and a compile-ahead trace on the same layers: not at once
+        # the grid's model call and a compile-ahead trace on the same layers: not at once
+        self.phases.settle()
         grid = self.sample_grid()
         images.save_png(grid, self.directory.sample_path(self.seen))
         with self._summary.as_default(step=self.seen):
@@ -336,7 +418,9 @@ class Trainer:
     def _write_reals(self) -> None:
         if not self.chief:
             return
-        batch, columns = data.reals_for_grid(self.dataset, self.arch.resolution, self.options.grid_size)
+        batch, columns = data.reals_for_grid(
+            self.dataset, self.arch.resolution, self.options.grid_size
+        )
         images.save_png(images.make_grid(batch, columns=columns), self.directory.file("reals.png"))
 
     def _checkpoint_and_metrics(self) -> None:
@@ -349,13 +433,23 @@ class Trainer:
 
             phase = phase_at(self.schedule, self.seen)
             results = evaluate.evaluate_generator(
-                self.ema, phase, self.dataset, self.options.metrics, self.options.metrics_num_images,
-                seed=self.options.step.seed, noise_floor=False, inception_weights=self.options.inception_weights,
-                skip_unsupported=True, mirror=self.options.mirror_augment,
+                self.ema,
+                phase,
+                self.dataset,
+                self.options.metrics,
+                self.options.metrics_num_images,
+                seed=self.options.step.seed,
+                noise_floor=False,
+                inception_weights=self.options.inception_weights,
+                skip_unsupported=True,
+                mirror=self.options.mirror_augment,
             )
             if results:
                 evaluate.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
-                self.directory.log(f"kimg {self.kimg:.3f}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+                self.directory.log(
+                    f"kimg {self.kimg:.3f}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in results.items())
+                )
 
     def _finish(self) -> None:
         if self._summary is not None:

@@ -24,20 +24,28 @@ tf.config.set_logical_device_configuration(
 # What TensorFlow's own logging looks like on stderr: C++ lines (glog/absl prefixes, source
 # paths, the CPU and oneDNN notices) and Python-side "WARNING:tensorflow" lines.
 TENSORFLOW_LOG = re.compile(
-    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|tensorflow/core/|external/local_xla|cpu_feature_guard|oneDNN custom operations|"
-    r"All log messages before absl|WARNING:tensorflow|Ignoring Assert operator|This TensorFlow binary is optimized",
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|tensorflow/core/|external/local_xla|cpu_feature_guard|oneDNN "
+    r"custom operations|"
+    r"All log messages before absl|WARNING:tensorflow|Ignoring Assert operator|This TensorFlow "
+    r"binary is optimized",
     re.MULTILINE,
 )
 
 
 def assert_no_tensorflow_log(stderr: str) -> None:
     match = TENSORFLOW_LOG.search(stderr)
-    assert match is None, f"TensorFlow log line on stderr: {stderr[max(0, match.start() - 200): match.end() + 300]}"
+    assert match is None, (
+        f"TensorFlow log line on stderr: {stderr[max(0, match.start() - 200) : match.end() + 300]}"
+    )
 
 
 def cli_env() -> dict:
     """The environment a user's command starts with: without this session's log settings."""
-    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+    }
 
 
 @pytest.fixture

@@ -26,16 +26,33 @@ from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
 REPLICAS = int(os.environ.get("REPLICAS", "1"))  # 2: MirroredStrategy over two logical CPU devices
 if REPLICAS > 1:
-    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
-                                               [tf.config.LogicalDeviceConfiguration()] * REPLICAS)
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * REPLICAS,
+    )
 ARCH = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
 # 4x4 stable [0, 64), 8x8 fade-in [64, 128), 8x8 stable [128, 192) on the fade-in's carried
 # step, 16x16 fade-in [192, 224)
-SCHEDULE = Schedule(final_resolution=16, stable_kimg=0.064, fade_kimg=0.064, minibatch={}, minibatch_default=8,
-                    num_replicas=REPLICAS)
-OPTIONS = TrainerOptions(total_images=224, tick_images=32, snapshot_images=224, checkpoint_images=64, steps_per_call=3,
-                         grid_size=4, shuffle_buffer=16, mirror_augment=True, carry_fade_step=True,
-                         step=StepOptions(seed=3, augment_policy=os.environ.get("AUGMENT", "")))
+SCHEDULE = Schedule(
+    final_resolution=16,
+    stable_kimg=0.064,
+    fade_kimg=0.064,
+    minibatch={},
+    minibatch_default=8,
+    num_replicas=REPLICAS,
+)
+OPTIONS = TrainerOptions(
+    total_images=224,
+    tick_images=32,
+    snapshot_images=224,
+    checkpoint_images=64,
+    steps_per_call=3,
+    grid_size=4,
+    shuffle_buffer=16,
+    mirror_augment=True,
+    carry_fade_step=True,
+    step=StepOptions(seed=3, augment_policy=os.environ.get("AUGMENT", "")),
+)
 
 
 class Crash(Exception):
@@ -43,22 +60,39 @@ class Crash(Exception):
 
 
 def trainer(dataset, run_dir):
-    strategy = (mirrored_strategy([f"/cpu:{i}" for i in range(REPLICAS)]) if REPLICAS > 1
-                else tf.distribute.OneDeviceStrategy("/cpu:0"))
-    return Trainer(arch=ARCH, schedule=SCHEDULE, options=OPTIONS, dataset=dataset, run_dir=run_dir, strategy=strategy)
+    strategy = (
+        mirrored_strategy([f"/cpu:{i}" for i in range(REPLICAS)])
+        if REPLICAS > 1
+        else tf.distribute.OneDeviceStrategy("/cpu:0")
+    )
+    return Trainer(
+        arch=ARCH,
+        schedule=SCHEDULE,
+        options=OPTIONS,
+        dataset=dataset,
+        run_dir=run_dir,
+        strategy=strategy,
+    )
 
 
 def variables(run_dir):
     path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    return path, {name: tf.train.load_variable(path, name) for name, _ in tf.train.list_variables(path)
-                  if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return path, {
+        name: tf.train.load_variable(path, name)
+        for name, _ in tf.train.list_variables(path)
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def main(root):
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)
-    dataset_io.write_arrays(os.path.join(root, "data"), rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8), None,
-                            name="noise")
+    dataset_io.write_arrays(
+        os.path.join(root, "data"),
+        rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8),
+        None,
+        name="noise",
+    )
     dataset = data.load_info(os.path.join(root, "data"))
     trainer(dataset, os.path.join(root, "a")).train()
 
@@ -70,8 +104,11 @@ def main(root):
         crashing = trainer(dataset, os.path.join(root, "b"))
         original_tick = crashing._tick
 
-        def tick_then_crash(*args, crashing=crashing, original_tick=original_tick, crash_after=crash_after, **kwargs):
-            result = original_tick(*args, **kwargs)  # the first tick past `crash_after`: between checkpoints
+        def tick_then_crash(
+            *args, crashing=crashing, original_tick=original_tick, crash_after=crash_after, **kwargs
+        ):
+            # the first tick past `crash_after`: between checkpoints
+            result = original_tick(*args, **kwargs)
             if crashing.seen >= crash_after:
                 raise Crash
             return result
@@ -81,17 +118,30 @@ def main(root):
             crashing.train()
         except Crash:
             pass
-        crashes.append([crashing.seen, os.path.basename(tf.train.latest_checkpoint(os.path.join(root, "b", "checkpoints")))])
+        crashes.append(
+            [
+                crashing.seen,
+                os.path.basename(
+                    tf.train.latest_checkpoint(os.path.join(root, "b", "checkpoints"))
+                ),
+            ]
+        )
     trainer(dataset, os.path.join(root, "b")).train()
 
     path_a, a = variables(os.path.join(root, "a"))
     path_b, b = variables(os.path.join(root, "b"))
     differ = lambda x, y: sorted(k for k in x if not np.array_equal(x[k], y.get(k)))  # noqa: E731
-    print(json.dumps({
-        "checkpoints": [os.path.basename(path_a), os.path.basename(path_b)],
-        "num_variables": len(a), "crashes": crashes,
-        "resumed_differs": differ(a, b), "same_keys": sorted(a) == sorted(b),
-    }))
+    print(
+        json.dumps(
+            {
+                "checkpoints": [os.path.basename(path_a), os.path.basename(path_b)],
+                "num_variables": len(a),
+                "crashes": crashes,
+                "resumed_differs": differ(a, b),
+                "same_keys": sorted(a) == sorted(b),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

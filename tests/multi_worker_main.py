@@ -34,17 +34,34 @@ def main(dataset_dir: str, run_dir: str, out: str, fault: str = "") -> None:
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
     trainer = Trainer(
         arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8),
-        schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
-                          num_replicas=2),
-        options=TrainerOptions(total_images=80, tick_images=16, snapshot_images=40, checkpoint_images=40,
-                               steps_per_call=2, grid_size=4, shuffle_buffer=32),
+        schedule=Schedule(
+            final_resolution=8,
+            stable_kimg=0.032,
+            fade_kimg=0.032,
+            minibatch={},
+            minibatch_default=8,
+            num_replicas=2,
+        ),
+        options=TrainerOptions(
+            total_images=80,
+            tick_images=16,
+            snapshot_images=40,
+            checkpoint_images=40,
+            steps_per_call=2,
+            grid_size=4,
+            shuffle_buffer=32,
+        ),
         dataset=data.load_info(dataset_dir),
         run_dir=run_dir,
         strategy=strategy,
     )
     stats = trainer.train()
     assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"]), stats
-    weights = [v.numpy() for net in (trainer.generator, trainer.discriminator, trainer.ema) for v in net.variables]
+    weights = [
+        v.numpy()
+        for net in (trainer.generator, trainer.discriminator, trainer.ema)
+        for v in net.variables
+    ]
     np.savez(out, *weights, images_seen=trainer.images_seen.numpy())
     print(f"worker done: kimg {trainer.kimg}, chief {trainer.chief}")
 

@@ -29,7 +29,7 @@ def pixel_norm(x, eps=1e-8):
 
 def conv_same(x, w, stride=1):
     """NCHW conv, weight [k, k, in, out], TF 'SAME' padding."""
-    k, n, c, h, wd = w.shape[0], *x.shape
+    k, n, h = w.shape[0], x.shape[0], x.shape[2]
     out_h = -(-h // stride)
     pad = max((out_h - 1) * stride + k - h, 0)
     lo = pad // 2
@@ -44,14 +44,16 @@ def conv_same(x, w, stride=1):
 
 def conv_transpose_same_stride2(x, w):
     """NCHW transposed conv, weight [k, k, out, in], stride 2, 'SAME': the gradient of conv_same."""
-    k, (n, c, h, wd) = w.shape[0], x.shape
+    k, n, h = w.shape[0], x.shape[0], x.shape[2]
     out_size = 2 * h
     pad = max((h - 1) * 2 + k - out_size, 0)
     lo = pad // 2
     out = np.zeros((n, w.shape[2], out_size + pad, out_size + pad))
     for i in range(k):
         for j in range(k):
-            out[:, :, i : i + 2 * h : 2, j : j + 2 * h : 2] += np.einsum("nchw,oc->nohw", x, w[i, j])
+            out[:, :, i : i + 2 * h : 2, j : j + 2 * h : 2] += np.einsum(
+                "nchw,oc->nohw", x, w[i, j]
+            )
     return out[:, :, lo : lo + out_size, lo : lo + out_size]
 
 
@@ -86,7 +88,10 @@ def generator(v, latents, labels, *, resolution, fmap_base, fmap_max, fused, eps
     x = x @ wscale(v["4x4/Dense/weight"], SQRT2 / 4)
     x = x.reshape(-1, f(1), 4, 4) + v["4x4/Dense/bias"].reshape(1, -1, 1, 1)
     x = pixel_norm(lrelu(x), eps)
-    x = pixel_norm(lrelu(conv_same(x, wscale(v["4x4/Conv/weight"])) + v["4x4/Conv/bias"].reshape(1, -1, 1, 1)), eps)
+    x = pixel_norm(
+        lrelu(conv_same(x, wscale(v["4x4/Conv/weight"])) + v["4x4/Conv/bias"].reshape(1, -1, 1, 1)),
+        eps,
+    )
     final = int(np.log2(resolution))
     for res in range(3, final + 1):
         name = f"{2**res}x{2**res}"
@@ -95,24 +100,39 @@ def generator(v, latents, labels, *, resolution, fmap_base, fmap_max, fused, eps
             w = fused_kernel(wscale(w, fan_in=9 * w.shape[3]))
             x = conv_transpose_same_stride2(x, w) + v[f"{name}/Conv0_up/bias"].reshape(1, -1, 1, 1)
         else:
-            x = conv_same(upscale(x), wscale(v[f"{name}/Conv0/weight"])) + v[f"{name}/Conv0/bias"].reshape(1, -1, 1, 1)
+            x = conv_same(upscale(x), wscale(v[f"{name}/Conv0/weight"])) + v[
+                f"{name}/Conv0/bias"
+            ].reshape(1, -1, 1, 1)
         x = pixel_norm(lrelu(x), eps)
-        x = conv_same(x, wscale(v[f"{name}/Conv1/weight"])) + v[f"{name}/Conv1/bias"].reshape(1, -1, 1, 1)
+        x = conv_same(x, wscale(v[f"{name}/Conv1/weight"])) + v[f"{name}/Conv1/bias"].reshape(
+            1, -1, 1, 1
+        )
         x = pixel_norm(lrelu(x), eps)
-    return conv_same(x, wscale(v["ToRGB_lod0/weight"], 1.0)) + v["ToRGB_lod0/bias"].reshape(1, -1, 1, 1)
+    return conv_same(x, wscale(v["ToRGB_lod0/weight"], 1.0)) + v["ToRGB_lod0/bias"].reshape(
+        1, -1, 1, 1
+    )
 
 
 def discriminator(v, images, *, resolution, mbstd_group_size, fused):
     final = int(np.log2(resolution))
-    x = lrelu(conv_same(images, wscale(v["FromRGB_lod0/weight"])) + v["FromRGB_lod0/bias"].reshape(1, -1, 1, 1))
+    x = lrelu(
+        conv_same(images, wscale(v["FromRGB_lod0/weight"]))
+        + v["FromRGB_lod0/bias"].reshape(1, -1, 1, 1)
+    )
     for res in range(final, 2, -1):
         name = f"{2**res}x{2**res}"
-        x = lrelu(conv_same(x, wscale(v[f"{name}/Conv0/weight"])) + v[f"{name}/Conv0/bias"].reshape(1, -1, 1, 1))
+        x = lrelu(
+            conv_same(x, wscale(v[f"{name}/Conv0/weight"]))
+            + v[f"{name}/Conv0/bias"].reshape(1, -1, 1, 1)
+        )
         if fused:
             w = fused_kernel(wscale(v[f"{name}/Conv1_down/weight"]), 0.25)
             x = lrelu(conv_same(x, w, stride=2) + v[f"{name}/Conv1_down/bias"].reshape(1, -1, 1, 1))
         else:
-            x = lrelu(conv_same(x, wscale(v[f"{name}/Conv1/weight"])) + v[f"{name}/Conv1/bias"].reshape(1, -1, 1, 1))
+            x = lrelu(
+                conv_same(x, wscale(v[f"{name}/Conv1/weight"]))
+                + v[f"{name}/Conv1/bias"].reshape(1, -1, 1, 1)
+            )
             x = downscale(x)
     if mbstd_group_size > 1:
         x = minibatch_stddev(x, mbstd_group_size)
@@ -122,37 +142,76 @@ def discriminator(v, images, *, resolution, mbstd_group_size, fused):
     return x @ wscale(v["4x4/Dense1/weight"], 1.0) + v["4x4/Dense1/bias"]
 
 
-def variables(kind, rng, *, resolution, channels, label_size, fmap_base, fmap_max, latent_size, fused, mbstd):
+def variables(
+    kind, rng, *, resolution, channels, label_size, fmap_base, fmap_max, latent_size, fused, mbstd
+):
     """Random values with the release's variable names and shapes for G_paper or D_paper."""
     f = lambda s: nf(s, fmap_base, fmap_max)  # noqa: E731
     final = int(np.log2(resolution))
     shapes = {"lod": ()}
     if kind == "G":
-        shapes.update({"4x4/Dense/weight": (latent_size + label_size, f(1) * 16), "4x4/Dense/bias": (f(1),),
-                       "4x4/Conv/weight": (3, 3, f(1), f(1)), "4x4/Conv/bias": (f(1),)})
+        shapes.update(
+            {
+                "4x4/Dense/weight": (latent_size + label_size, f(1) * 16),
+                "4x4/Dense/bias": (f(1),),
+                "4x4/Conv/weight": (3, 3, f(1), f(1)),
+                "4x4/Conv/bias": (f(1),),
+            }
+        )
         for res in range(3, final + 1):
             name = f"{2**res}x{2**res}"
             if fused:
-                shapes[f"{name}/Conv0_up/weight"], shapes[f"{name}/Conv0_up/bias"] = (3, 3, f(res - 1), f(res - 2)), (f(res - 1),)
+                shapes[f"{name}/Conv0_up/weight"], shapes[f"{name}/Conv0_up/bias"] = (
+                    (3, 3, f(res - 1), f(res - 2)),
+                    (f(res - 1),),
+                )
             else:
-                shapes[f"{name}/Conv0/weight"], shapes[f"{name}/Conv0/bias"] = (3, 3, f(res - 2), f(res - 1)), (f(res - 1),)
-            shapes[f"{name}/Conv1/weight"], shapes[f"{name}/Conv1/bias"] = (3, 3, f(res - 1), f(res - 1)), (f(res - 1),)
+                shapes[f"{name}/Conv0/weight"], shapes[f"{name}/Conv0/bias"] = (
+                    (3, 3, f(res - 2), f(res - 1)),
+                    (f(res - 1),),
+                )
+            shapes[f"{name}/Conv1/weight"], shapes[f"{name}/Conv1/bias"] = (
+                (3, 3, f(res - 1), f(res - 1)),
+                (f(res - 1),),
+            )
         for res in range(2, final + 1):
-            shapes[f"ToRGB_lod{final - res}/weight"], shapes[f"ToRGB_lod{final - res}/bias"] = (1, 1, f(res - 1), channels), (channels,)
+            shapes[f"ToRGB_lod{final - res}/weight"], shapes[f"ToRGB_lod{final - res}/bias"] = (
+                (1, 1, f(res - 1), channels),
+                (channels,),
+            )
     else:
         for res in range(2, final + 1):
-            shapes[f"FromRGB_lod{final - res}/weight"], shapes[f"FromRGB_lod{final - res}/bias"] = (1, 1, channels, f(res - 1)), (f(res - 1),)
+            shapes[f"FromRGB_lod{final - res}/weight"], shapes[f"FromRGB_lod{final - res}/bias"] = (
+                (1, 1, channels, f(res - 1)),
+                (f(res - 1),),
+            )
         for res in range(3, final + 1):
             name = f"{2**res}x{2**res}"
-            shapes[f"{name}/Conv0/weight"], shapes[f"{name}/Conv0/bias"] = (3, 3, f(res - 1), f(res - 1)), (f(res - 1),)
+            shapes[f"{name}/Conv0/weight"], shapes[f"{name}/Conv0/bias"] = (
+                (3, 3, f(res - 1), f(res - 1)),
+                (f(res - 1),),
+            )
             second = "Conv1_down" if fused else "Conv1"
-            shapes[f"{name}/{second}/weight"], shapes[f"{name}/{second}/bias"] = (3, 3, f(res - 1), f(res - 2)), (f(res - 2),)
+            shapes[f"{name}/{second}/weight"], shapes[f"{name}/{second}/bias"] = (
+                (3, 3, f(res - 1), f(res - 2)),
+                (f(res - 2),),
+            )
         extra = 1 if mbstd > 1 else 0
-        shapes.update({"4x4/Conv/weight": (3, 3, f(1) + extra, f(1)), "4x4/Conv/bias": (f(1),),
-                       "4x4/Dense0/weight": (f(1) * 16, f(0)), "4x4/Dense0/bias": (f(0),),
-                       "4x4/Dense1/weight": (f(0), 1 + label_size), "4x4/Dense1/bias": (1 + label_size,)})
-    values = {name: rng.standard_normal(shape).astype(np.float32) * (0.2 if name.endswith("bias") else 1.0)
-              for name, shape in shapes.items()}
+        shapes.update(
+            {
+                "4x4/Conv/weight": (3, 3, f(1) + extra, f(1)),
+                "4x4/Conv/bias": (f(1),),
+                "4x4/Dense0/weight": (f(1) * 16, f(0)),
+                "4x4/Dense0/bias": (f(0),),
+                "4x4/Dense1/weight": (f(0), 1 + label_size),
+                "4x4/Dense1/bias": (1 + label_size,),
+            }
+        )
+    values = {
+        name: rng.standard_normal(shape).astype(np.float32)
+        * (0.2 if name.endswith("bias") else 1.0)
+        for name, shape in shapes.items()
+    }
     values["lod"] = np.float32(0.0)
     return values
 
@@ -173,11 +232,18 @@ def release_pickle(states, protocol: int = 4) -> bytes:
     module.Network = Network
     sys.modules["tfutil"] = module
     try:
-        return pickle.dumps(tuple(Network(s) for s in states), protocol=protocol)  # the release: HIGHEST_PROTOCOL, 4
+        # the release: HIGHEST_PROTOCOL, 4
+        return pickle.dumps(tuple(Network(s) for s in states), protocol=protocol)
     finally:
         del sys.modules["tfutil"]
 
 
 def network_state(name, build_func_name, static_kwargs, values):
-    return {"version": 2, "name": name, "static_kwargs": static_kwargs, "build_module_src": "raise SystemExit('ran')\n",
-            "build_func_name": build_func_name, "variables": list(values.items())}
+    return {
+        "version": 2,
+        "name": name,
+        "static_kwargs": static_kwargs,
+        "build_module_src": "raise SystemExit('ran')\n",
+        "build_func_name": build_func_name,
+        "variables": list(values.items()),
+    }

@@ -11,13 +11,25 @@ from progan_tf.networks import Architecture
 def test_config_module_imports_no_tensorflow():
     import subprocess  # noqa: PLC0415
 
-    out = subprocess.run([sys.executable, "-c", "import sys; import progan_tf.config; print('tensorflow' in sys.modules)"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; import progan_tf.config; print('tensorflow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_zero_feature_maps_names_fmap_base_and_a_value_that_works():
-    with pytest.raises(ValueError, match=r"--config.fmap_base=64 gives 0 feature maps at 1024x1024; use --config.fmap_base=512"):
+    with pytest.raises(
+        ValueError,
+        match=r"--config.fmap_base=64 gives 0 feature maps at 1024x1024; "
+        r"use --config.fmap_base=512",
+    ):
         Architecture(resolution=1024, fmap_base=64)
     Architecture(resolution=1024, fmap_base=512)  # the suggested value builds
 
@@ -27,8 +39,11 @@ def test_mbstd_group_that_does_not_divide_the_per_replica_batch_is_named(group, 
     c = config_lib.get_config()
     c.mbstd_group_size, c.minibatch_preset, c.minibatch_default = group, "", batch
     schedule = config_lib.schedule(c, resolution=8, num_replicas=1)
-    with pytest.raises(ValueError, match=rf"mbstd_group_size={group} does not divide the per-replica batch {batch}.*"
-                                         rf"--config.mbstd_group_size={works}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"mbstd_group_size={group} does not divide the per-replica batch {batch}.*"
+        rf"--config.mbstd_group_size={works}",
+    ):
         config_lib.validate(c, schedule)
     c.mbstd_group_size = works
     config_lib.validate(c, schedule)
@@ -37,7 +52,8 @@ def test_mbstd_group_that_does_not_divide_the_per_replica_batch_is_named(group, 
 def test_group_larger_than_the_batch_uses_the_whole_batch():
     c = config_lib.get_config()
     c.mbstd_group_size, c.minibatch_preset, c.minibatch_default = 16, "paper", 16
-    config_lib.validate(c, config_lib.schedule(c, resolution=1024, num_replicas=1))  # 14, 6, 3: min(16, b) = b
+    # 14, 6, 3: min(16, b) = b
+    config_lib.validate(c, config_lib.schedule(c, resolution=1024, num_replicas=1))
 
 
 def test_image_counts_below_one_image_are_refused():
@@ -62,8 +78,13 @@ def test_an_8gpu_preset_on_one_replica_warns_about_its_learning_rates():
     c.minibatch_preset = "8gpu"
     one = config_lib.schedule(c, resolution=1024, num_replicas=1)
     (warning,) = config_lib.preset_warnings(c, one)
-    assert "written for 8 replicas and runs on 1" in warning and "1024x1024: batch 4 instead of 32, lr 0.003" in warning
-    assert config_lib.preset_warnings(c, config_lib.schedule(c, resolution=1024, num_replicas=8)) == []
+    assert (
+        "written for 8 replicas and runs on 1" in warning
+        and "1024x1024: batch 4 instead of 32, lr 0.003" in warning
+    )
+    assert (
+        config_lib.preset_warnings(c, config_lib.schedule(c, resolution=1024, num_replicas=8)) == []
+    )
     c.minibatch_preset = "1gpu"
     assert config_lib.preset_warnings(c, one) == []
 

@@ -36,7 +36,9 @@ def test_round_trip_images_to_pipeline_values(small_dataset):
 def test_lower_levels_are_box_filtered(small_dataset):
     info, images, _ = small_dataset
     low = np.concatenate([b for b, _ in data.iterate_level(info, 4)])
-    want = np.rint(images.astype(float).reshape(12, 4, 2, 4, 2, 3).mean(axis=(2, 4))).astype(np.uint8)
+    want = np.rint(images.astype(float).reshape(12, 4, 2, 4, 2, 3).mean(axis=(2, 4))).astype(
+        np.uint8
+    )
     assert _by_bytes(low) == _by_bytes(want)
 
 
@@ -48,10 +50,18 @@ def test_pipeline_repeats_shuffles_and_mirrors(small_dataset):
     images, labels = next(iter(dataset))
     assert images.shape == (6, 8, 8, 3) and labels.shape == (6, 3)
     assert len(list(dataset.take(7))) == 7  # 42 images from 12: repeats
-    in_order = np.concatenate([b[0].numpy() for b in data.make_dataset(info, 8, 12, repeat=False, shuffle=False)])
+    in_order = np.concatenate(
+        [b[0].numpy() for b in data.make_dataset(info, 8, 12, repeat=False, shuffle=False)]
+    )
     epoch = np.concatenate([b[0].numpy() for b in dataset.take(2)])  # the first 12 = epoch 0
-    flipped = [next(i for i, x in enumerate(in_order) if np.array_equal(x, y) or np.array_equal(x[:, ::-1], y))
-               for y in epoch]
+    flipped = [
+        next(
+            i
+            for i, x in enumerate(in_order)
+            if np.array_equal(x, y) or np.array_equal(x[:, ::-1], y)
+        )
+        for y in epoch
+    ]
     assert sorted(flipped) == list(range(12))  # every image once per epoch, mirrored or not
     assert flipped != list(range(12))  # shuffled
     mirrored = [not np.array_equal(in_order[i], y) for i, y in zip(flipped, epoch)]
@@ -86,20 +96,33 @@ def test_one_cpu_device_streams_the_dataset_itself_in_the_same_order(small_datas
     wrapped = iter(data.distribute(two, info, 8, 4, seed=5, mirror=True))
     for batch in plain.take(3):
         other = next(wrapped)
-        np.testing.assert_array_equal(batch[0].numpy(), two.experimental_local_results(other[0])[0].numpy())
+        np.testing.assert_array_equal(
+            batch[0].numpy(), two.experimental_local_results(other[0])[0].numpy()
+        )
 
 
 def test_official_format_is_read(tmp_path, rng):
     images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     labels = np.eye(4, dtype=np.float32)[[0, 3, 2, 1, 3]]
-    for stage, level in ((3, images), (2, images.reshape(5, 4, 2, 4, 2, 3).mean(axis=(2, 4)).round().astype(np.uint8))):
+    for stage, level in (
+        (3, images),
+        (2, images.reshape(5, 4, 2, 4, 2, 3).mean(axis=(2, 4)).round().astype(np.uint8)),
+    ):
         with tf.io.TFRecordWriter(str(tmp_path / f"faces-r{stage:02d}.tfrecords")) as writer:
             for image in level:
                 chw = image.transpose(2, 0, 1)
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=chw.shape)),
-                    "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()])),
-                }))
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "shape": tf.train.Feature(
+                                int64_list=tf.train.Int64List(value=chw.shape)
+                            ),
+                            "data": tf.train.Feature(
+                                bytes_list=tf.train.BytesList(value=[chw.tobytes()])
+                            ),
+                        }
+                    )
+                )
                 writer.write(example.SerializeToString())
     np.save(tmp_path / "faces-rxx.labels", labels)
     (tmp_path / "faces-rxx.labels.npy").rename(tmp_path / "faces-rxx.labels")
@@ -146,8 +169,12 @@ def _np_fade(x, alpha):
 def test_fade_reals_eager_and_in_tf_data_match_numpy(rng, alpha):
     x = rng.normal(size=(3, 8, 8, 2)).astype("float32")
     want = _np_fade(x, alpha)
-    np.testing.assert_allclose(data.fade_reals(tf.constant(x), alpha).numpy(), want, rtol=1e-5, atol=1e-6)
-    in_pipeline = next(iter(tf.data.Dataset.from_tensors(x).map(lambda t: data.fade_reals(t, alpha))))
+    np.testing.assert_allclose(
+        data.fade_reals(tf.constant(x), alpha).numpy(), want, rtol=1e-5, atol=1e-6
+    )
+    in_pipeline = next(
+        iter(tf.data.Dataset.from_tensors(x).map(lambda t: data.fade_reals(t, alpha)))
+    )
     np.testing.assert_allclose(in_pipeline.numpy(), want, rtol=1e-5, atol=1e-6)
     if alpha == 1.0:
         np.testing.assert_array_equal(data.fade_reals(tf.constant(x), alpha).numpy(), x)
@@ -162,7 +189,11 @@ def test_stream_restarted_at_a_saved_position_continues_exactly(small_dataset, s
     whole = list(data.make_dataset(info, 8, 5, **kwargs).take(7))
     for cut in (2, 3, 5):
         epoch, index = (int(v) for v in whole[cut - 1][2].numpy())
-        restarted = list(data.make_dataset(info, 8, 5, start=data.StreamPosition(epoch, index), **kwargs).take(7 - cut))
+        restarted = list(
+            data.make_dataset(info, 8, 5, start=data.StreamPosition(epoch, index), **kwargs).take(
+                7 - cut
+            )
+        )
         for a, b in zip(whole[cut:], restarted):
             np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
             np.testing.assert_array_equal(a[2].numpy(), b[2].numpy())
@@ -176,14 +207,18 @@ def test_first_of_each_class_against_a_numpy_selection(tmp_path):
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (30, 4, 4, 3), dtype=np.uint8)
     labels = np.array([0, 1] * 14 + [2, 0])  # class 2 has one image, at the end
-    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="uneven", num_labels=4)  # class 3: none
+    # class 3: none
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="uneven", num_labels=4)
     info = data.load_info(tmp_path / "ds")
     got = data.first_of_each_class(info, 4, per_class=3)
-    images, labels = next(data.iterate_level(info, 4, batch_size=30))  # the level's own (stored) order
+    # the level's own (stored) order
+    images, labels = next(data.iterate_level(info, 4, batch_size=30))
     labels = labels.argmax(axis=1)
     white = np.full((4, 4, 3), 255, np.uint8)
     expected = [images[np.flatnonzero(labels == c)[:3]] for c in range(4)]
-    expected = np.concatenate([np.concatenate([e, [white] * (3 - len(e))]) if len(e) < 3 else e for e in expected])
+    expected = np.concatenate(
+        [np.concatenate([e, [white] * (3 - len(e))]) if len(e) < 3 else e for e in expected]
+    )
     np.testing.assert_array_equal(got, expected)
 
 
@@ -191,7 +226,8 @@ def test_class_balance_repeats_each_image_of_a_class_and_resumes_exactly(tmp_pat
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (23, 4, 4, 3), dtype=np.uint8)
     labels = np.array([0] * 16 + [1] * 4 + [2] * 3)
-    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="rare", num_labels=4)  # class 3: none
+    # class 3: none
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="rare", num_labels=4)
     info = data.load_info(tmp_path / "ds")
     counts = data.class_counts(info)
     np.testing.assert_array_equal(counts, np.bincount(labels, minlength=4))
@@ -201,17 +237,23 @@ def test_class_balance_repeats_each_image_of_a_class_and_resumes_exactly(tmp_pat
 
     # One epoch, file order: every image exactly its class's repeat count, labels kept.
     repeats = (1, 4, 5, 1)
-    got, got_labels = next(iter(data.make_dataset(info, 4, 100, class_repeats=repeats, repeat=False, shuffle=False)))
+    got, got_labels = next(
+        iter(data.make_dataset(info, 4, 100, class_repeats=repeats, repeat=False, shuffle=False))
+    )
     expected = [image for image, label in zip(images, labels) for _ in range(repeats[label])]
     assert _by_bytes(data.to_uint8(got).numpy()) == _by_bytes(expected)
-    np.testing.assert_array_equal(np.bincount(got_labels.numpy().argmax(1), minlength=4), [16, 16, 15, 0])
+    np.testing.assert_array_equal(
+        np.bincount(got_labels.numpy().argmax(1), minlength=4), [16, 16, 15, 0]
+    )
 
     # Shuffled and mirrored, the epoch is longer and a restart at a saved position continues.
     kwargs = dict(mirror=True, seed=2, shuffle_buffer=8, with_position=True, class_repeats=repeats)
     whole = list(data.make_dataset(info, 4, 7, **kwargs).take(9))
     assert [int(b[2][0]) for b in whole] == [0] * 6 + [1] * 3  # 47 records an epoch
     epoch, index = (int(v) for v in whole[3][2].numpy())
-    restarted = list(data.make_dataset(info, 4, 7, start=data.StreamPosition(epoch, index), **kwargs).take(5))
+    restarted = list(
+        data.make_dataset(info, 4, 7, start=data.StreamPosition(epoch, index), **kwargs).take(5)
+    )
     for a, b in zip(whole[4:], restarted):
         np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
 
@@ -228,8 +270,12 @@ def test_class_balance_spreads_the_copies_of_an_image_over_the_whole_epoch(tmp_p
     repeats = data.class_repeats_for(data.class_counts(info), 1.0)
     assert repeats == (1, 19)
     for seed in (0, 1):
-        batches = [data.to_uint8(b[0]).numpy() for b in
-                   data.make_dataset(info, 4, 16, class_repeats=repeats, shuffle_buffer=64, seed=seed, repeat=False)]
+        batches = [
+            data.to_uint8(b[0]).numpy()
+            for b in data.make_dataset(
+                info, 4, 16, class_repeats=repeats, shuffle_buffer=64, seed=seed, repeat=False
+            )
+        ]
         keys = [image.tobytes() for batch in batches for image in batch]
         assert len(keys) == 760
         for batch in batches:  # no image twice in one batch
@@ -248,16 +294,22 @@ def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path)
     labels = np.eye(3, dtype=np.float32)[[2, 2, 0, 2]]
     with tf.io.TFRecordWriter(str(tmp_path / "x-r02.tfrecords")) as writer:
         for _ in labels:
-            example = tf.train.Example(features=tf.train.Features(feature={
-                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 4, 4])),
-                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(48)])),
-            }))
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 4, 4])),
+                        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(48)])),
+                    }
+                )
+            )
             writer.write(example.SerializeToString())
     np.save(tmp_path / "x-rxx.npy", labels)
     (tmp_path / "x-rxx.npy").rename(tmp_path / "x-rxx.labels")
     info = data.load_info(tmp_path)
     np.testing.assert_array_equal(data.class_counts(info), [1, 0, 3])
-    got = next(iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False, shuffle=False)))[1]
+    got = next(
+        iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False, shuffle=False))
+    )[1]
     np.testing.assert_array_equal(got.numpy().argmax(1), [2, 2, 0, 0, 0, 2])
 
 
@@ -265,6 +317,10 @@ def test_class_counts_name_the_file_whose_labels_are_out_of_range(small_dataset)
     import dataclasses  # noqa: PLC0415
 
     info, _, labels = small_dataset  # labels 0..2
-    fewer = dataclasses.replace(info, num_labels=int(labels.max()))  # a dataset.json claiming fewer classes
-    with pytest.raises(data.DatasetError, match=rf"{re.escape(info.files[4][0])}: labels outside 0..{labels.max() - 1}"):
+    # a dataset.json claiming fewer classes
+    fewer = dataclasses.replace(info, num_labels=int(labels.max()))
+    with pytest.raises(
+        data.DatasetError,
+        match=rf"{re.escape(info.files[4][0])}: labels outside 0..{labels.max() - 1}",
+    ):
         data.class_counts(fewer)

@@ -1,7 +1,6 @@
 """tools/dataset_tool.py on a messy folder: every kind of input, bad files reported by name."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +46,12 @@ def messy_folder(tmp_path_factory):
     expected["gray.png"] = np.repeat(gray[..., None], 3, axis=-1)
     deep = rng.integers(0, 65536, (16, 16)).astype(np.uint16)
     Image.fromarray(deep).save(root / "deep16.png")
-    expected["deep16.png"] = np.repeat(np.rint(deep / 257.0).astype(np.uint8)[..., None], 3, axis=-1)
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).convert("CMYK").save(root / "cmyk.jpg")
+    expected["deep16.png"] = np.repeat(
+        np.rint(deep / 257.0).astype(np.uint8)[..., None], 3, axis=-1
+    )
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).convert("CMYK").save(
+        root / "cmyk.jpg"
+    )
     expected["cmyk.jpg"] = None
     Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(root / "wide.bmp")
     expected["wide.bmp"] = None
@@ -57,7 +60,9 @@ def messy_folder(tmp_path_factory):
     Image.fromarray(rgb).convert("P").save(root / "palette.gif")
     expected["palette.gif"] = None
     # Bad files.
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "truncated.jpg", quality=95)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+        root / "truncated.jpg", quality=95
+    )
     payload = (root / "truncated.jpg").read_bytes()
     (root / "truncated.jpg").write_bytes(payload[: len(payload) // 2])
     (root / "empty.png").write_bytes(b"")
@@ -70,7 +75,13 @@ def messy_folder(tmp_path_factory):
 def messy_dataset(messy_folder, tmp_path_factory):
     folder, _ = messy_folder
     dest = tmp_path_factory.mktemp("out") / "messy"
-    result = run_tool("create_from_images", f"--source={folder}", f"--dest={dest}", "--resolution=16", "--workers=2")
+    result = run_tool(
+        "create_from_images",
+        f"--source={folder}",
+        f"--dest={dest}",
+        "--resolution=16",
+        "--workers=2",
+    )
     return dest, result
 
 
@@ -80,7 +91,11 @@ def test_bad_files_are_skipped_and_listed_by_name(messy_dataset):
     for name in ("truncated.jpg", "empty.png", "notes.png"):
         assert name in result.stdout
     meta = json.loads((dest / "dataset.json").read_text())
-    assert sorted(Path(s["file"]).name for s in meta["skipped"]) == ["empty.png", "notes.png", "truncated.jpg"]
+    assert sorted(Path(s["file"]).name for s in meta["skipped"]) == [
+        "empty.png",
+        "notes.png",
+        "truncated.jpg",
+    ]
     assert meta["num_images"] == 8
     assert any(Path(p).name == "tiny.webp" for p in meta["upscaled"])
 
@@ -106,19 +121,28 @@ def test_default_resolution_is_the_largest_the_images_support(tmp_path):
     src.mkdir()
     for i, size in enumerate([(40, 40), (70, 33), (100, 90)]):
         Image.new("RGB", size, (i * 50, 0, 0)).save(src / f"{i}.png")
-    result = run_tool("create_from_images", f"--source={src}", f"--dest={tmp_path / 'out'}", "--workers=1")
+    result = run_tool(
+        "create_from_images", f"--source={src}", f"--dest={tmp_path / 'out'}", "--workers=1"
+    )
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["resolution"] == 32
     assert "1.png" in result.stderr  # says which image limits it (a diagnostic: stderr)
 
 
 def test_empty_folder_and_existing_dest_are_clear_errors(tmp_path, messy_dataset):
     (tmp_path / "empty").mkdir()
-    result = run_tool("create_from_images", f"--source={tmp_path / 'empty'}", f"--dest={tmp_path / 'x'}", check=False)
+    result = run_tool(
+        "create_from_images",
+        f"--source={tmp_path / 'empty'}",
+        f"--dest={tmp_path / 'x'}",
+        check=False,
+    )
     assert result.returncode == 1 and "no image files" in result.stderr
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "a.png").write_text("nope")
-    result = run_tool("create_from_images", f"--source={only_bad}", f"--dest={tmp_path / 'y'}", check=False)
+    result = run_tool(
+        "create_from_images", f"--source={only_bad}", f"--dest={tmp_path / 'y'}", check=False
+    )
     assert result.returncode == 1 and "a.png" in result.stderr
     assert not (tmp_path / "y").exists()
     dest, _ = messy_dataset
@@ -131,7 +155,8 @@ def test_info_extract_and_grid(messy_dataset, tmp_path):
     assert "16x16" in run_tool("info", f"--data_dir={dest}").stdout
     run_tool("extract", f"--data_dir={dest}", f"--dest={tmp_path / 'png'}", "--resolution=8")
     assert len(list((tmp_path / "png").glob("*.png"))) == 8
-    old = run_tool("grid", f"--source={dest}", f"--out={tmp_path / 'grid.png'}", "--num=4")  # deprecated spellings
+    # deprecated spellings
+    old = run_tool("grid", f"--source={dest}", f"--out={tmp_path / 'grid.png'}", "--num=4")
     assert "--source is deprecated" in old.stderr and "--num is deprecated" in old.stderr
     assert "grid of 4 images" in old.stdout
     assert Image.open(tmp_path / "grid.png").size == (32, 32)  # 4 images -> 2x2 tiles of 16
@@ -162,7 +187,11 @@ def test_cifar10_and_mnist_converters(tmp_path, rng):
     import gzip
 
     with gzip.open(mnist / "train-images-idx3-ubyte.gz", "wb") as f:
-        f.write(bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (5, 28, 28)) + digits.tobytes())
+        f.write(
+            bytes([0, 0, 8, 3])
+            + b"".join(int(v).to_bytes(4, "big") for v in (5, 28, 28))
+            + digits.tobytes()
+        )
     with gzip.open(mnist / "train-labels-idx1-ubyte.gz", "wb") as f:
         f.write(bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + bytes([3, 1, 4, 1, 5]))
     run_tool("create_mnist", f"--source={mnist}", f"--dest={tmp_path / 'mn'}")
@@ -180,4 +209,6 @@ def test_load_image_modes_directly(tmp_path):
     with pytest.raises(dataset_io.ImageError, match="wide.png.*not square"):
         dataset_io.load_image(tmp_path / "wide.png", 4, 3, crop="none")
     padded = dataset_io.load_image(tmp_path / "wide.png", 8, 1, crop="pad")
-    assert padded[0, 0, 0] == 0 and padded[4, 4, 0] == Image.new("RGB", (1, 1), (1, 2, 3)).convert("L").getpixel((0, 0))
+    assert padded[0, 0, 0] == 0 and padded[4, 4, 0] == Image.new("RGB", (1, 1), (1, 2, 3)).convert(
+        "L"
+    ).getpixel((0, 0))

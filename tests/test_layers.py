@@ -138,5 +138,7 @@ def test_layers_round_trip_through_keras_saving(tmp_path, rng):
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6)
     assert loaded.get_layer("conv").gain == 1.0
-    weighted = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(L.WeightedSum()))
+    weighted = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(L.WeightedSum())
+    )
     assert isinstance(weighted, L.WeightedSum)

@@ -62,7 +62,9 @@ def _xent(x, v, labels):
     return -(labels * (logits - np.log(np.exp(logits).sum(1, keepdims=True)))).sum(1)
 
 
-@pytest.mark.parametrize("loss_fn", [losses.wgan_gp_discriminator, losses.logistic_r1_discriminator])
+@pytest.mark.parametrize(
+    "loss_fn", [losses.wgan_gp_discriminator, losses.logistic_r1_discriminator]
+)
 def test_discriminator_label_terms_use_the_fakes_own_classes(setup, loss_fn):
     # AC-GAN: reals are classified against their labels, fakes against the classes G drew
     # (fake_labels, e.g. uniform ones); without fake_labels, against the reals' labels.
@@ -71,8 +73,16 @@ def test_discriminator_label_terms_use_the_fakes_own_classes(setup, loss_fn):
     unlabelled, _ = loss_fn(d, reals, fakes, mix)
     same, _ = loss_fn(d, reals, fakes, mix, labels)
     own, _ = loss_fn(d, reals, fakes, mix, labels, fake_labels=drawn)
-    np.testing.assert_allclose(same.numpy() - unlabelled.numpy(), _xent(reals, v, labels) + _xent(fakes, v, labels), rtol=1e-4)
-    np.testing.assert_allclose(own.numpy() - unlabelled.numpy(), _xent(reals, v, labels) + _xent(fakes, v, drawn), rtol=1e-4)
+    np.testing.assert_allclose(
+        same.numpy() - unlabelled.numpy(),
+        _xent(reals, v, labels) + _xent(fakes, v, labels),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(
+        own.numpy() - unlabelled.numpy(),
+        _xent(reals, v, labels) + _xent(fakes, v, drawn),
+        rtol=1e-4,
+    )
 
 
 def test_logistic_r1_equals_hand_computation(setup):
@@ -87,7 +97,14 @@ def test_logistic_r1_equals_hand_computation(setup):
 
 
 def test_gradient_penalty_reaches_discriminator_weights(rng):
-    d = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(4, "tanh"), keras.layers.Dense(1)])
+    d = keras.Sequential(
+        [
+            keras.Input((2, 2, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, "tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
     reals, fakes = (tf.constant(rng.normal(size=(4, 2, 2, 1)).astype("float32")) for _ in range(2))
     mix = tf.constant(rng.uniform(size=(4, 1, 1, 1)).astype("float32"))
     with tf.GradientTape() as tape:
@@ -123,13 +140,27 @@ def test_official_gp_scale_equals_the_penalty_at_the_final_resolution(rng, nativ
     reals, fakes = (rng.normal(size=(5, native, native, 3)).astype("float32") for _ in range(2))
     mix = rng.uniform(size=(5, 1, 1, 1)).astype("float32")
     _, at_final = losses.wgan_gp_discriminator(d_final, up(reals), up(fakes), tf.constant(mix))
-    _, at_native = losses.wgan_gp_discriminator(d_native, tf.constant(reals), tf.constant(fakes), tf.constant(mix),
-                                                gradient_scale=native / final)
-    np.testing.assert_allclose(at_native["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-4, atol=1e-6)
+    _, at_native = losses.wgan_gp_discriminator(
+        d_native,
+        tf.constant(reals),
+        tf.constant(fakes),
+        tf.constant(mix),
+        gradient_scale=native / final,
+    )
+    np.testing.assert_allclose(
+        at_native["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-4, atol=1e-6
+    )
     if factor > 1:  # the native norm penalised as it is would differ
-        _, unscaled = losses.wgan_gp_discriminator(d_native, tf.constant(reals), tf.constant(fakes), tf.constant(mix))
-        assert not np.allclose(unscaled["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-2)
+        _, unscaled = losses.wgan_gp_discriminator(
+            d_native, tf.constant(reals), tf.constant(fakes), tf.constant(mix)
+        )
+        assert not np.allclose(
+            unscaled["gradient_penalty"], at_final["gradient_penalty"], rtol=1e-2
+        )
     _, r1_final = losses.logistic_r1_discriminator(d_final, up(reals), up(fakes), None)
-    _, r1_native = losses.logistic_r1_discriminator(d_native, tf.constant(reals), tf.constant(fakes), None,
-                                                    gradient_scale=native / final)
-    np.testing.assert_allclose(r1_native["gradient_penalty"], r1_final["gradient_penalty"], rtol=1e-4, atol=1e-7)
+    _, r1_native = losses.logistic_r1_discriminator(
+        d_native, tf.constant(reals), tf.constant(fakes), None, gradient_scale=native / final
+    )
+    np.testing.assert_allclose(
+        r1_native["gradient_penalty"], r1_final["gradient_penalty"], rtol=1e-4, atol=1e-7
+    )

@@ -22,7 +22,9 @@ def naive_blur(images, gain=1.0):
         for x in range(w):
             for dy in range(-2, 3):
                 for dx in range(-2, 3):
-                    out[:, y, x] += kernel[dy + 2, dx + 2] * images[:, mirror(y + dy, h), mirror(x + dx, w)]
+                    out[:, y, x] += (
+                        kernel[dy + 2, dx + 2] * images[:, mirror(y + dy, h), mirror(x + dx, w)]
+                    )
     return out
 
 
@@ -144,7 +146,9 @@ def test_ms_ssim_matches_direct_computation_on_small_images(rng):
     mine = ms_ssim.ms_ssim(a, b).numpy()
     for i in range(2):
         assert mine[i] == pytest.approx(naive_ms_ssim(a[i], b[i]), rel=1e-4)
-    assert ms_ssim.num_scales(32) == 5 and ms_ssim.num_scales(16) == 4 and ms_ssim.num_scales(4) == 2
+    assert (
+        ms_ssim.num_scales(32) == 5 and ms_ssim.num_scales(16) == 4 and ms_ssim.num_scales(4) == 2
+    )
     np.testing.assert_allclose(ms_ssim.ms_ssim(a, a).numpy(), 1.0, atol=1e-5)
 
 
@@ -173,12 +177,16 @@ def test_frechet_distance_closed_forms(rng):
     mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
     s1, s2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-    assert fid.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected, rel=1e-10)
+    assert fid.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(
+        expected, rel=1e-10
+    )
     # General (non-commuting) covariances: tr sqrtm(S1 S2) by an independent iteration.
     a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
     c1, c2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
     expected = np.trace(c1 + c2 - 2 * denman_beavers_sqrtm(c1 @ c2))
-    assert fid.frechet_distance(np.zeros(6), c1, np.zeros(6), c2) == pytest.approx(expected, rel=1e-8)
+    assert fid.frechet_distance(np.zeros(6), c1, np.zeros(6), c2) == pytest.approx(
+        expected, rel=1e-8
+    )
     features = rng.normal(size=(200, 6))
     assert fid.fid(features, features) == pytest.approx(0.0, abs=1e-8)
     mean, cov = fid.statistics(features)
@@ -201,7 +209,9 @@ def test_fid_features_from_a_weights_file(tmp_path, rng):
     import keras
 
     path = str(tmp_path / "inception.weights.h5")
-    keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None, input_shape=(299, 299, 3)).save_weights(path)
+    keras.applications.InceptionV3(
+        include_top=False, pooling="avg", weights=None, input_shape=(299, 299, 3)
+    ).save_weights(path)
     extractor = fid.InceptionFeatures(path, batch_size=3)  # every batch the same shape: one trace
     images = smooth_images(rng, 6, 32)
     features = extractor([images[:3], images[3:]])

@@ -53,8 +53,12 @@ def test_runtime_scale_constants_equal_spec():
     g, d = Generator(arch), Discriminator(arch)
     assert g.blocks[4].get_layer("g_4x4_dense").runtime_scale == pytest.approx(1 / 64)
     assert g.to_rgb[64].runtime_scale == pytest.approx(1 / math.sqrt(256))
-    assert g.blocks[8].get_layer("g_8x8_conv0").runtime_scale == pytest.approx(math.sqrt(2 / (9 * 512)))
-    assert d.blocks[4].get_layer("d_4x4_conv").runtime_scale == pytest.approx(math.sqrt(2) / math.sqrt(4617))
+    assert g.blocks[8].get_layer("g_8x8_conv0").runtime_scale == pytest.approx(
+        math.sqrt(2 / (9 * 512))
+    )
+    assert d.blocks[4].get_layer("d_4x4_conv").runtime_scale == pytest.approx(
+        math.sqrt(2) / math.sqrt(4617)
+    )
     assert d.blocks[4].get_layer("d_4x4_dense1").runtime_scale == pytest.approx(1 / math.sqrt(512))
 
 
@@ -76,7 +80,9 @@ def test_stage_models_compute_at_native_resolution(rng):
 
 
 def _fade_check(fade_out, old_out, new_out, alpha):
-    np.testing.assert_allclose(fade_out, (1 - alpha) * old_out + alpha * new_out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        fade_out, (1 - alpha) * old_out + alpha * new_out, rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])

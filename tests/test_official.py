@@ -20,17 +20,44 @@ from progan_tf.networks import Architecture, Discriminator, Generator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def release(rng, *, resolution, fused, label_size=0, channels=3, fmap_base=128, fmap_max=16, latent_size=12, mbstd=4):
-    common = dict(num_channels=channels, resolution=resolution, label_size=label_size, fmap_base=fmap_base,
-                  fmap_max=fmap_max, fused_scale=fused)
-    sizes = dict(resolution=resolution, channels=channels, label_size=label_size, fmap_base=fmap_base,
-                 fmap_max=fmap_max, latent_size=latent_size, fused=fused, mbstd=mbstd)
+def release(
+    rng,
+    *,
+    resolution,
+    fused,
+    label_size=0,
+    channels=3,
+    fmap_base=128,
+    fmap_max=16,
+    latent_size=12,
+    mbstd=4,
+):
+    common = dict(
+        num_channels=channels,
+        resolution=resolution,
+        label_size=label_size,
+        fmap_base=fmap_base,
+        fmap_max=fmap_max,
+        fused_scale=fused,
+    )
+    sizes = dict(
+        resolution=resolution,
+        channels=channels,
+        label_size=label_size,
+        fmap_base=fmap_base,
+        fmap_max=fmap_max,
+        latent_size=latent_size,
+        fused=fused,
+        mbstd=mbstd,
+    )
     g = ref.variables("G", rng, **sizes)
     d = ref.variables("D", rng, **sizes)
     gs = ref.variables("G", rng, **sizes)
-    states = [ref.network_state("G", "networks.G_paper", {**common, "latent_size": latent_size}, g),
-              ref.network_state("D", "networks.D_paper", {**common, "mbstd_group_size": mbstd}, d),
-              ref.network_state("Gs", "networks.G_paper", {**common, "latent_size": latent_size}, gs)]
+    states = [
+        ref.network_state("G", "networks.G_paper", {**common, "latent_size": latent_size}, g),
+        ref.network_state("D", "networks.D_paper", {**common, "mbstd_group_size": mbstd}, d),
+        ref.network_state("Gs", "networks.G_paper", {**common, "latent_size": latent_size}, gs),
+    ]
     return states, (g, d, gs)
 
 
@@ -50,8 +77,14 @@ def test_imported_g_and_d_equal_the_release_forward_pass(rng, resolution, fused,
     official.assign(discriminator, official.discriminator_weights(d_state, arch, fused))
 
     latents = rng.standard_normal((8, 12)).astype(np.float32)
-    labels = np.eye(label_size, dtype=np.float32)[np.arange(8) % label_size] if label_size else np.zeros((8, 0), np.float32)
-    want = ref.generator(gs, latents, labels, resolution=resolution, fmap_base=128, fmap_max=16, fused=fused)
+    labels = (
+        np.eye(label_size, dtype=np.float32)[np.arange(8) % label_size]
+        if label_size
+        else np.zeros((8, 0), np.float32)
+    )
+    want = ref.generator(
+        gs, latents, labels, resolution=resolution, fmap_base=128, fmap_max=16, fused=fused
+    )
     model = generator.stage_model(resolution)
     inputs = [tf.constant(latents), tf.constant(labels)] if label_size else tf.constant(latents)
     got = model(inputs).numpy().transpose(0, 3, 1, 2)
@@ -85,8 +118,20 @@ def test_a_pickle_with_os_system_is_refused_and_nothing_runs(tmp_path):
     assert not (tmp_path / "ran").exists()
     path = tmp_path / "evil.pkl"
     path.write_bytes(data)
-    out = subprocess.run([sys.executable, "-m", "progan_tf.import_official", f"--pkl={path}", f"--run_dir={tmp_path / 'r'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=cli_env())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.import_official",
+            f"--pkl={path}",
+            f"--run_dir={tmp_path / 'r'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
     assert out.returncode == 1 and "system" in out.stderr and not (tmp_path / "ran").exists()
     assert not (tmp_path / "r").exists()
 
@@ -116,17 +161,57 @@ def test_imported_run_generates_and_exports_for_saved_model_cli(rng, tmp_path):
     run = runs.load_run(str(tmp_path / "run"))
     assert (run.resolution, run.phase.fade) == (16, False)
     latents = rng.standard_normal((2, 12)).astype(np.float32)
-    want = ref.generator(gs, latents, np.zeros((2, 0), np.float32), resolution=16, fmap_base=128, fmap_max=16, fused=True)
-    np.testing.assert_allclose(run.model(tf.constant(latents)).numpy().transpose(0, 3, 1, 2), want, rtol=1e-4,
-                               atol=1e-4 * np.abs(want).max())
+    want = ref.generator(
+        gs,
+        latents,
+        np.zeros((2, 0), np.float32),
+        resolution=16,
+        fmap_base=128,
+        fmap_max=16,
+        fused=True,
+    )
+    np.testing.assert_allclose(
+        run.model(tf.constant(latents)).numpy().transpose(0, 3, 1, 2),
+        want,
+        rtol=1e-4,
+        atol=1e-4 * np.abs(want).max(),
+    )
     export_dir = tmp_path / "served"
-    out = subprocess.run([sys.executable, "-m", "progan_tf.export", f"--run_dir={tmp_path / 'run'}",
-                          f"--export_dir={export_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=cli_env())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.export",
+            f"--run_dir={tmp_path / 'run'}",
+            f"--export_dir={export_dir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
     assert out.returncode == 0, out.stderr
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    ran = subprocess.run([cli, "run", "--dir", str(export_dir / "1"), "--tag_set", "serve", "--signature_def",
-                          "generate_from_seed", "--input_exprs", "seed=1;num=2", "--outdir", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(
+        [
+            cli,
+            "run",
+            "--dir",
+            str(export_dir / "1"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "generate_from_seed",
+            "--input_exprs",
+            "seed=1;num=2",
+            "--outdir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr
     assert np.load(tmp_path / "o" / "images.npy").shape == (2, 16, 16, 3)
 
@@ -140,17 +225,33 @@ def test_an_imported_run_fine_tunes_with_fresh_optimizers(rng, tmp_path):
     pkl = tmp_path / "release.pkl"
     pkl.write_bytes(ref.release_pickle(states))
     import_pickle(str(pkl), str(tmp_path / "run"))
-    dataset_io.write_arrays(tmp_path / "data", rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), None, name="mine")
+    dataset_io.write_arrays(
+        tmp_path / "data", rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), None, name="mine"
+    )
     arch = Architecture(resolution=8, latent_size=12, fmap_base=128, fmap_max=16)
     schedule = Schedule(final_resolution=8, minibatch={}, minibatch_default=8)
     start = schedule.stable_images + schedule.fade_images  # the import's image count: 8x8 stable
-    trainer = Trainer(arch=arch, schedule=schedule, dataset=data.load_info(tmp_path / "data"), run_dir=str(tmp_path / "run"),
-                      options=TrainerOptions(total_images=start + 16, tick_images=8, snapshot_images=16,
-                                             checkpoint_images=16, steps_per_call=1, grid_size=4),
-                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trainer = Trainer(
+        arch=arch,
+        schedule=schedule,
+        dataset=data.load_info(tmp_path / "data"),
+        run_dir=str(tmp_path / "run"),
+        options=TrainerOptions(
+            total_images=start + 16,
+            tick_images=8,
+            snapshot_images=16,
+            checkpoint_images=16,
+            steps_per_call=1,
+            grid_size=4,
+        ),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+    )
     imported = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
     trainer.train()
-    assert trainer.seen == start + 16 and int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 2
+    assert (
+        trainer.seen == start + 16
+        and int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 2
+    )
     tuned = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(imported, tuned))
 
@@ -161,18 +262,25 @@ def test_a_small_pickle_asking_for_huge_arrays_is_refused():
     class Pickler(pickle.Pickler):
         def reducer_override(self, obj):
             if isinstance(obj, np.ndarray):
-                return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
-                        (1, (1 << 20,), np.dtype(np.float32), False, shared))
+                return (
+                    np._core.multiarray._reconstruct,
+                    (np.ndarray, (0,), b"b"),
+                    (1, (1 << 20,), np.dtype(np.float32), False, shared),
+                )
             return NotImplemented
 
     buffer = io.BytesIO()
-    Pickler(buffer, protocol=2).dump([np.zeros(1, np.float32) for _ in range(64)])  # 256 MB from a 4 MB file
+    # 256 MB from a 4 MB file
+    Pickler(buffer, protocol=2).dump([np.zeros(1, np.float32) for _ in range(64)])
     data = buffer.getvalue()
     assert len(data) < (5 << 20)
     with pytest.raises(official.OfficialImportError, match="more memory"):
         official.load_pickle(data, "amplified.pkl")
-    deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."  # lists nested 200,000 deep: one error, no crash
+    # lists nested 200,000 deep: one error, no crash
+    deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
     with pytest.raises(official.OfficialImportError, match="deep.pkl does not hold the release's"):
         official.load_pickle(deep, "deep.pkl")
     with pytest.raises(official.OfficialImportError, match="array of Python objects"):
-        official.load_pickle(pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "objects.pkl")
+        official.load_pickle(
+            pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "objects.pkl"
+        )

@@ -20,23 +20,44 @@ from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEDULE = Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
+SCHEDULE = Schedule(
+    final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
+)
 
 
 def train_tiny(tmp_path_factory, num_labels: int):
     rng = np.random.default_rng(num_labels)
-    images = (tf.nn.avg_pool2d(rng.random((48, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255).astype(np.uint8)
+    images = (
+        tf.nn.avg_pool2d(rng.random((48, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255
+    ).astype(np.uint8)
     labels = np.arange(48) % 3 if num_labels else None
     path = tmp_path_factory.mktemp("data") / "tiny"
     dataset_io.write_arrays(path, images, labels, name="tiny", num_labels=num_labels)
     info = data.load_info(path)
     run_dir = tmp_path_factory.mktemp("run")
-    options = TrainerOptions(total_images=112, tick_images=32, snapshot_images=64, checkpoint_images=48,
-                             steps_per_call=2, grid_size=4 if num_labels else 6, shuffle_buffer=64, step=StepOptions(ema_beta=0.9),
-                             metrics=("swd", "msssim") if not num_labels else (), metrics_num_images=16)
-    arch = Architecture(resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8)
-    trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options, dataset=info, run_dir=str(run_dir),
-                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    options = TrainerOptions(
+        total_images=112,
+        tick_images=32,
+        snapshot_images=64,
+        checkpoint_images=48,
+        steps_per_call=2,
+        grid_size=4 if num_labels else 6,
+        shuffle_buffer=64,
+        step=StepOptions(ema_beta=0.9),
+        metrics=("swd", "msssim") if not num_labels else (),
+        metrics_num_images=16,
+    )
+    arch = Architecture(
+        resolution=8, num_labels=num_labels, latent_size=8, fmap_base=32, fmap_max=8
+    )
+    trainer = Trainer(
+        arch=arch,
+        schedule=SCHEDULE,
+        options=options,
+        dataset=info,
+        run_dir=str(run_dir),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+    )
     trainer.train()
     return trainer, info
 
@@ -76,7 +97,11 @@ def test_metrics_during_training_at_every_checkpoint(trained):
 def test_generate_files_grid_and_looping_gif(trained, tmp_path):
     run = runs.load_run(trained[0].run_dir)
     paths = generate.generate_files(run, str(tmp_path), num=3, seed=7)
-    assert [os.path.basename(p) for p in paths] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
+    assert [os.path.basename(p) for p in paths] == [
+        "seed7-00000.png",
+        "seed7-00001.png",
+        "seed7-00002.png",
+    ]
     first = np.asarray(Image.open(paths[0]))
     assert first.shape == (8, 8, 3)
     np.testing.assert_array_equal(first, run.generate(image_utils.latents(3, 8, 7))[0])
@@ -84,7 +109,9 @@ def test_generate_files_grid_and_looping_gif(trained, tmp_path):
         generate.generate_files(run, str(tmp_path), num=3, seed=7)
     grid = generate.generate_grid(run, str(tmp_path), num=6, seed=7)
     assert np.asarray(Image.open(grid)).shape == (16, 24, 3)  # 2 rows x 3 columns
-    gif = generate.generate_interpolation(run, str(tmp_path), num=4, seed=1, frames=12, fps=10, smoothing=1.5)
+    gif = generate.generate_interpolation(
+        run, str(tmp_path), num=4, seed=1, frames=12, fps=10, smoothing=1.5
+    )
     with Image.open(gif) as animation:
         assert animation.n_frames == 12 and animation.info["loop"] == 0
         assert animation.size == (16, 16)
@@ -107,21 +134,31 @@ def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
     # Row c holds class c: the grid equals the generator's output for those labels, and not for
     # the labels shifted by one row (catches labels ignored, or laid out by column).
     latents = image_utils.latents(9, run.generator.arch.latent_size, 0)
-    np.testing.assert_array_equal(grid, image_utils.make_grid(run.generate(latents, labels), columns=3))
-    assert not np.array_equal(grid, image_utils.make_grid(run.generate(latents, (labels + 1) % 3), columns=3))
+    np.testing.assert_array_equal(
+        grid, image_utils.make_grid(run.generate(latents, labels), columns=3)
+    )
+    assert not np.array_equal(
+        grid, image_utils.make_grid(run.generate(latents, (labels + 1) % 3), columns=3)
+    )
 
 
 def test_generate_one_class_and_bad_labels(conditional, trained, tmp_path):
     run = runs.load_run(conditional[0].run_dir)
-    grid = np.asarray(Image.open(generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=2)))
+    grid = np.asarray(
+        Image.open(generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=2))
+    )
     latents = image_utils.latents(4, run.generator.arch.latent_size, 3)
     np.testing.assert_array_equal(grid, image_utils.make_grid(run.generate(latents, np.full(4, 2))))
     files = generate.generate_files(run, str(tmp_path / "files"), num=2, seed=3, label=2)
-    np.testing.assert_array_equal(np.asarray(Image.open(files[1])), run.generate(latents[:2], np.full(2, 2))[1])
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(files[1])), run.generate(latents[:2], np.full(2, 2))[1]
+    )
     with pytest.raises(ValueError, match=r"--label=3: this run has classes 0 \.\.\. 2"):
         generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=3)
     with pytest.raises(ValueError, match="--label=0: this run's generator is not conditional"):
-        generate.generate_files(runs.load_run(trained[0].run_dir), str(tmp_path / "u"), num=2, seed=3, label=0)
+        generate.generate_files(
+            runs.load_run(trained[0].run_dir), str(tmp_path / "u"), num=2, seed=3, label=0
+        )
     assert not (tmp_path / "u").exists()
 
 
@@ -134,19 +171,26 @@ def test_conditional_run_grids_have_whole_rows_per_class(conditional):
     first = np.concatenate([np.flatnonzero(labels.argmax(axis=1) == c)[:2] for c in range(3)])
     np.testing.assert_array_equal(reals, image_utils.make_grid(dataset[first], columns=2))
     samples = sorted(os.listdir(os.path.join(trainer.run_dir, "samples")))
-    assert samples and np.asarray(Image.open(os.path.join(trainer.run_dir, "samples", samples[-1]))).shape == (24, 16, 3)
+    assert samples and np.asarray(
+        Image.open(os.path.join(trainer.run_dir, "samples", samples[-1]))
+    ).shape == (24, 16, 3)
 
 
 def test_evaluate_swd_msssim_and_record(trained):
     trainer, info = trained
     run = runs.load_run(trainer.run_dir)
-    results = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
+    results = evaluate.evaluate_generator(
+        run.generator, run.phase, info, ["swd", "msssim"], num_images=24
+    )
     assert set(results) == {"swd8", "swd_avg", "swd8_real", "swd_avg_real", "msssim"}
     assert all(np.isfinite(v) and v > 0 for v in results.values())
-    assert results["swd8"] > results["swd8_real"]  # a barely trained G is further from the reals than reals are
+    # a barely trained G is further from the reals than reals are
+    assert results["swd8"] > results["swd8_real"]
     assert results["msssim"] < 1  # the generated images are not all the same
     # Seeded: the same call gives the same numbers (latents, patches and directions).
-    again = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "msssim"], num_images=24)
+    again = evaluate.evaluate_generator(
+        run.generator, run.phase, info, ["swd", "msssim"], num_images=24
+    )
     assert again == pytest.approx(results)
     evaluate.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
     with open(os.path.join(trainer.run_dir, "metrics.jsonl")) as f:
@@ -160,15 +204,31 @@ def test_evaluate_swd_msssim_and_record(trained):
 
 def test_evaluate_cli_prints_a_table(trained):
     out = subprocess.run(
-        [sys.executable, "-m", "progan_tf.evaluate", f"--run_dir={trained[0].run_dir}", "--metrics=swd", "--num_images=16"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, env=cli_env(),
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.evaluate",
+            f"--run_dir={trained[0].run_dir}",
+            "--metrics=swd",
+            "--num_images=16",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=cli_env(),
     )
     assert out.returncode == 0, out.stderr
     assert_no_tensorflow_log(out.stderr)
     assert out.stdout.splitlines()[0].split() == ["metric", "value", "real", "vs", "real"]
     assert out.stdout.splitlines()[1].startswith("swd8")
-    missing = subprocess.run([sys.executable, "-m", "progan_tf.evaluate", "--run_dir=/nonexistent"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    missing = subprocess.run(
+        [sys.executable, "-m", "progan_tf.evaluate", "--run_dir=/nonexistent"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert missing.returncode == 1 and "--run_dir=/nonexistent: no such directory" in missing.stderr
 
 
@@ -180,7 +240,8 @@ FRESH_PROCESS = textwrap.dedent("""
     out = model.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     np.savez(sys.argv[3], images=out["images"].numpy(), raw=out["raw"].numpy())
     try:
-        model.signatures["serving_default"](latents=tf.zeros([2, 3]), **{k: tf.constant(v[:2]) for k, v in inputs.items() if k != "latents"})
+        others = {k: tf.constant(v[:2]) for k, v in inputs.items() if k != "latents"}
+        model.signatures["serving_default"](latents=tf.zeros([2, 3]), **others)
     except Exception as error:
         print("WRONG SHAPE:", type(error).__name__, error)
 """)
@@ -202,8 +263,19 @@ def test_export_runs_without_progan_tf(which, request, tmp_path):
         inputs["labels"] = np.array([0, 1, 2, 1], np.int32)
         model_inputs = [tf.constant(z), tf.one_hot(inputs["labels"], arch.num_labels)]
     np.savez(tmp_path / "inputs.npz", **inputs)
-    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, path, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            path,
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert f"latents: expected float32 [N, {arch.latent_size}]" in out.stdout
     served = np.load(tmp_path / "out.npz")
@@ -218,34 +290,93 @@ def test_export_cli_and_saved_model_cli(conditional, tmp_path):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     export_dir = tmp_path / "served"
     (export_dir / "1").mkdir(parents=True)  # an existing version is kept; the export goes to 2/
-    out = subprocess.run([sys.executable, "-m", "progan_tf.export", f"--run_dir={conditional[0].run_dir}",
-                          f"--export_dir={export_dir}"], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                         env=cli_env())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.export",
+            f"--run_dir={conditional[0].run_dir}",
+            f"--export_dir={export_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=cli_env(),
+    )
     assert out.returncode == 0, out.stderr
     assert_no_tensorflow_log(out.stderr)
     assert os.listdir(export_dir / "1") == [] and (export_dir / "2" / "saved_model.pb").exists()
-    show = subprocess.run([cli, "show", "--dir", str(export_dir / "2"), "--all"], capture_output=True, text=True, timeout=300)
+    show = subprocess.run(
+        [cli, "show", "--dir", str(export_dir / "2"), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert show.returncode == 0, show.stderr
-    for expected in ("signature_def['serving_default']", "signature_def['generate_from_seed']", "inputs['latents']",
-                     "inputs['labels']", "outputs['images']", "dtype: DT_UINT8", "inputs['seed']", "inputs['label']"):
+    for expected in (
+        "signature_def['serving_default']",
+        "signature_def['generate_from_seed']",
+        "inputs['latents']",
+        "inputs['labels']",
+        "outputs['images']",
+        "dtype: DT_UINT8",
+        "inputs['seed']",
+        "inputs['label']",
+    ):
         assert expected in show.stdout
-    run_out = subprocess.run([cli, "run", "--dir", str(export_dir / "2"), "--tag_set", "serve", "--signature_def",
-                              "generate_from_seed", "--input_exprs", "seed=7;num=3;label=2", "--outdir", str(tmp_path / "o")],
-                             capture_output=True, text=True, timeout=300)
+    run_out = subprocess.run(
+        [
+            cli,
+            "run",
+            "--dir",
+            str(export_dir / "2"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "generate_from_seed",
+            "--input_exprs",
+            "seed=7;num=3;label=2",
+            "--outdir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run_out.returncode == 0, run_out.stderr
     images = np.load(tmp_path / "o" / "images.npy")
     assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
-    # The label reaches the generator: the same seed in class 2 is what saved_model_cli drew, in class 0 not.
+    # The label reaches the generator: the same seed in class 2 is what saved_model_cli drew, in
+    # class 0 not.
     from_seed = tf.saved_model.load(str(export_dir / "2")).signatures["generate_from_seed"]
-    raw = {c: from_seed(seed=tf.constant(7, tf.int64), num=tf.constant(3), label=tf.constant(c))["raw"].numpy() for c in (0, 2)}
+    raw = {
+        c: from_seed(seed=tf.constant(7, tf.int64), num=tf.constant(3), label=tf.constant(c))[
+            "raw"
+        ].numpy()
+        for c in (0, 2)
+    }
     np.testing.assert_allclose(raw[2], np.load(tmp_path / "o" / "raw.npy"), atol=1e-6)
     assert np.abs(raw[0] - raw[2]).max() > 1e-4
 
 
 def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "progan_tf.generate", f"--run_dir={trained[0].run_dir}",
-                          f"--out={tmp_path}", "--num_images=4", "--grid"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300, env=cli_env())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.generate",
+            f"--run_dir={trained[0].run_dir}",
+            f"--out={tmp_path}",
+            "--num_images=4",
+            "--grid",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=cli_env(),
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "grid-seed0.png").exists()
     assert_no_tensorflow_log(out.stderr)
@@ -256,7 +387,12 @@ def test_evaluate_mirrors_the_reals_of_a_mirrored_run(trained):
     trainer, info = trained
     run = runs.load_run(trainer.run_dir)
     plain = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
-    mirrored = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24, mirror=True)
-    assert mirrored == pytest.approx(evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"],
-                                                                 num_images=24, mirror=True))  # seeded
+    mirrored = evaluate.evaluate_generator(
+        run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
+    )
+    assert mirrored == pytest.approx(
+        evaluate.evaluate_generator(
+            run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
+        )
+    )  # seeded
     assert mirrored["swd8_real"] != pytest.approx(plain["swd8_real"])  # the reals were flipped

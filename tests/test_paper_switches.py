@@ -26,7 +26,12 @@ def layer_names(network) -> list[str]:
 
 def test_default_switches_keep_the_official_counts_and_layers():
     arch = Architecture(32)
-    assert (arch.progressive, arch.equalized_lr, arch.pixel_norm, arch.normalization) == (True, True, True, "none")
+    assert (arch.progressive, arch.equalized_lr, arch.pixel_norm, arch.normalization) == (
+        True,
+        True,
+        True,
+        "none",
+    )
     g, d = Generator(arch), Discriminator(arch)
     assert (g.count_params(), d.count_params()) == (G32, D32)
     assert not g.non_trainable_state() and not d.non_trainable_state()
@@ -54,7 +59,13 @@ def test_not_progressive_schedule_has_no_fade_phases():
     grown = Schedule(final_resolution=32, stable_kimg=1, fade_kimg=1)
     for images in (0, 1_000, 1_500, 7_000, 100_000):
         phase = phase_at(schedule, images)
-        assert (phase.resolution, phase.fade, phase.alpha, phase.start_images, phase.end_images) == (32, False, 1.0, 0, None)
+        assert (
+            phase.resolution,
+            phase.fade,
+            phase.alpha,
+            phase.start_images,
+            phase.end_images,
+        ) == (32, False, 1.0, 0, None)
     assert phase_at(grown, 1_500).fade  # the same lengths grow when progressive
 
 
@@ -84,10 +95,16 @@ def test_equalized_lr_off_is_he_initialisation_without_runtime_scale():
     g = Generator(Architecture(8, equalized_lr=False))
     dense = g.blocks[4].get_layer("g_4x4_dense")
     assert dense.runtime_scale == 1.0
-    assert np.std(dense.kernel.numpy()) == pytest.approx(math.sqrt(2) / 4 / math.sqrt(512), rel=0.05)
+    assert np.std(dense.kernel.numpy()) == pytest.approx(
+        math.sqrt(2) / 4 / math.sqrt(512), rel=0.05
+    )
     d = Discriminator(Architecture(8, equalized_lr=False))
-    scaled = [layer for block in d.layers() for layer in getattr(block, "layers", [block])
-              if isinstance(layer, L._Equalized) and layer.runtime_scale != 1.0]
+    scaled = [
+        layer
+        for block in d.layers()
+        for layer in getattr(block, "layers", [block])
+        if isinstance(layer, L._Equalized) and layer.runtime_scale != 1.0
+    ]
     assert not scaled
 
 
@@ -119,7 +136,9 @@ def test_batch_layer_normalization_adds_the_baselines_layers():
 
 
 def load_table1():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper_table1.py")
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper_table1.py"
+    )
     spec = importlib.util.spec_from_file_location("paper_table1", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -132,7 +151,11 @@ def test_table1_rows_are_cumulative_presets():
     a, b, c, d, e, f, g = (rows[k] for k in "abcdefg")
     assert not a.progressive and b.progressive
     assert a.minibatch_default == b.minibatch_default == 64 and c.minibatch_default == 16
-    assert (a.normalization, c.normalization, d.normalization) == ("batch_layer", "batch_layer", "none")
+    assert (a.normalization, c.normalization, d.normalization) == (
+        "batch_layer",
+        "batch_layer",
+        "none",
+    )
     assert (c.d_repeats, d.d_repeats) == (5, 1) and c.learning_rate < d.learning_rate
     assert (d.mbstd_group_size, e.mbstd_group_size) == (0, 4)
     assert (e.equalized_lr, f.equalized_lr) == (False, True)
@@ -154,10 +177,25 @@ def dataset(tmp_path_factory):
 def train(dataset, run_dir, arch, schedule, total_images, **step):
     from progan_tf.steps import StepOptions  # noqa: PLC0415
 
-    options = TrainerOptions(total_images=total_images, tick_images=32, snapshot_images=10_000, checkpoint_images=64,
-                             steps_per_call=4, grid_size=4, shuffle_buffer=32, step=StepOptions(**step))
-    trainer = Trainer(arch=arch, schedule=schedule, options=options, dataset=dataset, run_dir=str(run_dir),
-                      strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), config={"test": True})
+    options = TrainerOptions(
+        total_images=total_images,
+        tick_images=32,
+        snapshot_images=10_000,
+        checkpoint_images=64,
+        steps_per_call=4,
+        grid_size=4,
+        shuffle_buffer=32,
+        step=StepOptions(**step),
+    )
+    trainer = Trainer(
+        arch=arch,
+        schedule=schedule,
+        options=options,
+        dataset=dataset,
+        run_dir=str(run_dir),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        config={"test": True},
+    )
     trainer.train()
     return trainer
 
@@ -166,10 +204,18 @@ def test_not_progressive_run_trains_the_final_networks_and_resumes(dataset, tmp_
     from progan_tf import runs  # noqa: PLC0415
 
     arch = Architecture(8, latent_size=8, fmap_base=32, fmap_max=8, progressive=False)
-    schedule = Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
-                        progressive=False)
+    schedule = Schedule(
+        final_resolution=8,
+        stable_kimg=0.032,
+        fade_kimg=0.032,
+        minibatch={},
+        minibatch_default=8,
+        progressive=False,
+    )
     first = train(dataset, tmp_path, arch, schedule, 64)
-    assert [entry.name for entry in first.phase_times.phases] == ["8x8 stable"]  # one phase, no fade
+    assert [entry.name for entry in first.phase_times.phases] == [
+        "8x8 stable"
+    ]  # one phase, no fade
     before = [w.numpy().copy() for w in first.generator.blocks[8].trainable_weights]
     resumed = train(dataset, tmp_path, arch, schedule, 128)
     assert resumed.kimg == 0.128
@@ -183,7 +229,9 @@ def test_not_progressive_run_trains_the_final_networks_and_resumes(dataset, tmp_
 
 def test_d_repeats_updates_g_once_per_repeats_d_steps(dataset, tmp_path):
     arch = Architecture(4, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8)
+    schedule = Schedule(
+        final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8
+    )
     trainer = train(dataset, tmp_path, arch, schedule, 8 * 10, d_repeats=5)
     assert int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 10
     assert int(trainer.phase_trainer.g_optimizer.iterations.numpy()) == 2
@@ -191,17 +239,41 @@ def test_d_repeats_updates_g_once_per_repeats_d_steps(dataset, tmp_path):
 
 def test_batch_norm_statistics_reach_the_ema_generator_on_two_replicas(dataset, tmp_path):
     # One 4x4 phase: one mirrored step to trace (batch norm is in the 4x4 block as in every block).
-    arch = Architecture(4, latent_size=8, fmap_base=32, fmap_max=8, normalization="batch_layer", pixel_norm=False)
-    schedule = Schedule(final_resolution=4, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
-                        num_replicas=2)
-    options = TrainerOptions(total_images=32, tick_images=32, snapshot_images=10_000, checkpoint_images=32,
-                             steps_per_call=4, grid_size=4, shuffle_buffer=32)
-    trainer = Trainer(arch=arch, schedule=schedule, options=options, dataset=dataset, run_dir=str(tmp_path),
-                      strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]), config={"test": True})
+    arch = Architecture(
+        4, latent_size=8, fmap_base=32, fmap_max=8, normalization="batch_layer", pixel_norm=False
+    )
+    schedule = Schedule(
+        final_resolution=4,
+        stable_kimg=0.032,
+        fade_kimg=0.032,
+        minibatch={},
+        minibatch_default=8,
+        num_replicas=2,
+    )
+    options = TrainerOptions(
+        total_images=32,
+        tick_images=32,
+        snapshot_images=10_000,
+        checkpoint_images=32,
+        steps_per_call=4,
+        grid_size=4,
+        shuffle_buffer=32,
+    )
+    trainer = Trainer(
+        arch=arch,
+        schedule=schedule,
+        options=options,
+        dataset=dataset,
+        run_dir=str(tmp_path),
+        strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
+        config={"test": True},
+    )
     trainer.train()
     g_state = [v.numpy() for v in trainer.generator.non_trainable_state()]
     ema_state = [v.numpy() for v in trainer.ema.non_trainable_state()]
-    moving_means = [s for v, s in zip(trainer.generator.non_trainable_state(), g_state) if "mean" in v.path]
+    moving_means = [
+        s for v, s in zip(trainer.generator.non_trainable_state(), g_state) if "mean" in v.path
+    ]
     assert moving_means and any(np.abs(m).max() > 0 for m in moving_means)  # the statistics moved
     for g_value, ema_value in zip(g_state, ema_state, strict=True):
         np.testing.assert_array_equal(g_value, ema_value)

@@ -10,14 +10,29 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from progan_tf import checkpoints as ckpt, config as config_lib, convert, data, dataset_io, files, runs
-from progan_tf.checkpoints import CheckpointError, CheckpointWriteError, Checkpoints, check_resume_compatible
+from progan_tf import (
+    checkpoints as ckpt,
+    config as config_lib,
+    convert,
+    data,
+    dataset_io,
+    files,
+    runs,
+)
+from progan_tf.checkpoints import (
+    CheckpointError,
+    CheckpointWriteError,
+    Checkpoints,
+    check_resume_compatible,
+)
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ARCH = Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=8)
-SCHEDULE = Schedule(final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8)
+SCHEDULE = Schedule(
+    final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +44,25 @@ def dataset(tmp_path_factory):
 
 
 def trainer(dataset, run_dir, total_images: int, keep: int = 3) -> Trainer:
-    options = TrainerOptions(total_images=total_images, tick_images=16, snapshot_images=10_000, checkpoint_images=16,
-                             keep_checkpoints=keep, steps_per_call=2, grid_size=4, shuffle_buffer=16)
-    return Trainer(arch=ARCH, schedule=SCHEDULE, options=options, dataset=dataset, run_dir=str(run_dir),
-                   strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), config={"test": True})
+    options = TrainerOptions(
+        total_images=total_images,
+        tick_images=16,
+        snapshot_images=10_000,
+        checkpoint_images=16,
+        keep_checkpoints=keep,
+        steps_per_call=2,
+        grid_size=4,
+        shuffle_buffer=16,
+    )
+    return Trainer(
+        arch=ARCH,
+        schedule=SCHEDULE,
+        options=options,
+        dataset=dataset,
+        run_dir=str(run_dir),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        config={"test": True},
+    )
 
 
 def tree_digest(root) -> dict[str, str]:
@@ -51,8 +81,11 @@ def tree_digest(root) -> dict[str, str]:
 def run_with_checkpoints(dataset, tmp_path):
     """A run directory with checkpoints at 16, 32 and 48 images."""
     trainer(dataset, tmp_path, 48).train()
-    assert [os.path.basename(p) for p in ckpt.list_checkpoints(str(tmp_path / "checkpoints"))] == \
-        ["ckpt-48", "ckpt-32", "ckpt-16"]
+    assert [os.path.basename(p) for p in ckpt.list_checkpoints(str(tmp_path / "checkpoints"))] == [
+        "ckpt-48",
+        "ckpt-32",
+        "ckpt-16",
+    ]
     return tmp_path
 
 
@@ -60,9 +93,17 @@ def newest(run_dir) -> str:
     return str(run_dir / "checkpoints" / "ckpt-48")
 
 
-@pytest.mark.parametrize("damage", [pytest.param("missing_index", marks=pytest.mark.slow), "truncated_data",
-                                    pytest.param("missing_state_file", marks=pytest.mark.slow)])  # 2 of 3: -m slow
-def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(dataset, run_with_checkpoints, damage):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param("missing_index", marks=pytest.mark.slow),
+        "truncated_data",
+        pytest.param("missing_state_file", marks=pytest.mark.slow),
+    ],
+)  # 2 of 3: -m slow
+def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(
+    dataset, run_with_checkpoints, damage
+):
     run_dir = run_with_checkpoints
     if damage == "missing_index":
         os.remove(newest(run_dir) + ".index")
@@ -73,7 +114,8 @@ def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(dataset, run
         os.remove(run_dir / "checkpoints" / "checkpoint")
     resumed = trainer(dataset, run_dir, 64)
     assert resumed.restore()
-    expected = 48 if damage == "missing_state_file" else 32  # without a state file the scan still finds 48
+    # without a state file the scan still finds 48
+    expected = 48 if damage == "missing_state_file" else 32
     assert resumed.seen == expected
     log = (run_dir / "log.txt").read_text()
     if damage != "missing_state_file":
@@ -85,7 +127,9 @@ def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(dataset, run
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-64")
 
 
-def test_no_restorable_checkpoint_is_an_error_naming_them_that_changes_nothing(dataset, run_with_checkpoints):
+def test_no_restorable_checkpoint_is_an_error_naming_them_that_changes_nothing(
+    dataset, run_with_checkpoints
+):
     run_dir = run_with_checkpoints
     for number in (16, 32, 48):
         os.remove(run_dir / "checkpoints" / f"ckpt-{number}.index")
@@ -117,22 +161,34 @@ def test_a_write_that_fails_half_way_keeps_the_previous_checkpoint(tmp_path, mon
     monkeypatch.undo()
     assert first in str(error.value)
     assert tf.train.latest_checkpoint(str(tmp_path)) == first  # the state file still names it
-    assert not [n for n in os.listdir(tmp_path) if n.startswith("ckpt-200")]  # our partial files removed
+    assert not [
+        n for n in os.listdir(tmp_path) if n.startswith("ckpt-200")
+    ]  # our partial files removed
     assert ckpt.find_restorable(str(tmp_path)) == (first, [])
 
 
 def test_checkpoint_files_are_synced_before_the_state_file_names_them(tmp_path, monkeypatch):
     events = []
     real_fsync_path, real_replace = files.fsync_path, os.replace
-    monkeypatch.setattr(files, "fsync_path", lambda p: (events.append(("fsync", os.path.basename(p))), real_fsync_path(p)))
-    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", os.path.basename(b))), real_replace(a, b)))
+    monkeypatch.setattr(
+        files,
+        "fsync_path",
+        lambda p: (events.append(("fsync", os.path.basename(p))), real_fsync_path(p)),
+    )
+    monkeypatch.setattr(
+        os,
+        "replace",
+        lambda a, b: (events.append(("rename", os.path.basename(b))), real_replace(a, b)),
+    )
     manager = Checkpoints(tf.train.Checkpoint(v=tf.Variable(1.0)), str(tmp_path), keep=2)
     manager.save(7)
     synced = [name for kind, name in events if kind == "fsync"]
     state_renamed = events.index(("rename", "checkpoint"))
     for name in ("ckpt-7.index", "ckpt-7.data-00000-of-00001"):
         assert events.index(("fsync", name)) < state_renamed
-    assert ("fsync", os.path.basename(str(tmp_path))) in events[state_renamed:]  # the rename itself made durable
+    assert ("fsync", os.path.basename(str(tmp_path))) in events[
+        state_renamed:
+    ]  # the rename itself made durable
     assert "checkpoint" not in synced[: synced.index("ckpt-7.index")]
 
 
@@ -154,7 +210,9 @@ def test_keep_checkpoints_below_two_is_refused():
         config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
 
 
-@pytest.mark.parametrize("key,value", [("max_nonfinite_steps", 0), ("shuffle_buffer", 0), ("lod_training_kimg", -1.0)])
+@pytest.mark.parametrize(
+    "key,value", [("max_nonfinite_steps", 0), ("shuffle_buffer", 0), ("lod_training_kimg", -1.0)]
+)
 def test_unworkable_config_values_name_the_key(key, value):
     c = config_lib.get_config()
     c[key] = value
@@ -189,7 +247,8 @@ def test_overwrite_never_replaces_the_source_or_a_folder_the_tool_did_not_write(
     with pytest.raises(FileExistsError, match="notes.txt, which the tool did not write"):
         convert.create_from_images(str(photos), str(datasets / "a"), overwrite)
     os.remove(datasets / "a" / "notes.txt")
-    convert.create_from_images(str(photos), str(datasets / "a"), overwrite)  # its own output: replaced
+    # its own output: replaced
+    convert.create_from_images(str(photos), str(datasets / "a"), overwrite)
     assert data.load_info(datasets / "a").num_images == 3
     assert (datasets / "notes.txt").read_text() == "mine"
 
@@ -197,9 +256,19 @@ def test_overwrite_never_replaces_the_source_or_a_folder_the_tool_did_not_write(
 def test_resume_refuses_schedule_and_stream_changes_unless_accepted(tmp_path):
     trained = dict(config_lib.get_config().to_dict(), data_dir=str(tmp_path / "data"))
     (tmp_path / "config.json").write_text(json.dumps(trained))
-    check_resume_compatible(str(tmp_path), {**trained, "total_kimg": 24000.0, "learning_rate": 0.002})  # allowed
-    for key, value in [("lod_training_kimg", 300.0), ("seed", 1), ("minibatch_default", 32), ("shuffle_buffer", 64),
-                       ("data_dir", str(tmp_path / "other")), ("progressive", False), ("d_repeats", 5)]:
+    # allowed
+    check_resume_compatible(
+        str(tmp_path), {**trained, "total_kimg": 24000.0, "learning_rate": 0.002}
+    )
+    for key, value in [
+        ("lod_training_kimg", 300.0),
+        ("seed", 1),
+        ("minibatch_default", 32),
+        ("shuffle_buffer", 64),
+        ("data_dir", str(tmp_path / "other")),
+        ("progressive", False),
+        ("d_repeats", 5),
+    ]:
         with pytest.raises(ValueError, match=f"{key}: .* -> .*--accept_changes={key}"):
             check_resume_compatible(str(tmp_path), {**trained, key: value})
         check_resume_compatible(str(tmp_path), {**trained, key: value}, accept=(key,))
@@ -210,7 +279,9 @@ def test_resume_refuses_schedule_and_stream_changes_unless_accepted(tmp_path):
         check_resume_compatible(str(tmp_path), trained)
 
 
-def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_file(dataset, run_with_checkpoints):
+def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_file(
+    dataset, run_with_checkpoints
+):
     run_dir = run_with_checkpoints
     for number in (16, 32):
         data_file = run_dir / "checkpoints" / f"ckpt-{number}.data-00000-of-00001"
@@ -230,10 +301,15 @@ def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_fil
 
 def test_two_processes_appending_never_tear_a_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    script = ("import sys; from progan_tf import files\n"
-              "for i in range(400): files.append_line(sys.argv[1], sys.argv[2] * 3000 + str(i))\n")
+    script = (
+        "import sys; from progan_tf import files\n"
+        "for i in range(400): files.append_line(sys.argv[1], sys.argv[2] * 3000 + str(i))\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), letter], env=env) for letter in "ab"]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), letter], env=env)
+        for letter in "ab"
+    ]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
     lines = path.read_text().splitlines()
     assert len(lines) == 800
@@ -248,26 +324,54 @@ def _level_file(info, resolution):
 def test_an_empty_level_or_a_record_of_the_wrong_shape_is_one_error_naming_the_file(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(final_resolution=8, stable_kimg=0.016, fade_kimg=0.016, minibatch={}, minibatch_default=8)
-    options = TrainerOptions(total_images=64, tick_images=16, snapshot_images=10_000, checkpoint_images=64,
-                             steps_per_call=2, grid_size=4, shuffle_buffer=16)
+    schedule = Schedule(
+        final_resolution=8, stable_kimg=0.016, fade_kimg=0.016, minibatch={}, minibatch_default=8
+    )
+    options = TrainerOptions(
+        total_images=64,
+        tick_images=16,
+        snapshot_images=10_000,
+        checkpoint_images=64,
+        steps_per_call=2,
+        grid_size=4,
+        shuffle_buffer=16,
+    )
 
     def run(info, run_dir):
-        Trainer(arch=arch, schedule=schedule, options=options, dataset=info, run_dir=str(run_dir),
-                strategy=tf.distribute.OneDeviceStrategy("/cpu:0"), config={"test": True}).train()
+        Trainer(
+            arch=arch,
+            schedule=schedule,
+            options=options,
+            dataset=info,
+            run_dir=str(run_dir),
+            strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+            config={"test": True},
+        ).train()
 
-    empty = data.load_info(dataset_io.write_arrays(tmp_path / "empty", images, None, name="x") and tmp_path / "empty")
+    empty = data.load_info(
+        dataset_io.write_arrays(tmp_path / "empty", images, None, name="x") and tmp_path / "empty"
+    )
     with tf.io.TFRecordWriter(_level_file(empty, 4)):
         pass  # the 4x4 level now holds no record
     with pytest.raises(data.DatasetError, match=r"level 4x4 holds no image .*x-r02"):
         run(empty, tmp_path / "run-empty")
-    wrong = data.load_info(dataset_io.write_arrays(tmp_path / "wrong", images, None, name="x") and tmp_path / "wrong")
-    with tf.io.TFRecordWriter(_level_file(wrong, 4)) as writer:  # intact records of 8x8 images at the 4x4 level
+    wrong = data.load_info(
+        dataset_io.write_arrays(tmp_path / "wrong", images, None, name="x") and tmp_path / "wrong"
+    )
+    with tf.io.TFRecordWriter(
+        _level_file(wrong, 4)
+    ) as writer:  # intact records of 8x8 images at the 4x4 level
         for image in images:
-            feature = {"shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 8, 8])),
-                       "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()]))}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    with pytest.raises(data.DatasetError, match=r"x-r02.*record 0 holds an image of shape \[3, 8, 8\]"):
+            feature = {
+                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 8, 8])),
+                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+            }
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
+    with pytest.raises(
+        data.DatasetError, match=r"x-r02.*record 0 holds an image of shape \[3, 8, 8\]"
+    ):
         run(wrong, tmp_path / "run-wrong")
 
 
@@ -281,7 +385,9 @@ def test_a_dead_decoding_worker_is_an_error_not_a_hang():
             list(workers.map(_die, range(3), chunksize=1))
 
 
-def test_any_pillow_failure_skips_the_file_by_name_and_large_images_are_refused_by_header(tmp_path, monkeypatch):
+def test_any_pillow_failure_skips_the_file_by_name_and_large_images_are_refused_by_header(
+    tmp_path, monkeypatch
+):
     import struct  # noqa: PLC0415
 
     from PIL import Image  # noqa: PLC0415
@@ -295,32 +401,63 @@ def test_any_pillow_failure_skips_the_file_by_name_and_large_images_are_refused_
         dataset_io.load_image(tmp_path / "p" / "photo0.png", 8, 3)
     monkeypatch.undo()
     Image.fromarray(np.zeros((80, 100, 3), np.uint8)).save(tmp_path / "p" / "big.png")
-    meta = convert.create_from_images(str(tmp_path / "p"), str(tmp_path / "out"),
-                                      convert.ConvertOptions(max_pixels=5000, workers=1))
+    meta = convert.create_from_images(
+        str(tmp_path / "p"),
+        str(tmp_path / "out"),
+        convert.ConvertOptions(max_pixels=5000, workers=1),
+    )
     assert meta["num_images"] == 1
-    assert any("big.png" in s["file"] and "--max_pixels=5,000" in s["reason"] for s in meta["skipped"])
+    assert any(
+        "big.png" in s["file"] and "--max_pixels=5,000" in s["reason"] for s in meta["skipped"]
+    )
 
 
 def test_two_replicas_save_the_position_after_the_last_batch_read(tmp_path):
     from progan_tf.strategies import mirrored_strategy  # noqa: PLC0415
 
     images = np.random.default_rng(2).integers(0, 256, (64, 4, 4, 3), dtype=np.uint8)
-    info = data.load_info(dataset_io.write_arrays(tmp_path / "d", images, None, name="d") and tmp_path / "d")
-    schedule = Schedule(final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8,
-                        num_replicas=2)
-    options = TrainerOptions(total_images=24, tick_images=8, snapshot_images=10_000, checkpoint_images=24,
-                             steps_per_call=3, grid_size=4, shuffle_buffer=64)
-    trainer = Trainer(arch=ARCH, schedule=schedule, options=options, dataset=info, run_dir=str(tmp_path / "run"),
-                      strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]), config={"test": True})
+    info = data.load_info(
+        dataset_io.write_arrays(tmp_path / "d", images, None, name="d") and tmp_path / "d"
+    )
+    schedule = Schedule(
+        final_resolution=4,
+        stable_kimg=1,
+        fade_kimg=1,
+        minibatch={},
+        minibatch_default=8,
+        num_replicas=2,
+    )
+    options = TrainerOptions(
+        total_images=24,
+        tick_images=8,
+        snapshot_images=10_000,
+        checkpoint_images=24,
+        steps_per_call=3,
+        grid_size=4,
+        shuffle_buffer=64,
+    )
+    trainer = Trainer(
+        arch=ARCH,
+        schedule=schedule,
+        options=options,
+        dataset=info,
+        run_dir=str(tmp_path / "run"),
+        strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
+        config={"test": True},
+    )
     trainer.train()
     # 3 steps of 8 images from a 64-image epoch: 24 records read, not replica 0's 20
     assert trainer.data_position.numpy().tolist() == [0, 24]
-    saved = tf.train.load_variable(ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))[0],
-                                   "data_position/.ATTRIBUTES/VARIABLE_VALUE")
+    saved = tf.train.load_variable(
+        ckpt.list_checkpoints(str(tmp_path / "run" / "checkpoints"))[0],
+        "data_position/.ATTRIBUTES/VARIABLE_VALUE",
+    )
     assert saved.tolist() == [0, 24]
 
 
-def test_generate_and_export_never_write_into_the_checkpoints(dataset, run_with_checkpoints, tmp_path_factory):
+def test_generate_and_export_never_write_into_the_checkpoints(
+    dataset, run_with_checkpoints, tmp_path_factory
+):
     from progan_tf import export, generate  # noqa: PLC0415
 
     run_dir = run_with_checkpoints
@@ -328,7 +465,9 @@ def test_generate_and_export_never_write_into_the_checkpoints(dataset, run_with_
     run = runs.load_run(str(run_dir))
     out = tmp_path_factory.mktemp("out")
     generate.generate_files(run, str(out), num=2, seed=1)
-    with pytest.raises(ValueError, match="already exist"):  # a second time: refused, not overwritten
+    with pytest.raises(
+        ValueError, match="already exist"
+    ):  # a second time: refused, not overwritten
         generate.generate_files(run, str(out), num=2, seed=1)
     export.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
     assert tree_digest(run_dir / "checkpoints") == before

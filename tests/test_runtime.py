@@ -16,9 +16,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def determinism_run(tmp_path, **env) -> dict:
-    """tests/determinism_main.py in its own process: A uninterrupted, B crashed twice and resumed."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+    """tests/determinism_main.py in its own process: A uninterrupted, B crashed twice, resumed."""
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "determinism_main.py"), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # work after ckpt-64 (in the fade-in) and after ckpt-128 (the stable phase's start) was lost
@@ -30,7 +36,8 @@ def determinism_run(tmp_path, **env) -> dict:
 def test_same_seed_and_crash_resume_give_every_variable_bit_for_bit(tmp_path):
     # Catches any unseeded source (data order, mirror flips, latents, penalty mix, augmentation,
     # initial weights) and any state a resume loses (data position, optimizer, counters).
-    result = determinism_run(tmp_path, AUGMENT="color,translation,cutout")  # with mirror flips on, too
+    # with mirror flips on, too
+    result = determinism_run(tmp_path, AUGMENT="color,translation,cutout")
     assert result["num_variables"] > 50  # G, D, EMA, both optimizers, counters, data position
     assert result["resumed_differs"] == []
 
@@ -43,10 +50,21 @@ def test_two_replicas_crashed_and_resumed_end_bit_for_bit_with_the_uninterrupted
 
 
 def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from progan_tf.run_dir import RunDirectory; "
-        "RunDirectory(sys.argv[2]).lock(); print('locked', flush=True); time.sleep(60)"), ROOT, str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, sys.argv[1]); from progan_tf.run_dir import "
+                "RunDirectory; "
+                "RunDirectory(sys.argv[2]).lock(); print('locked', flush=True); time.sleep(60)"
+            ),
+            ROOT,
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(RunDirLockedError, match=f"pid {holder.pid}"):
         RunDirectory(str(tmp_path)).lock()
@@ -62,7 +80,9 @@ def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_bloc
 
 def test_snapshot_names_carry_the_image_count():
     assert snapshot_name(96_000) == "fakes000096.png"
-    assert snapshot_name(300) == "fakes000000_300.png" and snapshot_name(600) == "fakes000000_600.png"
+    assert (
+        snapshot_name(300) == "fakes000000_300.png" and snapshot_name(600) == "fakes000000_600.png"
+    )
     names = [snapshot_name(n) for n in (0, 300, 1000, 1300, 12_000)]
     assert names == sorted(names) and len(set(names)) == 5
 
@@ -94,7 +114,9 @@ def test_read_only_checkpoint_directory_is_a_clear_error(tmp_path):
     directory = tmp_path / "checkpoints"
     step, checkpoints = _checkpoint(directory)
     first = checkpoints.save(1)
-    made_read_only = subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+    made_read_only = (
+        subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+    )
     if not made_read_only:
         os.chmod(directory, 0o555)
         probe = directory / "probe"

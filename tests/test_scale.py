@@ -34,7 +34,9 @@ def free_ports(n):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     rng = np.random.default_rng(3)
-    images = (tf.nn.avg_pool2d(rng.random((64, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255).astype(np.uint8)
+    images = (
+        tf.nn.avg_pool2d(rng.random((64, 8, 8, 3)).astype("float32"), 3, 1, "SAME").numpy() * 255
+    ).astype(np.uint8)
     path = tmp_path_factory.mktemp("data") / "tiny"
     dataset_io.write_arrays(path, images, None, name="tiny", shards=2)
     return data.load_info(path)
@@ -46,12 +48,29 @@ def run_two_workers(dataset, tmp_path, *fault: str) -> tuple[list[subprocess.Pop
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-               "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "multi_worker_main.py"), dataset.path, str(tmp_path / "run"),
-             str(tmp_path / f"worker{index}.npz"), *fault],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    os.path.join(ROOT, "tests", "multi_worker_main.py"),
+                    dataset.path,
+                    str(tmp_path / "run"),
+                    str(tmp_path / f"worker{index}.npz"),
+                    *fault,
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = []
     for proc in procs:
         try:
@@ -87,13 +106,30 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
 
     def make_trainer():
         return Trainer(
-            arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
-            schedule=Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.032, minibatch={},
-                              minibatch_default=8, num_replicas=2),
-            options=TrainerOptions(total_images=96, tick_images=32, snapshot_images=96, checkpoint_images=96,
-                                   steps_per_call=4, grid_size=4, shuffle_buffer=32,
-                                   step=StepOptions(mixed_precision=True)),
-            dataset=dataset, run_dir=str(tmp_path), strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
+            arch=Architecture(
+                resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4
+            ),
+            schedule=Schedule(
+                final_resolution=8,
+                stable_kimg=0.064,
+                fade_kimg=0.032,
+                minibatch={},
+                minibatch_default=8,
+                num_replicas=2,
+            ),
+            options=TrainerOptions(
+                total_images=96,
+                tick_images=32,
+                snapshot_images=96,
+                checkpoint_images=96,
+                steps_per_call=4,
+                grid_size=4,
+                shuffle_buffer=32,
+                step=StepOptions(mixed_precision=True),
+            ),
+            dataset=dataset,
+            run_dir=str(tmp_path),
+            strategy=mirrored_strategy(["/cpu:0", "/cpu:1"]),
         )
 
     keras.utils.set_random_seed(1)  # the same initial weights in any test order
@@ -104,9 +140,13 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
         model = trainer.generator.stage_model(8)
         fakes = model(tf.random.normal([4, 8]))
         assert fakes.dtype == tf.float16  # activations in float16 ...
-        assert {v.dtype for v in trainer.generator.variables} == {"float32"}  # ... variables in float32
+        assert {v.dtype for v in trainer.generator.variables} == {
+            "float32"
+        }  # ... variables in float32
         assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
-        assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables))
+        assert any(
+            np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables)
+        )
         optimizer = trainer.phase_trainer.d_optimizer
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         scale = float(optimizer.dynamic_scale.numpy())
@@ -152,37 +192,62 @@ def test_a_step_is_applied_on_every_replica_or_on_none(loss_scaled, bad_replica)
     decisions = [bool(d) for d in step()]
     if bad_replica is None:
         assert decisions == [True, True]
-        np.testing.assert_allclose(var.numpy(), -3.0 * np.array([1.0, 2.0, 3.0]))  # SGD on the summed gradient
+        # SGD on the summed gradient
+        np.testing.assert_allclose(var.numpy(), -3.0 * np.array([1.0, 2.0, 3.0]))
         assert int(optimizer.iterations.numpy()) == 1
     else:
         assert decisions == [False, False]
         np.testing.assert_array_equal(var.numpy(), np.zeros(3))
         assert int(optimizer.iterations.numpy()) == 0
     if loss_scaled:
-        assert float(optimizer.dynamic_scale.numpy()) == (scale if bad_replica is None else scale / 2)
+        assert float(optimizer.dynamic_scale.numpy()) == (
+            scale if bad_replica is None else scale / 2
+        )
 
 
 def test_bfloat16_training_on_cpu(dataset, tmp_path):
-    """--config.mixed_precision_dtype=bfloat16 (what TPUs use): no loss scaling, float32 variables."""
+    """--config.mixed_precision_dtype=bfloat16 (as on TPUs): no loss scaling, float32 variables."""
     from keras import mixed_precision
 
     try:
         trainer = Trainer(
-            arch=Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4),
-            schedule=Schedule(final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8),
-            options=TrainerOptions(total_images=96, tick_images=32, snapshot_images=96, checkpoint_images=96,
-                                   steps_per_call=4, grid_size=4, shuffle_buffer=32,
-                                   step=StepOptions(mixed_precision=True, mixed_precision_dtype="bfloat16")),
-            dataset=dataset, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+            arch=Architecture(
+                resolution=8, latent_size=8, fmap_base=32, fmap_max=8, pixelnorm_epsilon=1e-4
+            ),
+            schedule=Schedule(
+                final_resolution=8,
+                stable_kimg=0.032,
+                fade_kimg=0.032,
+                minibatch={},
+                minibatch_default=8,
+            ),
+            options=TrainerOptions(
+                total_images=96,
+                tick_images=32,
+                snapshot_images=96,
+                checkpoint_images=96,
+                steps_per_call=4,
+                grid_size=4,
+                shuffle_buffer=32,
+                step=StepOptions(mixed_precision=True, mixed_precision_dtype="bfloat16"),
+            ),
+            dataset=dataset,
+            run_dir=str(tmp_path),
+            strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
         )
         before = [v.numpy().copy() for v in trainer.generator.variables]
         stats = trainer.train()
         assert trainer.generator.stage_model(8)(tf.random.normal([4, 8])).dtype == tf.bfloat16
         assert {v.dtype for v in trainer.generator.variables} == {"float32"}
-        assert not isinstance(trainer.phase_trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert not isinstance(
+            trainer.phase_trainer.d_optimizer, keras.optimizers.LossScaleOptimizer
+        )
         assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
-        assert int(trainer.counters["nonfinite_total"].numpy()) == 0  # bfloat16 does not overflow here
-        assert any(np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables))
+        # bfloat16 does not overflow here
+        assert int(trainer.counters["nonfinite_total"].numpy()) == 0
+        assert any(
+            np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables)
+        )
     finally:
         mixed_precision.set_global_policy("float32")
 
@@ -202,5 +267,7 @@ def test_a_failing_chief_stops_every_worker_within_bounded_time(dataset, tmp_pat
     """The chief's checkpoint write fails (injected) and it exits: the other worker, waiting in
     its next collective, must leave with an error too instead of waiting forever."""
     procs, outputs = run_two_workers(dataset, tmp_path, "chief_fails")
-    assert procs[0].returncode != 0 and "injected: the chief's disk failed" in outputs[0], outputs[0][-2000:]
+    assert procs[0].returncode != 0 and "injected: the chief's disk failed" in outputs[0], outputs[
+        0
+    ][-2000:]
     assert procs[1].returncode != 0, outputs[1][-2000:]

@@ -18,7 +18,9 @@ from progan_tf.schedule import (
 )
 
 SCHEDULE_1024 = Schedule(
-    final_resolution=1024, minibatch=MINIBATCH_PRESETS["1gpu"], learning_rate=LEARNING_RATE_PRESETS["1gpu"]
+    final_resolution=1024,
+    minibatch=MINIBATCH_PRESETS["1gpu"],
+    learning_rate=LEARNING_RATE_PRESETS["1gpu"],
 )
 
 
@@ -46,7 +48,12 @@ def test_phase_at_1024_equals_spec(kimg, resolution, fade, alpha):
 
 @pytest.mark.parametrize(
     "kimg,resolution,fade,alpha,batch",
-    [(0, 4, False, 1.0, 128), (4500, 64, True, 0.5, 32), (6600, 256, True, 0.0, 8), (7200, 256, False, 1.0, 8)],
+    [
+        (0, 4, False, 1.0, 128),
+        (4500, 64, True, 0.5, 32),
+        (6600, 256, True, 0.0, 8),
+        (7200, 256, False, 1.0, 8),
+    ],
 )
 def test_phase_at_256_equals_spec(kimg, resolution, fade, alpha, batch):
     phase = phase_at(Schedule(final_resolution=256), kimg_to_images(kimg))
@@ -55,22 +62,37 @@ def test_phase_at_256_equals_spec(kimg, resolution, fade, alpha, batch):
 
 
 def test_paper_schedule_reaches_1024_at_12800_kimg():
-    schedule = Schedule(final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"])
-    assert phase_at(schedule, 12_799_999).fade and phase_at(schedule, 12_800_000).key == (1024, False)
+    schedule = Schedule(
+        final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"]
+    )
+    assert phase_at(schedule, 12_799_999).fade and phase_at(schedule, 12_800_000).key == (
+        1024,
+        False,
+    )
     assert phase_at(schedule, 12_800_000).global_batch_size == 3
 
 
 def test_batch_and_learning_rate_presets_equal_spec():
     assert (SCHEDULE_1024.global_batch_size(1024), SCHEDULE_1024.lr(1024)) == (4, 0.0015)
     assert (SCHEDULE_1024.global_batch_size(32), SCHEDULE_1024.lr(32)) == (64, 0.001)
-    eight = Schedule(1024, minibatch=MINIBATCH_PRESETS["8gpu"], learning_rate=LEARNING_RATE_PRESETS["8gpu"],
-                     num_replicas=8, max_per_replica=MAX_PER_REPLICA["float32"])
+    eight = Schedule(
+        1024,
+        minibatch=MINIBATCH_PRESETS["8gpu"],
+        learning_rate=LEARNING_RATE_PRESETS["8gpu"],
+        num_replicas=8,
+        max_per_replica=MAX_PER_REPLICA["float32"],
+    )
     assert [eight.global_batch_size(r) for r in (4, 128, 256, 1024)] == [512, 32, 32, 32]
     assert [eight.lr(r) for r in (64, 128, 256, 512)] == [0.001, 0.0015, 0.002, 0.003]
 
 
 def test_per_replica_caps_and_replica_multiples():
-    two = Schedule(1024, minibatch=MINIBATCH_PRESETS["8gpu"], num_replicas=2, max_per_replica=MAX_PER_REPLICA["float32"])
+    two = Schedule(
+        1024,
+        minibatch=MINIBATCH_PRESETS["8gpu"],
+        num_replicas=2,
+        max_per_replica=MAX_PER_REPLICA["float32"],
+    )
     assert two.global_batch_size(1024) == 8  # 4 per replica
     assert two.global_batch_size(512) == 16
     odd = Schedule(1024, minibatch=MINIBATCH_PRESETS["paper"], num_replicas=2)
@@ -80,7 +102,10 @@ def test_per_replica_caps_and_replica_multiples():
 def test_phases_list_every_phase_once():
     listed = phases(Schedule(final_resolution=16, stable_kimg=1, fade_kimg=2), total_images=10_000)
     assert [(p.key, p.start_images, p.end_images) for p in listed] == [
-        ((4, False), 0, 1000), ((8, True), 1000, 3000), ((8, False), 3000, 4000), ((16, True), 4000, 6000),
+        ((4, False), 0, 1000),
+        ((8, True), 1000, 3000),
+        ((8, False), 3000, 4000),
+        ((16, True), 4000, 6000),
         ((16, False), 6000, None),
     ]
 
@@ -89,7 +114,9 @@ def test_final_resolution_4_is_one_stable_phase():
     assert phase_at(Schedule(final_resolution=4), 5_000_000).key == (4, False)
 
 
-def simulate(schedule: Schedule, total: int, steps_per_call: int = 7) -> list[tuple[tuple[int, bool], int]]:
+def simulate(
+    schedule: Schedule, total: int, steps_per_call: int = 7
+) -> list[tuple[tuple[int, bool], int]]:
     """The trainer's loop arithmetic on integers: (phase key, images at entry) per phase entered."""
     seen, entered, guard = 0, [], 0
     phase = phase_at(schedule, 0)
@@ -111,22 +138,36 @@ def simulate(schedule: Schedule, total: int, steps_per_call: int = 7) -> list[tu
 def test_any_kimg_and_batch_reaches_every_phase_once_and_ends(kimg, batch):
     # Catches float kimg in phase arithmetic: with kimg // period on floats, 0.3-kimg phases
     # made the trainer loop forever at "8x8 stable" (1.2 // 0.6 == 1.0 but 1.8 // 0.6 == 2.9999).
-    schedule = Schedule(final_resolution=32, stable_kimg=kimg, fade_kimg=kimg, minibatch={}, minibatch_default=batch)
+    schedule = Schedule(
+        final_resolution=32, stable_kimg=kimg, fade_kimg=kimg, minibatch={}, minibatch_default=batch
+    )
     total = kimg_to_images(kimg) * 8
     entered = simulate(schedule, total)
     keys = [key for key, _ in entered]
-    assert keys == [(4, False), (8, True), (8, False), (16, True), (16, False), (32, True), (32, False)]
+    assert keys == [
+        (4, False),
+        (8, True),
+        (8, False),
+        (16, True),
+        (16, False),
+        (32, True),
+        (32, False),
+    ]
     for (key, start), listed in zip(entered, phases(schedule, total)):
         assert listed.key == key and 0 <= start - listed.start_images < batch * 7
     progress = Progress(schedule, total, enabled=False)
     progress.rate = 1e-6
-    assert all(math.isfinite(progress.eta_seconds(n)) for n in range(0, total + 1, max(1, total // 50)))
+    assert all(
+        math.isfinite(progress.eta_seconds(n)) for n in range(0, total + 1, max(1, total // 50))
+    )
     assert progress.eta_seconds(total) == 0.0
 
 
 def test_bookkeeping_past_2_pow_24_images_is_exact():
     # The paper's 19,000 kimg passes 2**24 = 16,777,216; a float32 count stops being exact there.
-    schedule = Schedule(final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"])
+    schedule = Schedule(
+        final_resolution=1024, stable_kimg=800, fade_kimg=800, minibatch=MINIBATCH_PRESETS["paper"]
+    )
     boundary = 11 * 1_600_000  # 17.6 M images, past 2**24, in the final 1024x1024 stable phase
     phase = phase_at(schedule, 12_000_001)  # 1024 fade-in, one image after its start
     assert phase.key == (1024, True) and phase.start_images == 12_000_000
@@ -147,7 +188,9 @@ def test_presets_match_the_release_configs():
     import os  # noqa: PLC0415
 
     def load(name):
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.py")
+        path = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.py"
+        )
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -155,6 +198,10 @@ def test_presets_match_the_release_configs():
 
     assert load("lsun_256").total_kimg == 12000
     paper = load("paper_1024")
-    assert (paper.lod_training_kimg, paper.lod_transition_kimg, paper.total_kimg) == (800, 800, 19000)
+    assert (paper.lod_training_kimg, paper.lod_transition_kimg, paper.total_kimg) == (
+        800,
+        800,
+        19000,
+    )
     assert paper.mbstd_group_size == 16 and paper.minibatch_preset == "paper"
     assert load("celebahq_1024").gp_scale == "official"  # the default: the release's penalty scale

@@ -16,20 +16,37 @@ from progan_tf.trainer import Trainer, TrainerOptions
 def test_training_on_the_demo_emoji_lowers_swd(tmp_path):
     keras.utils.set_random_seed(0)  # unseeded, the initial weights made this pass or fail by luck
     info = data.load_info(DEMO_DATA)
-    schedule = Schedule(final_resolution=8, stable_kimg=6, fade_kimg=6, minibatch={}, minibatch_default=32,
-                        learning_rate_default=0.0015)
+    schedule = Schedule(
+        final_resolution=8,
+        stable_kimg=6,
+        fade_kimg=6,
+        minibatch={},
+        minibatch_default=32,
+        learning_rate_default=0.0015,
+    )
     trainer = Trainer(
         arch=Architecture(resolution=8, latent_size=64, fmap_base=256, fmap_max=32),
         schedule=schedule,
-        options=TrainerOptions(total_images=24000, tick_images=4000, snapshot_images=24000, checkpoint_images=24000, steps_per_call=25,
-                               grid_size=16, step=StepOptions(ema_beta=0.99)),
-        dataset=info, run_dir=str(tmp_path), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        options=TrainerOptions(
+            total_images=24000,
+            tick_images=4000,
+            snapshot_images=24000,
+            checkpoint_images=24000,
+            steps_per_call=25,
+            grid_size=16,
+            step=StepOptions(ema_beta=0.99),
+        ),
+        dataset=info,
+        run_dir=str(tmp_path),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
     )
     final = phase_at(schedule, 24_000)  # 8x8 stable
     trainer.ema.alpha.assign(1.0)
 
     def swd():
-        return evaluate.evaluate_generator(trainer.ema, final, info, ["swd"], num_images=1024, noise_floor=False)["swd_avg"]
+        return evaluate.evaluate_generator(
+            trainer.ema, final, info, ["swd"], num_images=1024, noise_floor=False
+        )["swd_avg"]
 
     before = swd()
     trainer.train()
@@ -50,22 +67,41 @@ def test_whole_ladder_to_1024_with_narrow_nets_runs_every_phase(tmp_path):
     from progan_tf import dataset_io  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
-    dataset_io.write_arrays(tmp_path / "data", rng.integers(0, 256, (4, 1024, 1024, 3), dtype=np.uint8), None, name="big")
-    schedule = Schedule(final_resolution=1024, stable_kimg=0.004, fade_kimg=0.004, minibatch={}, minibatch_default=2)
+    dataset_io.write_arrays(
+        tmp_path / "data",
+        rng.integers(0, 256, (4, 1024, 1024, 3), dtype=np.uint8),
+        None,
+        name="big",
+    )
+    schedule = Schedule(
+        final_resolution=1024, stable_kimg=0.004, fade_kimg=0.004, minibatch={}, minibatch_default=2
+    )
     total = 17 * 4 + 4  # every phase, then 4 more images at 1024x1024 stable
     trainer = Trainer(
-        arch=Architecture(resolution=1024, latent_size=8, fmap_base=512, fmap_max=8, mbstd_group_size=2),
+        arch=Architecture(
+            resolution=1024, latent_size=8, fmap_base=512, fmap_max=8, mbstd_group_size=2
+        ),
         schedule=schedule,
-        options=TrainerOptions(total_images=total, tick_images=4, snapshot_images=total, checkpoint_images=total,
-                               steps_per_call=2, grid_size=2, shuffle_buffer=4),
-        dataset=data.load_info(tmp_path / "data"), run_dir=str(tmp_path / "run"),
+        options=TrainerOptions(
+            total_images=total,
+            tick_images=4,
+            snapshot_images=total,
+            checkpoint_images=total,
+            steps_per_call=2,
+            grid_size=2,
+            shuffle_buffer=4,
+        ),
+        dataset=data.load_info(tmp_path / "data"),
+        run_dir=str(tmp_path / "run"),
         strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
     )
     trainer.train()
     names = [p.name for p in trainer.phase_times.phases]
     assert names[0] == "4x4 stable" and names[-1] == "1024x1024 stable" and len(names) == 17
     assert len(set(names)) == 17  # each phase entered once
-    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith(f"ckpt-{total}")
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith(
+        f"ckpt-{total}"
+    )
     grid = Image.open(tmp_path / "run" / "samples" / "fakes000000_072.png")
     assert grid.size == (2048, 1024)  # two 1024x1024 tiles
     stats = [json.loads(line) for line in open(os.path.join(tmp_path, "run", "stats.jsonl"))]

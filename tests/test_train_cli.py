@@ -23,33 +23,65 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def dataset16(tmp_path_factory):
     rng = np.random.default_rng(5)
-    images = (tf.image.resize(rng.random((64, 4, 4, 3)).astype("float32"), [16, 16]).numpy().clip(0, 1) * 255)
+    images = (
+        tf.image.resize(rng.random((64, 4, 4, 3)).astype("float32"), [16, 16]).numpy().clip(0, 1)
+        * 255
+    )
     path = tmp_path_factory.mktemp("data") / "blobs"
-    # Labelled, as the demo config is conditional: these runs take the path `train` takes by default.
-    dataset_io.write_arrays(path, images.astype(np.uint8), np.arange(64) % 4, name="blobs", num_labels=4)
+    # Labelled, as the demo config is conditional: these runs take the path `train` takes by
+    # default.
+    dataset_io.write_arrays(
+        path, images.astype(np.uint8), np.arange(64) % 4, name="blobs", num_labels=4
+    )
     return str(path)
 
 
 def command(data_dir, run_dir, total_kimg):
-    return [sys.executable, "-m", "progan_tf.train", f"--data_dir={data_dir}", f"--run_dir={run_dir}",
-            "--resolution=8", f"--total_kimg={total_kimg}", "--checkpoint_kimg=0.128", "--snapshot_kimg=0.256",
-            "--xla=false", "--config.latent_size=16", "--config.fmap_base=64", "--config.fmap_max=16",
-            "--config.lod_training_kimg=0.128", "--config.lod_transition_kimg=0.128", "--config.steps_per_call=2", "--config.tick_kimg=0.064",
-            "--config.grid_size=4"]
+    return [
+        sys.executable,
+        "-m",
+        "progan_tf.train",
+        f"--data_dir={data_dir}",
+        f"--run_dir={run_dir}",
+        "--resolution=8",
+        f"--total_kimg={total_kimg}",
+        "--checkpoint_kimg=0.128",
+        "--snapshot_kimg=0.256",
+        "--xla=false",
+        "--config.latent_size=16",
+        "--config.fmap_base=64",
+        "--config.fmap_max=16",
+        "--config.lod_training_kimg=0.128",
+        "--config.lod_transition_kimg=0.128",
+        "--config.steps_per_call=2",
+        "--config.tick_kimg=0.064",
+        "--config.grid_size=4",
+    ]
 
 
 def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(command(dataset16, run_dir, 100.0), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        command(dataset16, run_dir, 100.0),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     checkpoints = run_dir / "checkpoints"
     deadline = time.time() + 240
     while time.time() < deadline and len(list(checkpoints.glob("ckpt-*.index"))) < 2:
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
     # A second trainer on the same directory is refused at once, naming the first one's pid.
-    second = subprocess.run(command(dataset16, run_dir, 100.0), cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env=cli_env())
+    second = subprocess.run(
+        command(dataset16, run_dir, 100.0),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
     assert second.returncode == 1 and f"in use by another trainer (pid {proc.pid})" in second.stderr
     assert_no_tensorflow_log(second.stderr)
     time.sleep(0.7)  # somewhere in the next chunk or checkpoint write
@@ -63,10 +95,17 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     assert killed_at >= 256 and killed_at % 128 == 0
 
     total = (killed_at + 256) / 1000
-    out = subprocess.run(command(dataset16, run_dir, total), cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env=cli_env())
+    out = subprocess.run(
+        command(dataset16, run_dir, total),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"resuming from kimg {killed_at / 1000:.3f}" in out.stderr  # the killed run's lock did not block
+    # the killed run's lock did not block
+    assert f"resuming from kimg {killed_at / 1000:.3f}" in out.stderr
     assert_no_tensorflow_log(out.stderr)
     assert "time per phase" in out.stderr and "8x8 stable" in out.stderr.split("time per phase")[1]
     config = json.load(open(run_dir / "config.json"))
@@ -84,39 +123,90 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
 
 
 def test_bad_flags_and_data_are_named(dataset16, tmp_path):
-    missing = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={tmp_path / 'nothing'}",
-                              f"--run_dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.train",
+            f"--data_dir={tmp_path / 'nothing'}",
+            f"--run_dir={tmp_path / 'r'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 1 and str(tmp_path / "nothing") in missing.stderr
-    too_high = subprocess.run([sys.executable, "-m", "progan_tf.train", f"--data_dir={dataset16}", "--resolution=64",
-                               f"--run_dir={tmp_path / 'r2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    too_high = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.train",
+            f"--data_dir={dataset16}",
+            "--resolution=64",
+            f"--run_dir={tmp_path / 'r2'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert too_high.returncode == 1 and "holds images up to 16x16" in too_high.stderr
     # The default config follows the data: an unlabelled set trains unconditionally with no flag
     # added (the demo's class balancing falls away), and says so first; conditional=True is refused.
     unlabelled = tmp_path / "unlabelled"
     dataset_io.write_arrays(unlabelled, np.zeros((4, 8, 8, 3), np.uint8), None, name="plain")
-    plain = subprocess.run(command(unlabelled, tmp_path / "r3", 0.064), cwd=ROOT, capture_output=True, text=True,
-                           timeout=120, env=cli_env())
+    plain = subprocess.run(
+        command(unlabelled, tmp_path / "r3", 0.064),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+    )
     assert plain.returncode == 0, plain.stderr[-2000:]
     assert plain.stderr.startswith(f"{unlabelled}: no labels: unconditional, no class balancing")
     config = json.load(open(tmp_path / "r3" / "config.json"))
     assert config["conditional"] is False and config["class_balance"] == 0
-    forced = subprocess.run([*command(unlabelled, tmp_path / "r4", 0.064), "--config.conditional=True"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert forced.returncode == 1 and f"--config.conditional=True needs labels and {unlabelled} has none" in forced.stderr
+    forced = subprocess.run(
+        [*command(unlabelled, tmp_path / "r4", 0.064), "--config.conditional=True"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        forced.returncode == 1
+        and f"--config.conditional=True needs labels and {unlabelled} has none" in forced.stderr
+    )
     assert not (tmp_path / "r4").exists()
-    bad_key = subprocess.run([sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad_key = subprocess.run(
+        [sys.executable, "-m", "progan_tf.train", "--config.no_such_key=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
 
 
 def test_resume_refuses_other_network_or_precision_settings(tmp_path):
     from progan_tf.checkpoints import check_resume_compatible
 
-    trained = {"resolution": 8, "latent_size": 16, "fmap_base": 64, "fmap_max": 16, "mbstd_group_size": 4,
-               "conditional": False, "mixed_precision": True, "mixed_precision_dtype": "float16"}
+    trained = {
+        "resolution": 8,
+        "latent_size": 16,
+        "fmap_base": 64,
+        "fmap_max": 16,
+        "mbstd_group_size": 4,
+        "conditional": False,
+        "mixed_precision": True,
+        "mixed_precision_dtype": "float16",
+    }
     (tmp_path / "config.json").write_text(json.dumps(trained))
     check_resume_compatible(str(tmp_path), dict(trained))  # the same settings resume
-    check_resume_compatible(str(tmp_path / "new"), {**trained, "fmap_base": 32})  # a new run directory
+    # a new run directory
+    check_resume_compatible(str(tmp_path / "new"), {**trained, "fmap_base": 32})
     with pytest.raises(ValueError, match="fmap_base: 64 -> 32"):
         check_resume_compatible(str(tmp_path), {**trained, "fmap_base": 32})
     with pytest.raises(ValueError, match="mixed_precision_dtype: mixed_float16 -> float32"):
@@ -137,11 +227,19 @@ def test_corrupt_shard_is_one_message_naming_file_and_offset(dataset16, tmp_path
     shard = sorted(data_dir.glob("*-r02-*"))[0]  # the 4x4 level: read by the first step
     payload = shard.read_bytes()
     shard.write_bytes(payload[: len(payload) - 40])
-    out = subprocess.run(command(data_dir, tmp_path / "run", 0.256), cwd=ROOT, capture_output=True, text=True,
-                         timeout=300, env=cli_env())
+    out = subprocess.run(
+        command(data_dir, tmp_path / "run", 0.256),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
     assert out.returncode == 1
     assert_no_tensorflow_log(out.stderr)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and re.search(rf"{re.escape(str(shard))}: (truncated|corrupted) record at \d+\)", errors[0]), out.stderr
+    assert len(errors) == 1 and re.search(
+        rf"{re.escape(str(shard))}: (truncated|corrupted) record at \d+\)", errors[0]
+    ), out.stderr
     assert "{{" not in errors[0] and "Op:" not in errors[0]  # no TensorFlow op decorations
     assert "Traceback" not in out.stderr

@@ -17,12 +17,26 @@ from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
 
 ARCH = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
 # 64 images per phase at a global batch of 8: 4x4 stable [0, 64), 8x8 fade [64, 128), 8x8 stable.
-SCHEDULE = Schedule(final_resolution=8, stable_kimg=0.064, fade_kimg=0.064, minibatch={}, minibatch_default=8, num_replicas=2)
+SCHEDULE = Schedule(
+    final_resolution=8,
+    stable_kimg=0.064,
+    fade_kimg=0.064,
+    minibatch={},
+    minibatch_default=8,
+    num_replicas=2,
+)
 
 
 def options(total_kimg: float, **overrides) -> TrainerOptions:
-    base = dict(total_images=round(total_kimg * 1000), tick_images=32, snapshot_images=64, checkpoint_images=64,
-                steps_per_call=3, grid_size=4, shuffle_buffer=64)
+    base = dict(
+        total_images=round(total_kimg * 1000),
+        tick_images=32,
+        snapshot_images=64,
+        checkpoint_images=64,
+        steps_per_call=3,
+        grid_size=4,
+        shuffle_buffer=64,
+    )
     return TrainerOptions(**{**base, **overrides})
 
 
@@ -37,7 +51,9 @@ def dataset(tmp_path_factory):
         image = np.stack([a * xs[None, :] * grid, b * xs[:, None] * grid, c * grid], -1)
         images.append(image)
     path = tmp_path_factory.mktemp("data") / "gradients"
-    dataset_io.write_arrays(path, np.asarray(images).round().astype(np.uint8), None, name="gradients")
+    dataset_io.write_arrays(
+        path, np.asarray(images).round().astype(np.uint8), None, name="gradients"
+    )
     return data.load_info(path)
 
 
@@ -46,8 +62,15 @@ def two_replicas() -> tf.distribute.Strategy:
 
 
 def make_trainer(dataset, run_dir, total_kimg, strategy=None, **overrides) -> Trainer:
-    return Trainer(arch=ARCH, schedule=SCHEDULE, options=options(total_kimg, **overrides), dataset=dataset,
-                   run_dir=str(run_dir), strategy=strategy or two_replicas(), config={"test": True})
+    return Trainer(
+        arch=ARCH,
+        schedule=SCHEDULE,
+        options=options(total_kimg, **overrides),
+        dataset=dataset,
+        run_dir=str(run_dir),
+        strategy=strategy or two_replicas(),
+        config={"test": True},
+    )
 
 
 def weights(layer) -> list[np.ndarray]:
@@ -63,21 +86,34 @@ def fade_run(dataset, tmp_path_factory):
     """4x4 stable, then half of the 8x8 fade-in, stopped; then resumed to the 8x8 stable phase."""
     run_dir = tmp_path_factory.mktemp("run")
     first = make_trainer(dataset, run_dir, total_kimg=0.096)
-    initial = {"g4": weights(first.generator.blocks[4]), "g8": weights(first.generator.blocks[8]),
-               "d8": weights(first.discriminator.blocks[8])}
+    initial = {
+        "g4": weights(first.generator.blocks[4]),
+        "g8": weights(first.generator.blocks[8]),
+        "d8": weights(first.discriminator.blocks[8]),
+    }
     first.train()
-    state = {"kimg": first.kimg, "phase": first.phase_trainer.phase.key, "alpha": float(first.alpha.numpy()),
-             "d_iterations": int(first.phase_trainer.d_optimizer.iterations.numpy()),
-             "g_iterations": int(first.phase_trainer.g_optimizer.iterations.numpy()),
-             "g8": weights(first.generator.blocks[8]), "ema8": weights(first.ema.blocks[8]),
-             "adam_v": [v.numpy().copy() for v in first.phase_trainer.d_optimizer.variables]}
+    state = {
+        "kimg": first.kimg,
+        "phase": first.phase_trainer.phase.key,
+        "alpha": float(first.alpha.numpy()),
+        "d_iterations": int(first.phase_trainer.d_optimizer.iterations.numpy()),
+        "g_iterations": int(first.phase_trainer.g_optimizer.iterations.numpy()),
+        "g8": weights(first.generator.blocks[8]),
+        "ema8": weights(first.ema.blocks[8]),
+        "adam_v": [v.numpy().copy() for v in first.phase_trainer.d_optimizer.variables],
+    }
     resumed = make_trainer(dataset, run_dir, total_kimg=0.192)
     assert resumed.restore()
-    restored = {"kimg": resumed.kimg, "phase": resumed.phase_trainer.phase.key, "alpha": float(resumed.alpha.numpy()),
-                "d_iterations": int(resumed.phase_trainer.d_optimizer.iterations.numpy()),
-                "g_iterations": int(resumed.phase_trainer.g_optimizer.iterations.numpy()),
-                "g8": weights(resumed.generator.blocks[8]), "ema8": weights(resumed.ema.blocks[8]),
-                "adam_v": [v.numpy().copy() for v in resumed.phase_trainer.d_optimizer.variables]}
+    restored = {
+        "kimg": resumed.kimg,
+        "phase": resumed.phase_trainer.phase.key,
+        "alpha": float(resumed.alpha.numpy()),
+        "d_iterations": int(resumed.phase_trainer.d_optimizer.iterations.numpy()),
+        "g_iterations": int(resumed.phase_trainer.g_optimizer.iterations.numpy()),
+        "g8": weights(resumed.generator.blocks[8]),
+        "ema8": weights(resumed.ema.blocks[8]),
+        "adam_v": [v.numpy().copy() for v in resumed.phase_trainer.d_optimizer.variables],
+    }
     before_stable = weights(resumed.generator.to_rgb[4])
     phase_starts = []  # optimizer state right after each new phase's optimizers are made
     switch = resumed._switch_phase
@@ -85,25 +121,45 @@ def fade_run(dataset, tmp_path_factory):
     def recording_switch():
         switch()
         optimizers = (resumed.phase_trainer.d_optimizer, resumed.phase_trainer.g_optimizer)
-        phase_starts.append({v.path: v.numpy().copy() for o in optimizers for v in o.variables
-                             if not v.path.endswith("learning_rate")})
+        phase_starts.append(
+            {
+                v.path: v.numpy().copy()
+                for o in optimizers
+                for v in o.variables
+                if not v.path.endswith("learning_rate")
+            }
+        )
 
     resumed._switch_phase = recording_switch
     last = resumed.train()
-    return {"run_dir": run_dir, "initial": initial, "state": state, "restored": restored, "last": last,
-            "trainer": resumed, "first": first, "before_stable_torgb4": before_stable,
-            "phase_starts": phase_starts}
+    return {
+        "run_dir": run_dir,
+        "initial": initial,
+        "state": state,
+        "restored": restored,
+        "last": last,
+        "trainer": resumed,
+        "first": first,
+        "before_stable_torgb4": before_stable,
+        "phase_starts": phase_starts,
+    }
 
 
 def test_fade_run_on_two_replicas_has_finite_losses_and_moving_weights(fade_run):
     trainer = fade_run["trainer"]
     assert trainer.strategy.num_replicas_in_sync == 2
     last = fade_run["last"]
-    assert all(math.isfinite(last[k]) for k in ("d_loss", "g_loss", "gradient_penalty", "d_real", "d_fake"))
+    assert all(
+        math.isfinite(last[k]) for k in ("d_loss", "g_loss", "gradient_penalty", "d_real", "d_fake")
+    )
     assert (last["resolution"], last["phase"], last["kimg"]) == (8, "stable", 0.192)
     assert changed(fade_run["initial"]["g4"], weights(trainer.generator.blocks[4]))
     assert changed(fade_run["initial"]["d8"], weights(trainer.discriminator.blocks[8]))
-    stats = [s for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl"))) if "phase_time" not in s]
+    stats = [
+        s
+        for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl")))
+        if "phase_time" not in s
+    ]
     alphas = [s["alpha"] for s in stats if s["phase"] == "fade"]
     assert alphas and 0 < alphas[0] < 1 and alphas == sorted(alphas)
 
@@ -123,10 +179,16 @@ def test_resume_restores_kimg_phase_alpha_and_optimizer_state(fade_run):
     state, restored = fade_run["state"], fade_run["restored"]
     assert restored["kimg"] == state["kimg"] == 0.096
     assert restored["phase"] == state["phase"] == (8, True)
-    assert restored["alpha"] == pytest.approx(state["alpha"]) and restored["alpha"] == pytest.approx(0.5)
-    assert restored["d_iterations"] == state["d_iterations"] == 4  # 32 images of the fade at batch 8
+    assert restored["alpha"] == pytest.approx(state["alpha"]) and restored[
+        "alpha"
+    ] == pytest.approx(0.5)
+    # 32 images of the fade at batch 8
+    assert restored["d_iterations"] == state["d_iterations"] == 4
     assert restored["g_iterations"] == state["g_iterations"] == 4
-    for a, b in zip(state["g8"] + state["ema8"] + state["adam_v"], restored["g8"] + restored["ema8"] + restored["adam_v"]):
+    for a, b in zip(
+        state["g8"] + state["ema8"] + state["adam_v"],
+        restored["g8"] + restored["ema8"] + restored["adam_v"],
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -137,20 +199,32 @@ def test_optimizer_state_resets_at_each_phase(fade_run):
     # over from the fade-in, whose state after 8 steps is not zero).
     starts = fade_run["phase_starts"]
     assert len(starts) == 1 and len(starts[0]) > 4
-    assert all(not np.any(value) for value in starts[0].values()), [k for k, v in starts[0].items() if np.any(v)]
+    assert all(not np.any(value) for value in starts[0].values()), [
+        k for k, v in starts[0].items() if np.any(v)
+    ]
 
 
 def test_a_phase_is_traced_once(fade_run):
     """8x8 stable ran as calls of 3 and 1 steps (ticks every 4 steps): one graph for all of them."""
     trainer = fade_run["trainer"]
-    stats = [s for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl"))) if "phase_time" not in s]
+    stats = [
+        s
+        for s in map(json.loads, open(os.path.join(fade_run["run_dir"], "stats.jsonl")))
+        if "phase_time" not in s
+    ]
     assert len([s for s in stats if (s["resolution"], s["phase"]) == (8, "stable")]) >= 2
     assert trainer.phase_trainer.train.experimental_get_tracing_count() == 1
 
 
 def test_run_directory_outputs(fade_run):
     run_dir = fade_run["run_dir"]
-    for name in ("config.json", "log.txt", "stats.jsonl", "reals.png", "samples/fakes000000_064.png"):
+    for name in (
+        "config.json",
+        "log.txt",
+        "stats.jsonl",
+        "reals.png",
+        "samples/fakes000000_064.png",
+    ):
         assert os.path.exists(os.path.join(run_dir, name)), name
     log = open(os.path.join(run_dir, "log.txt")).read()
     assert "resuming from kimg 0.096" in log and "8x8 fade-in" in log
@@ -159,15 +233,25 @@ def test_run_directory_outputs(fade_run):
 
 
 def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
-    trainer = make_trainer(dataset, tmp_path, total_kimg=0.064, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-                           step=StepOptions(ema_beta=0.9))
+    trainer = make_trainer(
+        dataset,
+        tmp_path,
+        total_kimg=0.064,
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        step=StepOptions(ema_beta=0.9),
+    )
     trainer.train()
     phase_trainer = trainer.phase_trainer
     ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
     phase_trainer.train(trainer.phases.iterator, tf.constant(1, tf.int64))
     for (ema, g), before in zip(phase_trainer.ema_pairs, ema_before):
-        np.testing.assert_allclose(ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6)
-    assert changed([g.numpy() for _, g in phase_trainer.ema_pairs], [e.numpy() for e, _ in phase_trainer.ema_pairs])
+        np.testing.assert_allclose(
+            ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6
+        )
+    assert changed(
+        [g.numpy() for _, g in phase_trainer.ema_pairs],
+        [e.numpy() for e, _ in phase_trainer.ema_pairs],
+    )
 
 
 def test_nonfinite_steps_are_skipped_then_stop_the_run(dataset, tmp_path):
@@ -177,7 +261,9 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(dataset, tmp_path):
     kernel[0, 0, 0, 0] = np.nan
     conv.kernel.assign(kernel)
     g_before = weights(trainer.generator.blocks[4])
-    with pytest.raises(TrainingError, match="4 training steps in a row.*last good checkpoint is none"):
+    with pytest.raises(
+        TrainingError, match="4 training steps in a row.*last good checkpoint is none"
+    ):
         trainer.train()
     assert not changed(g_before, weights(trainer.generator.blocks[4]))
     assert int(trainer.counters["nonfinite_total"].numpy()) >= 4
@@ -185,7 +271,9 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(dataset, tmp_path):
 
 
 def test_progress_eta_counts_the_slower_later_stages():
-    schedule = Schedule(final_resolution=16, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8)
+    schedule = Schedule(
+        final_resolution=16, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8
+    )
     progress = Progress(schedule, total_images=5000, enabled=False)
     progress.rate = 1e-3 / 4**1.5  # 1 ms per image at 4x4
     # 4x4 stable, 8x8 fade-in and stable, 16x16 fade-in and stable: 1000 images each.
@@ -199,7 +287,9 @@ def test_progress_speed_leaves_out_phase_starts(monkeypatch, capsys):
     20 img/s and a 7-hour ETA after each phase start of a 12-minute demo)."""
     from progan_tf import progress as progress_module  # noqa: PLC0415
 
-    schedule = Schedule(final_resolution=4, stable_kimg=10, fade_kimg=10, minibatch={}, minibatch_default=8)
+    schedule = Schedule(
+        final_resolution=4, stable_kimg=10, fade_kimg=10, minibatch={}, minibatch_default=8
+    )
     progress = Progress(schedule, total_images=10_000)
     clock = iter([0.0, 1.0, 101.0, 102.0])
     monkeypatch.setattr(progress_module.time, "time", lambda: next(clock))
@@ -212,10 +302,14 @@ def test_progress_speed_leaves_out_phase_starts(monkeypatch, capsys):
     assert "1000.0 img/s" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked_count(dataset, tmp_path):
+def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked_count(
+    dataset, tmp_path
+):
     """Catches: a first call of more than one step (its compile time then hides in the steady
     rate), a call that runs past an event or phase end, and a phase change missed or invented."""
-    trainer = make_trainer(dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trainer = make_trainer(
+        dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
+    )
     phases = trainer.phases
     assert phases.due().key == (4, False)  # nothing entered yet
     trainer._enter_phase(phases.due())
@@ -255,7 +349,9 @@ def test_an_optimizer_reset_in_place_equals_a_fresh_one(float16):
     reset_optimizer(used, 0.02)
     fresh = make_optimizer(options, 0.02, loss_scale=8.0)
     fresh.build(variables)
-    assert [v.path.split("/", 1)[1] for v in used.variables] == [v.path.split("/", 1)[1] for v in fresh.variables]
+    assert [v.path.split("/", 1)[1] for v in used.variables] == [
+        v.path.split("/", 1)[1] for v in fresh.variables
+    ]
     for a, b in zip(used.variables, fresh.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     start = variables[0].numpy().copy()
@@ -273,8 +369,12 @@ def test_the_fade_in_model_at_alpha_1_is_the_stable_model():
     d.alpha.assign(1.0)
     latents = tf.random.stateless_normal([4, ARCH.latent_size], [1, 2])
     images = tf.random.stateless_uniform([4, 8, 8, 3], [3, 4], -1.0, 1.0)
-    np.testing.assert_allclose(g.stage_model(8, fade=True)(latents), g.stage_model(8)(latents), atol=1e-6)
-    np.testing.assert_allclose(d.stage_model(8, fade=True)(images), d.stage_model(8)(images), atol=1e-5)
+    np.testing.assert_allclose(
+        g.stage_model(8, fade=True)(latents), g.stage_model(8)(latents), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        d.stage_model(8, fade=True)(images), d.stage_model(8)(images), atol=1e-5
+    )
     g.alpha.assign(0.5)  # and the blend is live below 1 (the comparison above can fail)
     assert np.abs(g.stage_model(8, fade=True)(latents) - g.stage_model(8)(latents)).max() > 1e-3
 
@@ -284,21 +384,41 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     and no first-step call, on the fade-in's model, with its optimizers back at a fresh state.
     Catches a carried phase that compiles again, or keeps the fade-in's moments and counters."""
     arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8,
-                        num_replicas=2)
+    schedule = Schedule(
+        final_resolution=16,
+        stable_kimg=0.032,
+        fade_kimg=0.032,
+        minibatch={},
+        minibatch_default=8,
+        num_replicas=2,
+    )
     # 4x4 stable [0, 32), 8x8 fade-in [32, 64), 8x8 stable [64, 96), 16x16 fade-in from 96;
     # on two replicas: the in-place reset of mirrored optimizer variables
-    trainer = Trainer(arch=arch, schedule=schedule, dataset=_dataset16(dataset, tmp_path), run_dir=str(tmp_path / "run"),
-                      options=options(0.104, carry_fade_step=True, tick_images=16), strategy=two_replicas())
+    trainer = Trainer(
+        arch=arch,
+        schedule=schedule,
+        dataset=_dataset16(dataset, tmp_path),
+        run_dir=str(tmp_path / "run"),
+        options=options(0.104, carry_fade_step=True, tick_images=16),
+        strategy=two_replicas(),
+    )
     seen = {}
     switch = trainer._switch_phase
 
     def recording_switch():
         switch()
         phase_trainer = trainer.phase_trainer
-        state = {v.path: v.numpy().copy() for o in (phase_trainer.d_optimizer, phase_trainer.g_optimizer)
-                 for v in o.variables if not v.path.endswith("learning_rate")}
-        seen[phase_trainer.phase.name] = (phase_trainer, phase_trainer.train.experimental_get_tracing_count(), state)
+        state = {
+            v.path: v.numpy().copy()
+            for o in (phase_trainer.d_optimizer, phase_trainer.g_optimizer)
+            for v in o.variables
+            if not v.path.endswith("learning_rate")
+        }
+        seen[phase_trainer.phase.name] = (
+            phase_trainer,
+            phase_trainer.train.experimental_get_tracing_count(),
+            state,
+        )
 
     trainer._switch_phase = recording_switch
     trainer.train()
@@ -306,16 +426,27 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     stable, stable_traces, stable_state = seen["8x8 stable"]
     assert stable is fade and stable.fade_graph and fade_traces == 0 and stable_traces == 1
     assert fade.train.experimental_get_tracing_count() == 1  # both phases, one trace
-    assert all(not np.any(v) for v in stable_state.values()), [k for k, v in stable_state.items() if np.any(v)]
+    assert all(not np.any(v) for v in stable_state.values()), [
+        k for k, v in stable_state.items() if np.any(v)
+    ]
     assert seen["16x16 fade-in"][0] is not stable  # the final resolution compiles its own
     times = {p.name: p for p in trainer.phase_times.phases}
     assert times["8x8 stable"].first_step_seconds == 0 and times["8x8 stable"].steady_images == 32
     assert times["8x8 fade-in"].first_step_seconds > 0
     # the setup's parts, as stats.jsonl records them: a new resolution's stream and step
-    assert list(times["8x8 fade-in"].setup_parts) == ["release_stream", "new_stream", "wait_ahead", "new_step"]
+    assert list(times["8x8 fade-in"].setup_parts) == [
+        "release_stream",
+        "new_stream",
+        "wait_ahead",
+        "new_step",
+    ]
     assert list(times["8x8 stable"].setup_parts) == ["carry_step"]
     for p in times.values():
-        assert sum(p.setup_parts.values()) <= p.setup_seconds + 1e-3, (p.name, p.setup_parts, p.setup_seconds)
+        assert sum(p.setup_parts.values()) <= p.setup_seconds + 1e-3, (
+            p.name,
+            p.setup_parts,
+            p.setup_seconds,
+        )
 
 
 def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(dataset, tmp_path):
@@ -326,14 +457,26 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
     compile everything again). And every weight ends bit-identical to the same run without it
     (catches a warm-up that moves any state: alpha, counters, optimizers, EMA)."""
     arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8)
+    schedule = Schedule(
+        final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
+    )
     data16 = _dataset16(dataset, tmp_path)
     runs = {}
     for ahead in (True, False):
-        trainer = Trainer(arch=arch, schedule=schedule, dataset=data16, run_dir=str(tmp_path / f"run{ahead}"),
-                          options=options(0.104, carry_fade_step=True, compile_ahead=ahead, tick_images=16,
-                                          step=StepOptions(xla=True)),
-                          strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+        trainer = Trainer(
+            arch=arch,
+            schedule=schedule,
+            dataset=data16,
+            run_dir=str(tmp_path / f"run{ahead}"),
+            options=options(
+                0.104,
+                carry_fade_step=True,
+                compile_ahead=ahead,
+                tick_images=16,
+                step=StepOptions(xla=True),
+            ),
+            strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        )
         entered = {}
         switch = trainer._switch_phase
 
@@ -350,10 +493,17 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
         grads = (entered[name]._d_grads, entered[name]._g_grads)
         assert [len(f._list_all_concrete_functions()) for f in grads] == [1, 1], name
         assert entered[name].train.experimental_get_tracing_count() == 1, name
-    a, b = (tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / f"run{ahead}" / "checkpoints")))
-            for ahead in (True, False))
+    a, b = (
+        tf.train.load_checkpoint(
+            tf.train.latest_checkpoint(str(tmp_path / f"run{ahead}" / "checkpoints"))
+        )
+        for ahead in (True, False)
+    )
     names = sorted(set(a.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"})
-    assert names == sorted(set(b.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"}) and len(names) > 50
+    assert (
+        names == sorted(set(b.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"})
+        and len(names) > 50
+    )
     assert [n for n in names if not np.array_equal(a.get_tensor(n), b.get_tensor(n))] == []
 
 
@@ -361,14 +511,20 @@ def _dataset16(dataset, tmp_path):
     """The 8x8 gradients of `dataset`, upsampled to a 16x16 dataset."""
     images = np.concatenate([batch for batch, _ in data.iterate_level(dataset, 8)])
     path = tmp_path / "gradients16"
-    dataset_io.write_arrays(path, images.repeat(2, axis=1).repeat(2, axis=2), None, name="gradients16")
+    dataset_io.write_arrays(
+        path, images.repeat(2, axis=1).repeat(2, axis=2), None, name="gradients16"
+    )
     return data.load_info(path)
 
 
-def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(dataset, tmp_path, monkeypatch):
+def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(
+    dataset, tmp_path, monkeypatch
+):
     """Catches the old order (new stream made while the old one still lives), whose teardown
     held the demo's 16x16 phase start up for ~20 s. Runs no steps: phases are entered only."""
-    trainer = make_trainer(dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trainer = make_trainer(
+        dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
+    )
     phases, made = trainer.phases, []
     make = phases._make_iterator
 
@@ -389,11 +545,22 @@ def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(datas
     # copied from a batch of reals that here are all class 0; "data" (official) copies them.
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options(0.064, step=StepOptions(fake_labels=mode)),
-                      dataset=dataset, run_dir=str(tmp_path), strategy=strategy)
+    trainer = Trainer(
+        arch=arch,
+        schedule=SCHEDULE,
+        options=options(0.064, step=StepOptions(fake_labels=mode)),
+        dataset=dataset,
+        run_dir=str(tmp_path),
+        strategy=strategy,
+    )
     step = trainer.phases._make_trainer(phase_at(SCHEDULE, 0), None)
     reals = tf.one_hot(tf.zeros([3000], tf.int32), 3)
-    drawn = [strategy.run(lambda labels: step._fake_labels(labels, "g_fake_labels"), args=(reals,)).numpy() for _ in range(2)]
+    drawn = [
+        strategy.run(
+            lambda labels: step._fake_labels(labels, "g_fake_labels"), args=(reals,)
+        ).numpy()
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(drawn[0], drawn[1])  # a function of the seed and image count
     counts = drawn[0].sum(axis=0)
     if mode == "data":
@@ -406,19 +573,40 @@ def test_class_balance_feeds_rare_classes_more_often_and_needs_labels(dataset, t
     # 30 images of class 0, 3 of class 1: balanced (1.0), class 1 is repeated 10x per epoch.
     rng = np.random.default_rng(1)
     path = tmp_path / "rare"
-    dataset_io.write_arrays(path, rng.integers(0, 256, (33, 8, 8, 3), dtype=np.uint8), np.array([0] * 30 + [1] * 3),
-                            name="rare", num_labels=2, label_names=("common", "rare"))
+    dataset_io.write_arrays(
+        path,
+        rng.integers(0, 256, (33, 8, 8, 3), dtype=np.uint8),
+        np.array([0] * 30 + [1] * 3),
+        name="rare",
+        num_labels=2,
+        label_names=("common", "rare"),
+    )
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=2)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     shares = {}
     for balance in (0.0, 1.0):
-        trainer = Trainer(arch=arch, schedule=SCHEDULE, options=options(0.064, class_balance=balance),
-                          dataset=data.load_info(path), run_dir=str(tmp_path / f"run{balance}"), strategy=strategy)
+        trainer = Trainer(
+            arch=arch,
+            schedule=SCHEDULE,
+            options=options(0.064, class_balance=balance),
+            dataset=data.load_info(path),
+            run_dir=str(tmp_path / f"run{balance}"),
+            strategy=strategy,
+        )
         stream = trainer.phases._make_iterator(phase_at(SCHEDULE, 0))
-        labels = np.concatenate([next(stream)[1].numpy() for _ in range(60)])  # 480 images, 8 epochs or more
+        # 480 images, 8 epochs or more
+        labels = np.concatenate([next(stream)[1].numpy() for _ in range(60)])
         shares[balance] = labels[:, 1].mean()
     assert abs(shares[0.0] - 3 / 33) < 0.03 and abs(shares[1.0] - 0.5) < 0.05, shares
-    with pytest.raises(ValueError, match=f"class_balance=1.0 needs labels and {dataset.path} has none"):
-        Trainer(arch=ARCH, schedule=SCHEDULE, options=options(0.064, class_balance=1.0), dataset=dataset,
-                run_dir=str(tmp_path / "unlabelled"), strategy=strategy)
+    with pytest.raises(
+        ValueError, match=f"class_balance=1.0 needs labels and {dataset.path} has none"
+    ):
+        Trainer(
+            arch=ARCH,
+            schedule=SCHEDULE,
+            options=options(0.064, class_balance=1.0),
+            dataset=dataset,
+            run_dir=str(tmp_path / "unlabelled"),
+            strategy=strategy,
+        )
     assert not (tmp_path / "unlabelled").exists()

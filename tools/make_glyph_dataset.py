@@ -24,13 +24,17 @@ from progan_tf import cli, dataset_io  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("font", "/usr/share/fonts/truetype/arphic/ukai.ttc", "TrueType font file.")
-flags.DEFINE_string("dest", None, "Output dataset directory (must not exist unless --overwrite).", required=True)
+flags.DEFINE_string(
+    "dest", None, "Output dataset directory (must not exist unless --overwrite).", required=True
+)
 flags.DEFINE_integer("num_images", 2000, "Glyphs to render.", lower_bound=16)
 flags.DEFINE_integer("resolution", 32, "Output resolution, a power of two.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --dest.")
 
 
-def render(font: ImageFont.FreeTypeFont, char: str, resolution: int, scale: int = 4) -> np.ndarray | None:
+def render(
+    font: ImageFont.FreeTypeFont, char: str, resolution: int, scale: int = 4
+) -> np.ndarray | None:
     """uint8 [R, R, 1] of `char` (black on white), or None if the font draws nothing for it."""
     size = resolution * scale
     canvas = Image.new("L", (size * 2, size * 2), 255)
@@ -54,18 +58,30 @@ def main(argv):
     try:
         font = ImageFont.truetype(FLAGS.font, FLAGS.resolution * 4)
     except OSError:
-        print(f"error: --font={FLAGS.font} cannot be read (apt-get install fonts-arphic-ukai)", file=sys.stderr)
+        print(
+            f"error: --font={FLAGS.font} cannot be read (apt-get install fonts-arphic-ukai)",
+            file=sys.stderr,
+        )
         sys.exit(1)
-    missing = render(font, chr(0xE000), FLAGS.resolution)  # a private-use point: the font's "no glyph" box
+    # a private-use point: the font's "no glyph" box
+    missing = render(font, chr(0xE000), FLAGS.resolution)
     glyphs, code = [], 0x4E00
     while len(glyphs) < FLAGS.num_images and code <= 0x9FFF:
         image = render(font, chr(code), FLAGS.resolution)
-        if image is not None and image.min() < 128 and not (missing is not None and np.array_equal(image, missing)):
+        if (
+            image is not None
+            and image.min() < 128
+            and not (missing is not None and np.array_equal(image, missing))
+        ):
             glyphs.append(image)
         code += 1
-    meta = dataset_io.write_arrays(FLAGS.dest, np.stack(glyphs), None, name=Path(FLAGS.dest).name,
-                                   overwrite=FLAGS.overwrite)
-    print(f"wrote {meta['num_images']} glyphs at {FLAGS.resolution}x{FLAGS.resolution} to {FLAGS.dest}")
+    meta = dataset_io.write_arrays(
+        FLAGS.dest, np.stack(glyphs), None, name=Path(FLAGS.dest).name, overwrite=FLAGS.overwrite
+    )
+    print(
+        f"wrote {meta['num_images']} glyphs at {FLAGS.resolution}x{FLAGS.resolution} to "
+        f"{FLAGS.dest}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ made once on a machine with internet access by
 or Keras' own `inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`. These are Keras'
 ImageNet weights, not the 2015 graph the FID papers used, so values are for comparing runs of
 this project with each other; expect them near but not equal to published FIDs.
-"""
+"""  # noqa: E501 - the command above is one line to copy
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import numpy as np
 INPUT_SIZE = 299
 FEATURES = 2048
 HOW_TO_GET_WEIGHTS = (
-    "make one on a machine with internet access with: python -c \"import keras; "
-    "keras.applications.InceptionV3(include_top=False, pooling='avg').save_weights('inception_v3.weights.h5')\""
+    'make one on a machine with internet access with: python -c "import keras; '
+    "keras.applications.InceptionV3(include_top=False, pooling='avg')"
+    ".save_weights('inception_v3.weights.h5')\""
 )
 
 
@@ -39,7 +40,9 @@ def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 
     tr((S1 S2)^(1/2)) = tr((A S2 A)^(1/2)) with A = S1^(1/2): the product is symmetric PSD, so
@@ -60,21 +63,31 @@ class InceptionFeatures:
         import tensorflow as tf  # noqa: PLC0415
 
         if not weights_path:
-            raise ValueError(f"FID needs --inception_weights=PATH (Keras InceptionV3 weights, no top); {HOW_TO_GET_WEIGHTS}")
+            raise ValueError(
+                "FID needs --inception_weights=PATH (Keras InceptionV3 weights, no top); "
+                f"{HOW_TO_GET_WEIGHTS}"
+            )
         if not os.path.isfile(weights_path):
-            raise ValueError(f"--inception_weights={weights_path}: no such file; {HOW_TO_GET_WEIGHTS}")
+            raise ValueError(
+                f"--inception_weights={weights_path}: no such file; {HOW_TO_GET_WEIGHTS}"
+            )
         self.model = keras.applications.InceptionV3(
             include_top=False, pooling="avg", weights=None, input_shape=(INPUT_SIZE, INPUT_SIZE, 3)
         )
         try:
             self.model.load_weights(weights_path)
         except Exception as error:  # noqa: BLE001 - any loader failure means the same thing
-            raise ValueError(f"--inception_weights={weights_path}: not Keras InceptionV3 weights without the top ({error})") from None
+            raise ValueError(
+                f"--inception_weights={weights_path}: not Keras InceptionV3 weights without the "
+                f"top ({error})"
+            ) from None
         self.batch_size = batch_size
 
         @tf.function
         def features(images):
-            x = tf.image.resize(tf.cast(images, tf.float32), [INPUT_SIZE, INPUT_SIZE], method="bilinear")
+            x = tf.image.resize(
+                tf.cast(images, tf.float32), [INPUT_SIZE, INPUT_SIZE], method="bilinear"
+            )
             x = tf.image.grayscale_to_rgb(x) if x.shape[-1] == 1 else x
             return self.model(x / 127.5 - 1.0, training=False)
 

@@ -1,4 +1,4 @@
-"""Multi-scale SSIM between consecutive pairs of generated images (reference §6): lower = more varied.
+"""Multi-scale SSIM of consecutive pairs of generated images (reference §6): lower = more varied.
 
 The reference parameters: an 11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, max value
 255, 5 scales weighted [0.0448, 0.2856, 0.3001, 0.2363, 0.1333], 2x2 box downsampling
@@ -43,8 +43,15 @@ def _filter(images: tf.Tensor, window: np.ndarray) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")
 
 
-def ssim_and_cs(a: tf.Tensor, b: tf.Tensor, max_val: float = 255.0, filter_size: int = 11,
-                filter_sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> tuple[tf.Tensor, tf.Tensor]:
+def ssim_and_cs(
+    a: tf.Tensor,
+    b: tf.Tensor,
+    max_val: float = 255.0,
+    filter_size: int = 11,
+    filter_sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-image SSIM and contrast-structure at one scale, the window shrunk to the image."""
     size = min(filter_size, a.shape[1], a.shape[2])
     window = gaussian_window(size, size * filter_sigma / filter_size)

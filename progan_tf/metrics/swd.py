@@ -45,8 +45,14 @@ def pyramid_up(images: np.ndarray) -> np.ndarray:
 def num_levels(resolution: int) -> int:
     """Pyramid levels from `resolution` down to 16 (one level for 8x8 images)."""
     if resolution < 8:
-        raise ValueError(f"SWD needs images of at least 8x8 (7x7 patches); got {resolution}x{resolution}")
-    return max(1, int(np.log2(resolution // MIN_RESOLUTION)) + 1) if resolution >= MIN_RESOLUTION else 1
+        raise ValueError(
+            f"SWD needs images of at least 8x8 (7x7 patches); got {resolution}x{resolution}"
+        )
+    return (
+        max(1, int(np.log2(resolution // MIN_RESOLUTION)) + 1)
+        if resolution >= MIN_RESOLUTION
+        else 1
+    )
 
 
 def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
@@ -58,13 +64,17 @@ def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
     return pyramid
 
 
-def patch_centres(rng: np.random.Generator, num_images: int, size: int, per_image: int = PATCHES_PER_IMAGE) -> np.ndarray:
+def patch_centres(
+    rng: np.random.Generator, num_images: int, size: int, per_image: int = PATCHES_PER_IMAGE
+) -> np.ndarray:
     """[num_images * per_image, 2] (y, x) centres, uniform in [3, size - 3)."""
     half = PATCH_SIZE // 2
     return rng.integers(half, size - half, size=(num_images * per_image, 2))
 
 
-def extract_patches(level: np.ndarray, centres: np.ndarray, per_image: int = PATCHES_PER_IMAGE) -> np.ndarray:
+def extract_patches(
+    level: np.ndarray, centres: np.ndarray, per_image: int = PATCHES_PER_IMAGE
+) -> np.ndarray:
     """[len(centres), 7, 7, C] patches; patch i comes from image i // per_image."""
     half = PATCH_SIZE // 2
     offsets = np.arange(-half, half + 1)
@@ -85,7 +95,9 @@ def descriptors(
         if batch.shape[-1] == 1:
             batch = np.repeat(batch, 3, axis=-1)
         if batch.shape[1:3] != (resolution, resolution):
-            raise ValueError(f"SWD: expected {resolution}x{resolution} images, got {batch.shape[1:3]}")
+            raise ValueError(
+                f"SWD: expected {resolution}x{resolution} images, got {batch.shape[1:3]}"
+            )
         for i, level in enumerate(laplacian_pyramid(batch, levels)):
             centres = patch_centres(rng, len(batch), level.shape[1])
             out[i].append(extract_patches(level, centres))
@@ -99,8 +111,13 @@ def normalize(desc: np.ndarray) -> np.ndarray:
     return desc.reshape(len(desc), -1)
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
-                       repeats: int = DIR_REPEATS, dirs_per_repeat: int = DIRS_PER_REPEAT) -> float:
+def sliced_wasserstein(
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+    repeats: int = DIR_REPEATS,
+    dirs_per_repeat: int = DIRS_PER_REPEAT,
+) -> float:
     """Mean over random unit directions of the 1-D Wasserstein-1 distance between projections."""
     if len(a) != len(b):
         raise ValueError(f"SWD: the sets must have as many descriptors ({len(a)} vs {len(b)})")
