@@ -1,7 +1,7 @@
 """CelebA-HQ 1024x1024, the paper's headline run (reference §4: 600/600 kimg, 12,000 kimg total).
 
     python tools/dataset_tool.py create_celebahq --source=celeba-hq-1024/ --dest=datasets/celebahq
-    python -m progan_tf.train --data_dir=datasets/celebahq --config=configs/celebahq_1024.py \
+    python -m progan_tf.train --data_dir=datasets/celebahq --config=configs/celebahq_1024.py \\
         --config.minibatch_preset=8gpu
 
 Expected: about 2 days on 8 V100s (2 weeks on one); FID about 7.5-8 (reference §6).

@@ -2,7 +2,7 @@
 
     python -m progan_tf.export --run_dir=runs/emoji-32 --export_dir=exported/emoji
     saved_model_cli show --dir exported/emoji/1 --all
-    saved_model_cli run --dir exported/emoji/1 --tag_set serve --signature_def generate_from_seed \
+    saved_model_cli run --dir exported/emoji/1 --tag_set serve --signature_def generate_from_seed \\
         --input_exprs 'seed=7;num=4;label=2' --outdir out/     # label: conditional models only
 
 Writes version `1/` of a TF Serving model directory (or the next free version number, so an

@@ -1,7 +1,7 @@
 """Images from a trained run's EMA generator: PNG files, a contact sheet, or a looping animation.
 
-    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=16 --seed=1
-    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num=64 --grid
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num_images=16 --seed=1
+    python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --num_images=36 --grid --label=4
     python -m progan_tf.generate --run_dir=runs/emoji-32 --out=out --interpolate --frames=120
 
 The same seed gives the same images. Conditional runs cycle through the classes (files), or

@@ -1,8 +1,8 @@
 """Train a progressive GAN: flags -> config -> strategy -> Trainer.
 
-    python -m progan_tf.train                       # the demo: emoji, 4x4 -> 32x32 on a CPU
-    python -m progan_tf.train --data_dir=datasets/celebahq --config=configs/celebahq_1024.py
-    python -m progan_tf.train --config=configs/demo_32.py --config.total_kimg=50 --run_dir=runs/x
+    python -m progan_tf.train                                 # the demo: emoji, 4x4 -> 32x32
+    python -m progan_tf.train --config=configs/demo_64.py     # the 64x64 demo
+    python -m progan_tf.train --data_dir=datasets/photos --config=configs/lsun_256.py
 
 Running the same command on an existing run directory resumes it exactly.
 """
@@ -29,7 +29,9 @@ config_flags.DEFINE_config_file(
     "only files you trust. --config.KEY=VALUE overrides take literal values only.",
 )
 flags.DEFINE_string(
-    "data_dir", None, "Dataset directory (tools/dataset_tool.py). Default: the bundled demo emoji."
+    "data_dir",
+    None,
+    "Dataset directory (tools/dataset_tool.py). Default: the bundled demo emoji (32x32).",
 )
 flags.DEFINE_string(
     "run_dir",
