@@ -77,9 +77,8 @@ def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> floa
     """Runs the training CLI; returns its wall seconds."""
     command = [sys.executable, "-m", "progan_tf.train", f"--run_dir={run_dir}"]
     command += [f"--data_dir={data_dir}"] if data_dir else []
-    command += train_args + [
-        f"--config.seed={seed}"
-    ]  # after a --config=FILE among train_args, as absl wants
+    # the seed after a --config=FILE among train_args, as absl wants
+    command += [*train_args, f"--config.seed={seed}"]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True)

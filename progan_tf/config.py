@@ -235,6 +235,7 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
     for key in ("lod_training_kimg", "lod_transition_kimg"):
         if c[key] < 0:
             raise ValueError(f"--config.{key}={c[key]} is negative; use 0 or more (the paper: 800)")
+    # keep_checkpoints 2: a checkpoint that cannot be read has one to fall back to
     at_least = {
         "max_nonfinite_steps": (1, 100),
         "shuffle_buffer": (1, 4096),
@@ -242,7 +243,7 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
         "grid_size": (1, 64),
         "metrics_num_images": (2, 1024),
         "keep_checkpoints": (2, 3),
-    }  # 2: a checkpoint that cannot be read has one to fall back to
+    }
     for key, (lowest, example) in at_least.items():
         if c[key] < lowest:
             raise ValueError(

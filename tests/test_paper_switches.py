@@ -213,9 +213,8 @@ def test_not_progressive_run_trains_the_final_networks_and_resumes(dataset, tmp_
         progressive=False,
     )
     first = train(dataset, tmp_path, arch, schedule, 64)
-    assert [entry.name for entry in first.phase_times.phases] == [
-        "8x8 stable"
-    ]  # one phase, no fade
+    # one phase, no fade
+    assert [entry.name for entry in first.phase_times.phases] == ["8x8 stable"]
     before = [w.numpy().copy() for w in first.generator.blocks[8].trainable_weights]
     resumed = train(dataset, tmp_path, arch, schedule, 128)
     assert resumed.kimg == 0.128

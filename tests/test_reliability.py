@@ -161,9 +161,8 @@ def test_a_write_that_fails_half_way_keeps_the_previous_checkpoint(tmp_path, mon
     monkeypatch.undo()
     assert first in str(error.value)
     assert tf.train.latest_checkpoint(str(tmp_path)) == first  # the state file still names it
-    assert not [
-        n for n in os.listdir(tmp_path) if n.startswith("ckpt-200")
-    ]  # our partial files removed
+    # our partial files removed
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("ckpt-200")]
     assert ckpt.find_restorable(str(tmp_path)) == (first, [])
 
 
@@ -186,9 +185,8 @@ def test_checkpoint_files_are_synced_before_the_state_file_names_them(tmp_path, 
     state_renamed = events.index(("rename", "checkpoint"))
     for name in ("ckpt-7.index", "ckpt-7.data-00000-of-00001"):
         assert events.index(("fsync", name)) < state_renamed
-    assert ("fsync", os.path.basename(str(tmp_path))) in events[
-        state_renamed:
-    ]  # the rename itself made durable
+    # the rename itself made durable
+    assert ("fsync", os.path.basename(str(tmp_path))) in events[state_renamed:]
     assert "checkpoint" not in synced[: synced.index("ckpt-7.index")]
 
 
