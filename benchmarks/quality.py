@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                                   # the demo config, seed 0
     python benchmarks/quality.py --label=native-gp --seed=1 -- --config.gp_scale=native
+    python benchmarks/quality.py --run_dir=runs/x --checkpoint=ckpt-168000   # a kept checkpoint
     python benchmarks/quality.py --data_dir=datasets/glyphs --label=glyphs \\
         -- --config.mirror_augment=False
 
@@ -70,7 +71,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "--markdown", default=os.path.join(ROOT, "benchmarks", "results", "quality.md")
     )
     parser.add_argument("--grid_dir", default=os.path.join(ROOT, "benchmarks", "results", "grids"))
-    return parser.parse_args(argv), train_args
+    parser.add_argument(
+        "--checkpoint",
+        default="",
+        help="Measure this checkpoint (ckpt-N) of an existing --run_dir without training; its "
+        "wall time is read from the run's log.txt (the training command's process start excluded).",
+    )
+    args = parser.parse_args(argv)
+    if args.checkpoint and not args.run_dir:
+        parser.error("--checkpoint needs the --run_dir that holds it")
+    return args, train_args
 
 
 def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> float:
@@ -85,14 +95,33 @@ def train(run_dir: str, data_dir: str, seed: int, train_args: list[str]) -> floa
     return time.perf_counter() - start
 
 
-def measure(run_dir: str, num_images: int, seed: int) -> dict:
+def log_seconds_to(run_dir: str, checkpoint: str) -> float:
+    """Seconds from the run's first log line to the line that saved `checkpoint`."""
+    import datetime  # noqa: PLC0415
+
+    start = end = None
+    with open(os.path.join(run_dir, "log.txt")) as f:
+        for line in f:
+            try:
+                stamp = datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                continue  # a line of a multi-line entry
+            start = start or stamp
+            if line.rstrip().endswith(f"/{checkpoint}"):
+                end = stamp
+    if end is None:
+        raise SystemExit(f"{run_dir}/log.txt does not say when {checkpoint} was saved")
+    return (end - start).total_seconds()
+
+
+def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = None) -> dict:
     """SWD of the run's EMA generator vs half A of the reals, and of half B vs half A."""
     import tensorflow as tf  # noqa: PLC0415
 
     from progan_tf import data, images, runs  # noqa: PLC0415
     from progan_tf.metrics import ms_ssim, swd  # noqa: PLC0415
 
-    run = runs.load_run(run_dir)
+    run = runs.load_run(run_dir, checkpoint)
     info = data.load_info(run.dataset_path)
     reals, labels = zip(*data.iterate_level(info, run.resolution))
     reals, labels = np.concatenate(reals), np.concatenate(labels)
@@ -133,8 +162,11 @@ def main(argv: list[str]) -> None:
     os.makedirs(args.grid_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = args.run_dir or os.path.join(scratch, "run")
-        seconds = train(run_dir, args.data_dir, args.seed, train_args)
-        result = measure(run_dir, args.num_images, args.seed)
+        if args.checkpoint:
+            seconds = log_seconds_to(run_dir, args.checkpoint)
+        else:
+            seconds = train(run_dir, args.data_dir, args.seed, train_args)
+        result = measure(run_dir, args.num_images, args.seed, args.checkpoint or None)
         with open(os.path.join(run_dir, "stats.jsonl")) as f:
             phase_times = [json.loads(line)["phase_time"] for line in f if "phase_time" in line]
     from progan_tf import images  # noqa: PLC0415
