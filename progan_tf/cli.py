@@ -39,8 +39,6 @@ def define_deprecated_alias(old: str, new: str) -> None:
 def resolve_deprecated_aliases(values: flags.FlagValues) -> None:
     """Moves each deprecated flag the user gave onto its new name in `values` (a command's
     parsed flags), warning on stderr."""
-    import sys  # noqa: PLC0415
-
     for old, new in _DEPRECATED.items():
         given = getattr(values, old, None)
         if given is None:

@@ -194,15 +194,19 @@ def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int
     )
 
 
+def precision_dtype(c: ml_collections.ConfigDict, tpu: bool = False) -> str:
+    """`mixed_precision_dtype` with "auto" settled: bfloat16 on TPUs, float16 elsewhere."""
+    if c.mixed_precision_dtype != "auto":
+        return c.mixed_precision_dtype
+    return "bfloat16" if tpu else "float16"
+
+
 def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
     from progan_tf.steps import StepOptions  # noqa: PLC0415 - imports TensorFlow
     from progan_tf.trainer import TrainerOptions  # noqa: PLC0415
 
     step = {f.name: c[f.name] for f in dataclasses.fields(StepOptions)}  # same key names
-    if (
-        step["mixed_precision_dtype"] == "auto"
-    ):  # the train CLI resolves it per strategy (TPU: bfloat16)
-        step["mixed_precision_dtype"] = "float16"
+    step["mixed_precision_dtype"] = precision_dtype(c)  # the train CLI has settled it per strategy
     step = StepOptions(**step)
     return TrainerOptions(
         total_images=kimg_to_images(c.total_kimg),

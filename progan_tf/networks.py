@@ -3,8 +3,8 @@
 `Generator` and `Discriminator` own one set of layers for every resolution from 4x4 to the
 final one and hand out, for each stage, a *stable* model and a *fade-in* model (§2, Figure 2)
 that compute at the stage's own resolution. All models of one network share those layers, so
-training any stage trains the others. `network.model` (the fade-in model at the final
-resolution, which contains every layer) is the object to checkpoint.
+training any stage trains the others; the network object itself (its layers) is what is
+checkpointed.
 
 `python -m progan_tf.networks --resolution=1024` prints Table 2 layer by layer.
 """
@@ -108,12 +108,6 @@ class _Network:
         if key not in self._models:
             self._models[key] = self._build(resolution, fade)
         return self._models[key]
-
-    @property
-    def model(self) -> keras.Model:
-        """The model at the final resolution (its fade-in model, unless there is none)."""
-        final = self.arch.resolution
-        return self.stage_model(final, fade=final > 4 and self.arch.progressive)
 
     def build_all(self) -> None:
         """Builds every stage model, so that every layer has its variables."""

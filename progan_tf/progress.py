@@ -13,7 +13,7 @@ import dataclasses
 import sys
 import time
 
-from progan_tf.schedule import Phase, Schedule, phase_at
+from progan_tf.schedule import Phase, Schedule, phases
 
 
 def format_duration(seconds: float) -> str:
@@ -39,12 +39,11 @@ class Progress:
         self.printed_tenths = -1
 
     def eta_seconds(self, images_seen: int) -> float:
-        cost, images = 0.0, int(images_seen)
-        while images < self.total:
-            phase = phase_at(self.schedule, images)
+        cost = 0.0
+        for phase in phases(self.schedule, self.total, start_images=images_seen):
+            start = max(phase.start_images, int(images_seen))
             stop = self.total if phase.end_images is None else min(phase.end_images, self.total)
-            cost += (stop - images) * phase.resolution**self.COST_EXPONENT
-            images = stop
+            cost += (stop - start) * phase.resolution**self.COST_EXPONENT
         return cost * (self.rate or 0.0)
 
     def update(

@@ -151,9 +151,10 @@ def phase_at(schedule: Schedule, images_seen: int) -> Phase:
     )
 
 
-def phases(schedule: Schedule, total_images: int) -> list[Phase]:
-    """Every phase that starts before `total_images`, in order (for logs and ETA)."""
-    result, images = [], 0
+def phases(schedule: Schedule, total_images: int, start_images: int = 0) -> list[Phase]:
+    """Every phase from the one holding image `start_images` to the last that starts before
+    `total_images`, in order (the progress line's ETA walks them)."""
+    result, images = [], int(start_images)
     while images < total_images:
         phase = phase_at(schedule, images)
         result.append(phase)

@@ -121,9 +121,9 @@ def main(argv):
             )
         config.run_dir = run_dir
         strategy = make_strategy(config.strategy, config.tpu)
-        if config.mixed_precision_dtype == "auto":  # TPUs compute in bfloat16, GPUs in float16
-            tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-            config.mixed_precision_dtype = "bfloat16" if tpu else "float16"
+        # "auto" settled here, as config.json records it: TPUs compute in bfloat16, GPUs in float16
+        tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        config.mixed_precision_dtype = config_lib.precision_dtype(config, tpu=tpu)
         check_resume_compatible(run_dir, config.to_dict(), tuple(FLAGS.accept_changes))
         schedule = config_lib.schedule(
             config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync

@@ -205,3 +205,14 @@ def test_presets_match_the_release_configs():
     )
     assert paper.mbstd_group_size == 16 and paper.minibatch_preset == "paper"
     assert load("celebahq_1024").gp_scale == "official"  # the default: the release's penalty scale
+
+
+def test_eta_weighs_the_images_left_in_each_phase_by_resolution():
+    # 4x4 stable [0, 1000), 8x8 fade-in [1000, 2000), 8x8 stable from 2000; 3000 images in all.
+    schedule = Schedule(
+        final_resolution=8, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8
+    )
+    progress = Progress(schedule, 3000, enabled=False)
+    progress.rate = 1.0
+    assert progress.eta_seconds(500) == pytest.approx(500 * 4**1.5 + 2000 * 8**1.5)
+    assert progress.eta_seconds(1500) == pytest.approx(1500 * 8**1.5)
