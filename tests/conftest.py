@@ -51,3 +51,14 @@ def cli_env() -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+# Module fixtures that train a run or build a dataset: the tests that use them run in one xdist
+# worker (pyproject.toml: --dist loadgroup), so each is made once, not once in every worker.
+SHARED_MODULE_FIXTURES = ("fade_run", "trained", "conditional", "messy_dataset")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(name in item.fixturenames for name in SHARED_MODULE_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
