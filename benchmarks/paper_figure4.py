@@ -116,11 +116,11 @@ def checkpoint_times(run_dir: str) -> dict[int, float]:
 def curve(run_dir: str, args) -> list[dict]:
     """SWD per level of every checkpoint's EMA generator, fakes upsampled to the final
     resolution."""
-    from progan_tf import checkpoints, data, images, runs  # noqa: PLC0415
+    from progan_tf import checkpoints, data, images, run_reader  # noqa: PLC0415
     from progan_tf.metrics import swd  # noqa: PLC0415
 
     times = checkpoint_times(run_dir)
-    info = data.load_info(runs.load_run(run_dir).dataset_path)
+    info = data.load_info(run_reader.load_run(run_dir).dataset_path)
     final = info.resolution
     reals, labels = zip(*data.iterate_level(info, final))
     reals, labels = (
@@ -132,7 +132,7 @@ def curve(run_dir: str, args) -> list[dict]:
         checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints")),
         key=lambda p: int(p.rsplit("-", 1)[1]),
     ):
-        run = runs.load_run(run_dir, os.path.basename(path))
+        run = run_reader.load_run(run_dir, os.path.basename(path))
         classes = labels.argmax(axis=1) if run.generator.arch.num_labels else None
         fakes = run.generate(
             images.latents(len(reals), run.generator.arch.latent_size, args.seed + 12345), classes

@@ -118,10 +118,10 @@ def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = N
     """SWD of the run's EMA generator vs half A of the reals, and of half B vs half A."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from progan_tf import data, images, runs  # noqa: PLC0415
+    from progan_tf import data, images, run_reader  # noqa: PLC0415
     from progan_tf.metrics import ms_ssim, swd  # noqa: PLC0415
 
-    run = runs.load_run(run_dir, checkpoint)
+    run = run_reader.load_run(run_dir, checkpoint)
     info = data.load_info(run.dataset_path)
     reals, labels = zip(*data.iterate_level(info, run.resolution))
     reals, labels = np.concatenate(reals), np.concatenate(labels)

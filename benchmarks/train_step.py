@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 from progan_tf.networks import Architecture, Discriminator, Generator  # noqa: E402
 from progan_tf.schedule import Phase  # noqa: E402
-from progan_tf.steps import PhaseTrainer, StepOptions  # noqa: E402
+from progan_tf.steps import PhaseStep, StepOptions  # noqa: E402
 
 PAPER = Architecture(resolution=64)
 # configs/demo_32.py
@@ -80,7 +80,7 @@ FIRST_STEP_SECONDS: list[
 
 
 def stable_phase(arch: Architecture, resolution: int, batch: int):
-    """(a function making `PhaseTrainer`s of one stable phase on shared networks, an iterator
+    """(a function making `PhaseStep`s of one stable phase on shared networks, an iterator
     of random in-memory reals at that stage) on one CPU device."""
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
@@ -104,8 +104,8 @@ def stable_phase(arch: Architecture, resolution: int, batch: int):
     )
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
-    def make_trainer(options: StepOptions, **kwargs) -> PhaseTrainer:
-        return PhaseTrainer(
+    def make_trainer(options: StepOptions, **kwargs) -> PhaseStep:
+        return PhaseStep(
             strategy=strategy,
             generator=g,
             discriminator=d,

@@ -21,20 +21,10 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-OPS = ("color", "translation", "cutout")
+from progan_tf.options import AUGMENT_OPS as OPS  # noqa: F401 - the op names, re-exported
+
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """ "color,translation,cutout" -> the op names; ValueError naming the config key otherwise."""
-    names = tuple(name.strip() for name in policy.split(",") if name.strip())
-    unknown = [name for name in names if name not in OPS]
-    if unknown:
-        raise ValueError(
-            f"--config.augment_policy={policy!r}: unknown {unknown}; choose from {', '.join(OPS)}"
-        )
-    return names
 
 
 def _uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32):

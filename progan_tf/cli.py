@@ -13,12 +13,13 @@ notice before any log level applies. What else the import prints is passed on.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
 import tempfile
 
-from absl import flags
+from absl import flags, logging as absl_logging  # TF's Python side logs through absl
 
 # What importing TensorFlow prints whatever the log level: oneDNN's notice, and absl's remark
 # that messages before its initialisation go to stderr.
@@ -66,10 +67,6 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import logging  # noqa: PLC0415
-
-    from absl import logging as absl_logging  # noqa: PLC0415 - TF's Python side logs through absl
-
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     absl_logging.set_verbosity(absl_logging.ERROR)
     _import_tensorflow_without_notices()

@@ -7,18 +7,18 @@ config stops at the entry point: `architecture()`, `schedule()` and `trainer_opt
 turn it into the typed arguments the library takes (image counts as integers), and
 `validate()` checks what only the combination of keys can get wrong.
 
-This module does not import TensorFlow (configs/*.py import it before a CLI has set
-TensorFlow's log level); the typed arguments' modules are imported where they are built.
+This module and the typed arguments' module (`progan_tf.options`) do not import TensorFlow:
+configs/*.py import it before a command has set TensorFlow's log level.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import ml_collections
 from ml_collections import config_dict
 
+from progan_tf.options import Architecture, StepOptions, TrainerOptions
 from progan_tf.schedule import (
     LEARNING_RATE_PRESETS,
     MAX_PER_REPLICA,
@@ -26,10 +26,6 @@ from progan_tf.schedule import (
     Schedule,
     kimg_to_images,
 )
-
-if TYPE_CHECKING:
-    from progan_tf.networks import Architecture
-    from progan_tf.trainer import TrainerOptions
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -146,8 +142,6 @@ def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:
 def architecture(
     c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int
 ) -> Architecture:
-    from progan_tf.networks import Architecture  # noqa: PLC0415 - imports TensorFlow
-
     return Architecture(
         resolution=resolution,
         channels=channels,
@@ -202,9 +196,6 @@ def precision_dtype(c: ml_collections.ConfigDict, tpu: bool = False) -> str:
 
 
 def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
-    from progan_tf.steps import StepOptions  # noqa: PLC0415 - imports TensorFlow
-    from progan_tf.trainer import TrainerOptions  # noqa: PLC0415
-
     step = {f.name: c[f.name] for f in dataclasses.fields(StepOptions)}  # same key names
     step["mixed_precision_dtype"] = precision_dtype(c)  # the train CLI has settled it per strategy
     step = StepOptions(**step)

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from progan_tf.images import class_rows
+
 
 class DatasetError(ValueError):
     """A dataset that cannot be read as asked; the message names the file and the fix."""
@@ -474,9 +476,7 @@ def reals_for_grid(info: DatasetInfo, resolution: int, num: int) -> tuple[np.nda
     """(uint8 images, grid columns) for a contact sheet of about `num` reals: the first `num`,
     or of a labelled dataset the first of each class in one row per class (as the sample grids
     of a conditional run, images.class_rows)."""
-    from progan_tf import images  # noqa: PLC0415
-
-    classes, columns = images.class_rows(num, info.num_labels)
+    classes, columns = class_rows(num, info.num_labels)
     if classes is None:
         return next(iterate_level(info, resolution, batch_size=num))[0], None
     return first_of_each_class(info, resolution, columns), columns

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from progan_tf import cli
+from progan_tf import cli, images
 
 
 def smooth_loop(noise: np.ndarray, sigma: float) -> np.ndarray:
@@ -43,8 +43,6 @@ def _targets_free(paths: list[str], overwrite: bool) -> None:
 def _labels(run, num: int, label: int | None, rows: bool) -> tuple[np.ndarray | None, int | None]:
     """(class labels, grid columns) for `num` images: `label` for all, or else cycling through the
     classes (`rows`: one grid row per class, as images.class_rows); (None, None) unconditional."""
-    from progan_tf import images  # noqa: PLC0415
-
     num_labels = run.generator.arch.num_labels
     if label is None:
         if rows:
@@ -60,8 +58,6 @@ def _labels(run, num: int, label: int | None, rows: bool) -> tuple[np.ndarray | 
 def generate_files(
     run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None
 ) -> list[str]:
-    from progan_tf import images  # noqa: PLC0415
-
     labels, _ = _labels(run, num, label, rows=False)
     paths = [os.path.join(out, f"seed{seed}-{i:05d}.png") for i in range(num)]
     _targets_free(paths, overwrite)
@@ -74,8 +70,6 @@ def generate_files(
 def generate_grid(
     run, out: str, num: int, seed: int, overwrite: bool = False, label: int | None = None
 ) -> str:
-    from progan_tf import images  # noqa: PLC0415
-
     labels, columns = _labels(run, num, label, rows=True)
     path = os.path.join(
         out, f"grid-seed{seed}.png" if label is None else f"grid-seed{seed}-label{label}.png"
@@ -100,8 +94,6 @@ def generate_interpolation(
 ) -> str:
     """A looping GIF of `frames` frames, each a grid of `num` smoothly moving latents."""
     from keras.utils import Progbar  # noqa: PLC0415
-
-    from progan_tf import images  # noqa: PLC0415
 
     labels, columns = _labels(run, num, label, rows=True)
     path = os.path.join(
@@ -131,10 +123,10 @@ def main(argv):
         raise app.UsageError("--grid and --interpolate: choose one")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
     cli.resolve_deprecated_aliases(flags.FLAGS)
-    from progan_tf import runs  # noqa: PLC0415
+    from progan_tf import run_reader  # noqa: PLC0415
 
     try:
-        run = runs.load_run(f.run_dir, f.checkpoint)
+        run = run_reader.load_run(f.run_dir, f.checkpoint)
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         if f.interpolate:
             smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12

@@ -11,77 +11,15 @@ checkpointed.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import keras
 import tensorflow as tf
 
 from progan_tf import layers as L
+from progan_tf.options import NORMALIZATIONS, Architecture  # noqa: F401 - re-exported
 
 LEAKY_SLOPE = 0.2
-# "none": the paper's networks. "batch_layer": the WGAN-GP baseline's (Gulrajani et al. 2017) that
-# Table 1 starts from, batch normalisation after every conv/dense of G and layer normalisation
-# after every 3x3 conv of D, each before the activation; row (d) removes them.
-NORMALIZATIONS = ("none", "batch_layer")
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """Sizes of a G/D pair; the defaults are the paper's (Table 2)."""
-
-    resolution: int  # final output resolution, a power of two in 4..1024
-    channels: int = 3  # 1 (grayscale) or 3 (RGB)
-    num_labels: int = 0  # > 0: conditional G (one-hot labels concatenated to z), AC-GAN D head
-    latent_size: int = 512
-    fmap_base: int = 8192  # feature maps of a block at 2**r: min(fmap_base // 2**(r-1), fmap_max)
-    fmap_max: int = 512
-    mbstd_group_size: int = 4  # <= 1 turns minibatch stddev off (as officially)
-    pixelnorm_epsilon: float = 1e-8  # the reference uses 1e-4 with float16 activations
-    # D blocks pool before their 2nd activation (the release's default); False: after
-    fused_scale: bool = True
-    # The paper's switches (Table 1); the defaults are its full method.
-    # False: only the final resolution's toRGB / fromRGB and stage model (rows a, b)
-    progressive: bool = True
-    equalized_lr: bool = True  # False: He-initialised weights, no run-time scale (row f)
-    # False: no pixelwise feature normalisation in G; z is still normalised (row g)
-    pixel_norm: bool = True
-    # "batch_layer": batch norm in G, layer norm in D (rows a-c); "none"
-    normalization: str = "none"
-
-    def __post_init__(self):
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"--config.normalization={self.normalization!r}; choose one of "
-                f"{', '.join(NORMALIZATIONS)}"
-            )
-        r = self.resolution
-        if r < 4 or r > 1024 or r & (r - 1):
-            raise ValueError(f"resolution must be a power of two from 4 to 1024, got {r}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.num_features(r) < 1:
-            smallest = self.fmap_base // 2 ** (int(math.log2(r)) - 1)
-            raise ValueError(
-                f"--config.fmap_base={self.fmap_base} gives {smallest} feature maps at {r}x{r}; "
-                f"use --config.fmap_base={2 ** (int(math.log2(r)) - 1)} or more for resolution {r}"
-            )
-
-    @property
-    def resolutions(self) -> list[int]:
-        """[4, 8, ..., resolution]."""
-        return [2**k for k in range(2, int(math.log2(self.resolution)) + 1)]
-
-    @property
-    def stages(self) -> list[int]:
-        """The resolutions that have a toRGB / fromRGB and stage models: every one when growing,
-        the final one alone when not (§2 against the non-progressive rows of Table 1)."""
-        return self.resolutions if self.progressive else [self.resolution]
-
-    def num_features(self, resolution: int) -> int:
-        """Feature maps of the block at `resolution`: nf(log2(resolution) - 1)."""
-        stage = int(math.log2(resolution)) - 1
-        return min(self.fmap_base // 2**stage, self.fmap_max)
 
 
 def _lrelu(name: str) -> keras.layers.Layer:

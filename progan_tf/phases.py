@@ -1,7 +1,7 @@
-"""The phase controller: the phase an image count is in, and that phase's compiled step and input.
+"""The phase runner: the current phase, its compiled step and its input stream.
 
 At each phase boundary of the schedule (integer image counts, `progan_tf.schedule`) the
-controller makes a fresh `steps.PhaseTrainer` (new optimizers and compiled step; under float16
+runner makes a fresh `steps.PhaseStep` (new optimizers and compiled step; under float16
 the new optimizers start from the last phase's loss scales) and, at a new resolution, a new
 input stream that reads the level from its start. With `carry_fade_step`, a stable phase
 below the final resolution trains the fade-in's model at alpha 1 (as the reference's single
@@ -25,18 +25,20 @@ from progan_tf import data
 from progan_tf.networks import Discriminator, Generator
 from progan_tf.progress import PhaseTimes
 from progan_tf.schedule import Phase, Schedule, phase_at
-from progan_tf.steps import PhaseTrainer, StepOptions
+from progan_tf.steps import PhaseStep, StepOptions
 
 
-class PhaseController:
-    """Owns the current phase's `PhaseTrainer` and input iterator; the trainer's loop asks it
-    to run up to an image count and to move on when the count leaves the phase."""
+class PhaseRunner:
+    """Owns the current phase, its `PhaseStep` and its input iterator; the trainer's loop asks
+    it to run up to an image count and to move on when the count leaves the phase. Entering a
+    phase hands its optimizers to `checkpoint` (saved from then on) and sets alpha."""
 
     def __init__(
         self,
         *,
         schedule: Schedule,
         strategy: tf.distribute.Strategy,
+        checkpoint: tf.train.Checkpoint,
         generator: Generator,
         discriminator: Discriminator,
         ema: Generator,
@@ -57,6 +59,7 @@ class PhaseController:
         and trace and compile it in a thread while this phase trains (single-device and
         mirrored strategies; the phases up to `total_images`)."""
         self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
+        self.checkpoint = checkpoint
         self.generator, self.discriminator, self.ema = generator, discriminator, ema
         self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
         self.steps_per_call, self.mirror_augment, self.shuffle_buffer = (
@@ -70,9 +73,9 @@ class PhaseController:
             compile_ahead,
             total_images,
         )
-        # (trainer, thread, errors)
-        self._ahead: tuple[PhaseTrainer, threading.Thread, list] | None = None
-        self.current: PhaseTrainer | None = None
+        # (step, thread, errors)
+        self._ahead: tuple[PhaseStep, threading.Thread, list] | None = None
+        self.current: PhaseStep | None = None
         self.iterator = None
         self.times = PhaseTimes()
         self._compiled = False
@@ -86,42 +89,44 @@ class PhaseController:
         phase = phase_at(self.schedule, int(self.images_seen.numpy()))
         return phase if self.current is None or phase.key != self.current.phase.key else None
 
-    def enter(self, phase: Phase) -> PhaseTrainer:
+    def enter(self, phase: Phase) -> PhaseStep:
         """Fresh optimizers and compiled step for `phase`; at a new resolution also a new input
-        stream, read from `data_position` (where a restored checkpoint left it, else the start)."""
+        stream, read from `data_position` (where a restored checkpoint left it, else the start).
+        The image count must already be the phase's (or the restored checkpoint's)."""
         started = time.perf_counter()
         parts = _Stopwatch()
         previous = self.current
         if previous is not None and previous.phase.fade and self._on_fade_model(phase):
             previous.continue_into(phase)
             parts.lap("carry_step")
-            self.times.start(
-                phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps
-            )
             self._compiled = True
-            return previous
-        if previous is None or previous.phase.resolution != phase.resolution:
-            if previous is not None:
-                self.data_position.assign([0, 0])  # a new resolution reads its level from the start
-            # Let the old level's stream go first: torn down after the new one had started, it
-            # held the demo's 16x16 fade-in up for ~20 s (docs/performance.md); first, ~0 s.
-            self.iterator = None
-            parts.lap("release_stream")
-            self.iterator = self._make_iterator(phase)
-            parts.lap("new_stream")
-        ahead = self._take_ahead(phase)
-        parts.lap("wait_ahead")
-        if ahead is not None:
-            if previous is not None:
-                ahead.set_loss_scales(previous.loss_scales)
-            self.current = ahead
         else:
-            self.current = self._make_trainer(phase, previous.loss_scales if previous else None)
-        parts.lap("new_step")
+            if previous is None or previous.phase.resolution != phase.resolution:
+                if previous is not None:
+                    # a new resolution reads its level from the start
+                    self.data_position.assign([0, 0])
+                # Let the old level's stream go first: torn down after the new one had started,
+                # it held a 16x16 fade-in up for many seconds (docs/performance.md).
+                self.iterator = None
+                parts.lap("release_stream")
+                self.iterator = self._make_iterator(phase)
+                parts.lap("new_stream")
+            ahead = self._take_ahead(phase)
+            parts.lap("wait_ahead")
+            if ahead is not None:
+                if previous is not None:
+                    ahead.set_loss_scales(previous.loss_scales)
+                self.current = ahead
+            else:
+                self.current = self._make_step(phase, previous.loss_scales if previous else None)
+            parts.lap("new_step")
+            self._compiled = False
+        self.checkpoint.g_optimizer = self.current.g_optimizer
+        self.checkpoint.d_optimizer = self.current.d_optimizer
+        self.current.set_alpha()
         self.times.start(
             phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps
         )
-        self._compiled = False
         return self.current
 
     def run(self, stop: int) -> tuple[dict[str, float], bool]:
@@ -139,6 +144,7 @@ class PhaseController:
             int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling
         )
         self._compiled = True
+        self.current.set_alpha()  # the count has moved on since the call's last step began
         if self.compile_ahead and self._ahead is None:
             self._start_ahead()
         return stats, compiling
@@ -149,8 +155,8 @@ class PhaseController:
         if self._ahead is not None:
             self._ahead[1].join()
 
-    def _make_trainer(self, phase: Phase, loss_scales: tuple[float, float] | None) -> PhaseTrainer:
-        return PhaseTrainer(
+    def _make_step(self, phase: Phase, loss_scales: tuple[float, float] | None) -> PhaseStep:
+        return PhaseStep(
             strategy=self.strategy,
             generator=self.generator,
             discriminator=self.discriminator,
@@ -178,45 +184,45 @@ class PhaseController:
             phase = following
 
     def _start_ahead(self) -> None:
-        """Makes the next phase's trainer here and compiles its step in a thread."""
+        """Makes the next phase's step here and compiles it in a thread."""
         phase = self._next_phase()
         if phase is None or not isinstance(
             self.strategy, (tf.distribute.OneDeviceStrategy, tf.distribute.MirroredStrategy)
         ):
             return
-        trainer = self._make_trainer(phase, self.current.loss_scales)
+        ahead = self._make_step(phase, self.current.loss_scales)
         errors: list[BaseException] = []
 
         def compile_step():
             try:
-                trainer.warm_up(self.dataset.channels, self.dataset.num_labels)
+                ahead.warm_up(self.dataset.channels, self.dataset.num_labels)
             except Exception as error:  # noqa: BLE001 - reported at the phase start, which then compiles anew
                 errors.append(error)
 
         thread = threading.Thread(target=compile_step, name=f"compile {phase.name}", daemon=True)
         thread.start()
-        self._ahead = (trainer, thread, errors)
+        self._ahead = (ahead, thread, errors)
 
-    def _take_ahead(self, phase: Phase) -> PhaseTrainer | None:
-        """The compiled-ahead trainer if it is for `phase` (waiting for its thread), else None."""
+    def _take_ahead(self, phase: Phase) -> PhaseStep | None:
+        """The compiled-ahead step if it is for `phase` (waiting for its thread), else None."""
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             return None
-        trainer, thread, errors = ahead
+        step, thread, errors = ahead
         thread.join()
         if errors:
             print(
-                f"progan_tf: compiling the {trainer.phase.name} step ahead failed ({errors[0]!r}); "
+                f"progan_tf: compiling the {step.phase.name} step ahead failed ({errors[0]!r}); "
                 "compiling it now",
                 file=sys.stderr,
             )
-        if errors or (trainer.phase.key, trainer.phase.start_images) != (
+        if errors or (step.phase.key, step.phase.start_images) != (
             phase.key,
             phase.start_images,
         ):
             return None
-        trainer.phase = phase
-        return trainer
+        step.phase = phase
+        return step
 
     def _on_fade_model(self, phase: Phase) -> bool:
         """Whether stable `phase` trains its fade-in's model: a function of the schedule alone,

@@ -13,7 +13,7 @@ import dataclasses
 import sys
 import time
 
-from progan_tf.schedule import Phase, Schedule, phases
+from progan_tf.schedule import Phase, Schedule, phase_list
 
 
 def format_duration(seconds: float) -> str:
@@ -40,7 +40,7 @@ class Progress:
 
     def eta_seconds(self, images_seen: int) -> float:
         cost = 0.0
-        for phase in phases(self.schedule, self.total, start_images=images_seen):
+        for phase in phase_list(self.schedule, self.total, start_images=images_seen):
             start = max(phase.start_images, int(images_seen))
             stop = self.total if phase.end_images is None else min(phase.end_images, self.total)
             cost += (stop - start) * phase.resolution**self.COST_EXPONENT

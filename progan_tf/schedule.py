@@ -151,7 +151,7 @@ def phase_at(schedule: Schedule, images_seen: int) -> Phase:
     )
 
 
-def phases(schedule: Schedule, total_images: int, start_images: int = 0) -> list[Phase]:
+def phase_list(schedule: Schedule, total_images: int, start_images: int = 0) -> list[Phase]:
     """Every phase from the one holding image `start_images` to the last that starts before
     `total_images`, in order (the progress line's ETA walks them)."""
     result, images = [], int(start_images)

@@ -1,6 +1,6 @@
 """The compiled training step of one phase: one D update, one G update, the EMA (reference §3-4).
 
-A `PhaseTrainer` is made at the start of every fade-in and stable phase. It owns that phase's
+A `PhaseStep` is made at the start of every fade-in and stable phase. It owns that phase's
 fresh optimizers (Adam state and step counter reset, built eagerly inside the strategy scope;
 under float16 wrapped in Keras' LossScaleOptimizer, whose scale carries over between phases)
 and a `tf.function` that runs `num_steps` steps per call without returning to Python: for
@@ -11,7 +11,6 @@ from stateless ops seeded by (image counter, replica), so a resumed run draws th
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import keras
@@ -20,6 +19,7 @@ import tensorflow as tf
 from progan_tf import augment, losses
 from progan_tf.data import fade_reals
 from progan_tf.networks import Discriminator, Generator
+from progan_tf.options import StepOptions, parse_augment_policy
 from progan_tf.schedule import Phase
 
 # Every random draw of a step has a stream of its own; a draw's seed is (image count, a number
@@ -52,48 +52,6 @@ def augment_call_seed(seed: tf.Tensor, call: int) -> tf.Tensor:
 
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finite")
 G_STATS = ("g_loss",)  # averaged over the steps that updated G (all of them unless d_repeats > 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class StepOptions:
-    loss: str = "wgan_gp"
-    # official: penalise the norm at the final resolution (s / R x native); native
-    gp_scale: str = "official"
-    gp_weight: float = 10.0
-    drift_weight: float = 1e-3
-    r1_gamma: float = 10.0
-    optimizer: str = "adam"
-    adam_beta1: float = 0.0
-    adam_beta2: float = 0.99
-    adam_epsilon: float = 1e-8
-    ema_beta: float = 0.999
-    # D steps per G step (WGAN-GP's n_critic); each D step takes its own minibatch
-    d_repeats: int = 1
-    mixed_precision: bool = False
-    # float16 (with loss scaling) or bfloat16 (TPUs, Ampere+ GPUs)
-    mixed_precision_dtype: str = "float16"
-    xla: bool = False
-    seed: int = 0
-    augment_policy: str = ""  # DiffAugment ops D sees, e.g. "color,translation,cutout"; "" = none
-    augment_probability: float = 1.0  # chance of each op per image
-    # conditional: G draws the reals' classes (data) or each class equally often (uniform)
-    fake_labels: str = "data"
-
-    def __post_init__(self):
-        if self.gp_scale not in ("official", "native"):
-            raise ValueError(f"--config.gp_scale={self.gp_scale!r}; choose official or native")
-        if self.loss not in losses.LOSSES:
-            raise ValueError(
-                f"--config.loss={self.loss!r}; choose one of {', '.join(losses.LOSSES)}"
-            )
-        augment.parse_policy(self.augment_policy)
-        if self.fake_labels not in ("data", "uniform"):
-            raise ValueError(f"--config.fake_labels={self.fake_labels!r}; choose data or uniform")
-        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
-            raise ValueError(
-                f"--config.mixed_precision_dtype={self.mixed_precision_dtype!r}; choose float16 or "
-                "bfloat16"
-            )
 
 
 def make_optimizer(
@@ -196,8 +154,8 @@ def loss_scale_of(optimizer: keras.optimizers.Optimizer) -> tf.Tensor | float:
     )
 
 
-class PhaseTrainer:
-    """Optimizers and the compiled multi-step training function of one phase."""
+class PhaseStep:
+    """One phase's optimizers and its compiled training step (`train`: runs n steps per call)."""
 
     def __init__(
         self,
@@ -244,7 +202,7 @@ class PhaseTrainer:
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[options.loss]
         final = generator.arch.resolution
         self.gradient_scale = phase.resolution / final if options.gp_scale == "official" else 1.0
-        self.augment_ops = augment.parse_policy(options.augment_policy)
+        self.augment_ops = parse_augment_policy(options.augment_policy)
         with strategy.scope():
             self.g_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[0])
             self.d_optimizer = make_optimizer(options, phase.learning_rate, loss_scales[1])
@@ -259,7 +217,7 @@ class PhaseTrainer:
         self.train = tf.function(self._train_chunk, autograph=False)
 
     def continue_into(self, phase: Phase) -> None:
-        """Moves this fade-in's trainer on to the stable phase after it (same resolution, batch
+        """Moves this fade-in's step on to the stable phase after it (same resolution, batch
         and model) without a new trace or compile: the optimizers are reset in place to a fresh
         pair's state, as at every phase start. The compiled step's alpha ramp has ended, so it
         holds alpha at 1."""
@@ -429,7 +387,11 @@ class PhaseTrainer:
         return loss, finite
 
     # Cross replica -------------------------------------------------------------------------
-    def _set_alpha(self) -> None:
+    def set_alpha(self) -> None:
+        """Sets the fade's alpha from the image count: the one place alpha is written. The
+        step calls it at each step's start; the phase runner when the count has moved outside
+        a step (a phase's start, a resume, after a call), so that samples and metrics between
+        calls see the alpha of the count. 0 -> 1 over a fade-in, 1 in a stable phase."""
         if not self.phase.fade:
             self.alpha.assign(1.0)
             return
@@ -467,7 +429,7 @@ class PhaseTrainer:
             )
 
         def step(i, totals):
-            self._set_alpha()
+            self.set_alpha()
             batch = next(iterator)
             reals, labels = batch[0], batch[1]
             if self.data_position is not None:

@@ -98,7 +98,7 @@ def main(argv):
 
     from progan_tf import config as config_lib, data  # noqa: PLC0415
     from progan_tf.checkpoints import CheckpointWriteError, check_resume_compatible  # noqa: PLC0415
-    from progan_tf.run_dir import RunDirLockedError  # noqa: PLC0415
+    from progan_tf.run_writer import RunDirLockedError  # noqa: PLC0415
     from progan_tf.strategies import make_strategy  # noqa: PLC0415
     from progan_tf.trainer import Trainer, TrainingError  # noqa: PLC0415
 

@@ -1,11 +1,11 @@
 """The training loop: resume, then phase after phase until the last image, with ticks,
-snapshots and checkpoints on the way.
+snapshots and checkpoints on the way. `Trainer._train` is the whole loop, top to bottom.
 
-The loop wires the pieces that own the details: `run_dir` (layout, lock, logs), `checkpoints`
-(save, restore), `phases` (the phase controller: integer image count -> phase, that phase's
-optimizers, compiled step and input stream, per-phase timing), `data` (the seeded, resumable
-input stream) and `progress` (status line, ETA). All image counts are integers; kimg is for
-display.
+What the loop calls owns the details: `run_writer` (the run directory: layout, lock, logs,
+stats), `checkpoints` (save, restore, fall back past a damaged one), `phases.PhaseRunner` (the
+current phase and, for it, a `steps.PhaseStep`: fresh optimizers and the compiled step, the
+only writer of alpha; and the input stream from `data`) and `progress` (status line, ETA). All
+image counts are integers; kimg is for display.
 
 Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
 a scratch directory (all workers must take part in saving).
@@ -22,42 +22,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import data, images
+from progan_tf import data, evaluation, images
 from progan_tf.checkpoints import Checkpoints, find_restorable, images_seen_of
 from progan_tf.networks import Architecture, Discriminator, Generator
-from progan_tf.phases import PhaseController
+from progan_tf.phases import PhaseRunner
 from progan_tf.progress import PhaseTimes, Progress
-from progan_tf.run_dir import RunDirectory
+from progan_tf.run_writer import RunWriter
 from progan_tf.schedule import Phase, Schedule, phase_at
-from progan_tf.steps import PhaseTrainer, StepOptions
+from progan_tf.options import TrainerOptions
+from progan_tf.steps import PhaseStep
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, unreadable data, disk); the message says what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainerOptions:
-    total_images: int = 12_000_000
-    # loss, optimizer, EMA, precision
-    step: StepOptions = dataclasses.field(default_factory=StepOptions)
-    max_nonfinite_steps: int = 100
-    steps_per_call: int = 50
-    # stable phases below the final resolution reuse their fade-in's step
-    carry_fade_step: bool = False
-    compile_ahead: bool = False  # compile the next phase's step in a thread while this one trains
-    mirror_augment: bool = False
-    shuffle_buffer: int = 4096  # records
-    # labelled data: 0 = the data's class frequencies, 1 = equal (data.class_repeats_for)
-    class_balance: float = 0.0
-    tick_images: int = 10_000
-    snapshot_images: int = 50_000
-    checkpoint_images: int = 100_000
-    keep_checkpoints: int = 3
-    grid_size: int = 64
-    metrics: tuple[str, ...] = ()
-    metrics_num_images: int = 1024
-    inception_weights: str = ""
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -105,7 +82,7 @@ class Trainer:
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self.chief = is_chief(strategy)
-        self.directory = RunDirectory(run_dir, writable=self.chief)
+        self.directory = RunWriter(run_dir, writable=self.chief)
         if self.chief:
             self.directory.lock()  # before anything is written
         step = options.step
@@ -144,9 +121,10 @@ class Trainer:
         # The newest checkpoint that reads completely; CheckpointError if there are checkpoints
         # and none does. Decided before anything is written: a refused resume changes nothing.
         self._restore_from, self._skipped = find_restorable(self.directory.checkpoints)
-        self.phases = PhaseController(
+        self.runner = PhaseRunner(
             schedule=schedule,
             strategy=strategy,
+            checkpoint=self.checkpoint,
             generator=self.generator,
             discriminator=self.discriminator,
             ema=self.ema,
@@ -174,7 +152,7 @@ class Trainer:
         )
         self.directory.prepare(
             config,
-            {  # what generate/evaluate/export rebuild from (progan_tf.runs)
+            {  # what generate/evaluate/export rebuild from (progan_tf.run_reader)
                 "architecture": dataclasses.asdict(arch),
                 "stable_kimg": schedule.stable_kimg,
                 "fade_kimg": schedule.fade_kimg,
@@ -194,20 +172,13 @@ class Trainer:
         return self.seen / 1000.0
 
     @property
-    def phase_trainer(self) -> PhaseTrainer | None:
+    def phase_step(self) -> PhaseStep | None:
         """The current phase's optimizers and compiled step."""
-        return self.phases.current
+        return self.runner.current
 
     @property
     def phase_times(self) -> PhaseTimes:
-        return self.phases.times
-
-    def _enter_phase(self, phase: Phase) -> None:
-        """The phase controller's new optimizers and step for `phase`, tracked by the checkpoint."""
-        trainer = self.phases.enter(phase)
-        self.checkpoint.g_optimizer = trainer.g_optimizer
-        self.checkpoint.d_optimizer = trainer.d_optimizer
-        self.alpha.assign(phase.alpha_at(self.seen))
+        return self.runner.times
 
     def restore(self) -> bool:
         """Resumes from the latest checkpoint: weights, EMA, optimizers, image count, data
@@ -219,16 +190,17 @@ class Trainer:
             folder = self.checkpoints.set_aside([skipped for skipped, _ in self._skipped])
             for _, reason in self._skipped:
                 self.directory.log(f"skipping a checkpoint: {reason}; moved to {folder}")
-        phase = phase_at(self.schedule, images_seen_of(path))
-        # The data position first: the phase's input stream starts where the checkpoint stood.
+        # The phase's step and input stream first (its optimizers are part of the checkpoint),
+        # made at the checkpoint's image count and stream position, then every value restored.
+        self.images_seen.assign(images_seen_of(path))
         self.data_position.assign(
             tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE")
         )
-        self._enter_phase(phase)
+        phase = phase_at(self.schedule, self.seen)
+        self.runner.enter(phase)
         with_optimizers = self.checkpoints.restore(path)
-        self.alpha.assign(phase.alpha_at(self.seen))
         optimizers = (
-            f"optimizer step {int(self.phase_trainer.d_optimizer.iterations.numpy())}"
+            f"optimizer step {int(self.phase_step.d_optimizer.iterations.numpy())}"
             if with_optimizers
             else "fresh optimizers (the checkpoint has none: imported networks)"
         )
@@ -251,7 +223,7 @@ class Trainer:
         try:
             return self._train()
         finally:
-            self.phases.settle()  # no compile thread left running
+            self.runner.settle()  # no compile thread left running
             self.directory.unlock()
 
     def _train(self) -> dict[str, float]:
@@ -260,13 +232,13 @@ class Trainer:
         if not self.restore():
             self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
-        if self.phases.class_repeats:
+        if self.runner.class_repeats:
             names = self.dataset.label_names or [
-                str(c) for c in range(len(self.phases.class_repeats))
+                str(c) for c in range(len(self.runner.class_repeats))
             ]
             self.directory.log(
                 f"class_balance {o.class_balance:g}: each image repeated per epoch "
-                + ", ".join(f"{name} x{r}" for name, r in zip(names, self.phases.class_repeats))
+                + ", ".join(f"{name} x{r}" for name, r in zip(names, self.runner.class_repeats))
             )
         total = int(o.total_images)
         events = {
@@ -279,17 +251,17 @@ class Trainer:
         }
         progress = Progress(self.schedule, total, enabled=self.chief)
         tick_start, tick_images, last_stats = time.time(), self.seen, {}
-        if self.phases.current is None:
-            self._switch_phase()
         while self.seen < total:
-            phase = self.phases.phase
+            if (due := self.runner.due()) is not None:  # the first phase, or the next one
+                self._switch_phase(due)
+            phase = self.runner.phase
             stop = min(
                 total,
                 *events.values(),
                 *([phase.end_images] if phase.end_images is not None else []),
             )
             try:
-                stats, compiled = self.phases.run(stop)
+                stats, compiled = self.runner.run(stop)
             except tf.errors.DataLossError as error:
                 data.check_readable(self.dataset, phase.resolution)
                 raise TrainingError(f"reading {self.dataset.path}: {error.message}") from None
@@ -299,12 +271,11 @@ class Trainer:
                 raise
             seen = self.seen
             self._check_finite()
-            trained, trained_alpha = phase, phase.alpha_at(seen)  # what the stats describe
-            if self.phases.due():
-                self._switch_phase()  # before any checkpoint: it must hold the new optimizers
-            self.alpha.assign(self.phases.phase.alpha_at(seen))
+            trained, trained_alpha = phase, float(self.alpha.numpy())  # what the stats describe
+            if (due := self.runner.due()) is not None:
+                self._switch_phase(due)  # before any checkpoint: it must hold the new optimizers
             progress.update(
-                seen, self.phases.phase, float(self.alpha.numpy()), stats, steady=not compiled
+                seen, self.runner.phase, float(self.alpha.numpy()), stats, steady=not compiled
             )
             done = seen >= total
             if seen >= events["tick"] or done:
@@ -336,9 +307,8 @@ class Trainer:
         balance = self.options.class_balance
         return f"{self.dataset.path}: {classes} classes: {use}, class_balance {balance:g}"
 
-    def _switch_phase(self) -> None:
-        phase = phase_at(self.schedule, self.seen)
-        self._enter_phase(phase)
+    def _switch_phase(self, phase: Phase) -> None:
+        self.runner.enter(phase)
         self.directory.log(
             f"kimg {self.kimg:.3f}: {phase.name}, batch {phase.global_batch_size}, lr "
             f"{phase.learning_rate:g}"
@@ -390,7 +360,7 @@ class Trainer:
 
     def sample_grid(self, latents: np.ndarray | None = None) -> np.ndarray:
         """uint8 grid of the EMA generator at the current stage, tiles at the final resolution."""
-        phase = phase_at(self.schedule, self.seen)
+        phase = self.runner.phase or phase_at(self.schedule, self.seen)
         model = self.ema.stage_model(phase.resolution, phase.fade)
         latents = self._grid_latents if latents is None else latents
         classes, columns = images.class_rows(len(latents), self.arch.num_labels)
@@ -409,7 +379,7 @@ class Trainer:
         if not self.chief:
             return
         # the grid's model call and a compile-ahead trace on the same layers: not at once
-        self.phases.settle()
+        self.runner.settle()
         grid = self.sample_grid()
         images.save_png(grid, self.directory.sample_path(self.seen))
         with self._summary.as_default(step=self.seen):
@@ -424,17 +394,14 @@ class Trainer:
         images.save_png(images.make_grid(batch, columns=columns), self.directory.file("reals.png"))
 
     def _checkpoint_and_metrics(self) -> None:
-        self.phases.settle()
+        self.runner.settle()
         path = self.save()
         if path:
             self.directory.log(f"kimg {self.kimg:.3f}: saved {path}", echo=False)
         if self.options.metrics and self.chief:
-            from progan_tf import evaluate  # noqa: PLC0415 - optional, heavier imports
-
-            phase = phase_at(self.schedule, self.seen)
-            results = evaluate.evaluate_generator(
+            results = evaluation.evaluate_generator(
                 self.ema,
-                phase,
+                self.runner.phase,
                 self.dataset,
                 self.options.metrics,
                 self.options.metrics_num_images,
@@ -445,7 +412,7 @@ class Trainer:
                 mirror=self.options.mirror_augment,
             )
             if results:
-                evaluate.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
+                evaluation.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
                 self.directory.log(
                     f"kimg {self.kimg:.3f}: "
                     + ", ".join(f"{k} {v:.4f}" for k, v in results.items())

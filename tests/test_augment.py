@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from progan_tf import augment
+from progan_tf import augment, options
 
 SEED = tf.constant([7, 3], tf.int64)
 
@@ -76,7 +76,7 @@ def test_inside_xla_a_fixed_seed_repeats(images):
 
 def test_unknown_policy_names_the_key():
     with pytest.raises(ValueError, match="augment_policy.*zoom"):
-        augment.parse_policy("color,zoom")
+        options.parse_augment_policy("color,zoom")
 
 
 def test_no_two_random_draws_of_a_step_share_a_seed():

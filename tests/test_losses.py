@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from progan_tf import losses
+from progan_tf import losses, options
 
 
 class Quadratic(keras.layers.Layer):
@@ -164,3 +164,7 @@ def test_official_gp_scale_equals_the_penalty_at_the_final_resolution(rng, nativ
     np.testing.assert_allclose(
         r1_native["gradient_penalty"], r1_final["gradient_penalty"], rtol=1e-4, atol=1e-7
     )
+
+
+def test_every_loss_the_config_offers_exists_and_no_other():
+    assert tuple(losses.LOSSES) == options.LOSSES

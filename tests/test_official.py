@@ -13,8 +13,8 @@ import tensorflow as tf
 
 import official_reference as ref
 from conftest import cli_env
-from progan_tf import official, runs
-from progan_tf.import_official import import_pickle
+from progan_tf import official, run_reader
+from progan_tf.official import import_pickle
 from progan_tf.networks import Architecture, Discriminator, Generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,7 +158,7 @@ def test_imported_run_generates_and_exports_for_saved_model_cli(rng, tmp_path):
     import_pickle(str(pkl), str(tmp_path / "run"))
     with pytest.raises(ValueError, match="exists"):
         import_pickle(str(pkl), str(tmp_path / "run"))  # never overwritten
-    run = runs.load_run(str(tmp_path / "run"))
+    run = run_reader.load_run(str(tmp_path / "run"))
     assert (run.resolution, run.phase.fade) == (16, False)
     latents = rng.standard_normal((2, 12)).astype(np.float32)
     want = ref.generator(
@@ -246,13 +246,12 @@ def test_an_imported_run_fine_tunes_with_fresh_optimizers(rng, tmp_path):
         ),
         strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
     )
-    imported = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
+    imported = run_reader.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
     trainer.train()
     assert (
-        trainer.seen == start + 16
-        and int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 2
+        trainer.seen == start + 16 and int(trainer.phase_step.d_optimizer.iterations.numpy()) == 2
     )
-    tuned = runs.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
+    tuned = run_reader.load_run(str(tmp_path / "run")).generator.stage_model(8).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(imported, tuned))
 
 

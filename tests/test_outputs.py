@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from progan_tf import data, dataset_io, evaluate, export, generate, runs
+from progan_tf import data, dataset_io, evaluation, export, generate, run_reader, serving
 from progan_tf import images as image_utils
 from conftest import assert_no_tensorflow_log, cli_env
 from progan_tf.networks import Architecture
@@ -74,17 +74,17 @@ def conditional(tmp_path_factory):
 
 def test_load_run_rebuilds_the_ema_generator(trained):
     trainer, _ = trained
-    run = runs.load_run(trainer.run_dir)
+    run = run_reader.load_run(trainer.run_dir)
     assert run.images_seen == 112 and run.phase.resolution == 8 and not run.phase.fade
     z = image_utils.latents(5, 8, seed=3)
     expected = trainer.ema.stage_model(8)(z, training=False).numpy()
     np.testing.assert_allclose(run.model(z, training=False).numpy(), expected, atol=1e-6)
-    older = runs.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
+    older = run_reader.load_run(trainer.run_dir, "ckpt-48")  # half-way through the 8x8 fade-in
     assert older.images_seen == 48 and older.phase.fade and older.generator.alpha.numpy() == 0.5
-    with pytest.raises(runs.RunError, match="ckpt-5.index is missing"):
-        runs.load_run(trainer.run_dir, "ckpt-5")
-    with pytest.raises(runs.RunError, match="not a progan_tf run directory"):
-        runs.load_run(os.path.dirname(trainer.run_dir))
+    with pytest.raises(run_reader.RunError, match="ckpt-5.index is missing"):
+        run_reader.load_run(trainer.run_dir, "ckpt-5")
+    with pytest.raises(run_reader.RunError, match="not a progan_tf run directory"):
+        run_reader.load_run(os.path.dirname(trainer.run_dir))
 
 
 def test_metrics_during_training_at_every_checkpoint(trained):
@@ -95,7 +95,7 @@ def test_metrics_during_training_at_every_checkpoint(trained):
 
 
 def test_generate_files_grid_and_looping_gif(trained, tmp_path):
-    run = runs.load_run(trained[0].run_dir)
+    run = run_reader.load_run(trained[0].run_dir)
     paths = generate.generate_files(run, str(tmp_path), num=3, seed=7)
     assert [os.path.basename(p) for p in paths] == [
         "seed7-00000.png",
@@ -126,7 +126,7 @@ def test_smooth_loop_is_periodic_and_unit_rms(rng):
 
 
 def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
-    run = runs.load_run(conditional[0].run_dir)
+    run = run_reader.load_run(conditional[0].run_dir)
     labels, columns = image_utils.class_rows(7, 3)
     assert columns == 3 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     grid = np.asarray(Image.open(generate.generate_grid(run, str(tmp_path), num=7, seed=0)))
@@ -143,7 +143,7 @@ def test_conditional_grid_has_one_row_per_class(conditional, tmp_path):
 
 
 def test_generate_one_class_and_bad_labels(conditional, trained, tmp_path):
-    run = runs.load_run(conditional[0].run_dir)
+    run = run_reader.load_run(conditional[0].run_dir)
     grid = np.asarray(
         Image.open(generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=2))
     )
@@ -157,7 +157,7 @@ def test_generate_one_class_and_bad_labels(conditional, trained, tmp_path):
         generate.generate_grid(run, str(tmp_path), num=4, seed=3, label=3)
     with pytest.raises(ValueError, match="--label=0: this run's generator is not conditional"):
         generate.generate_files(
-            runs.load_run(trained[0].run_dir), str(tmp_path / "u"), num=2, seed=3, label=0
+            run_reader.load_run(trained[0].run_dir), str(tmp_path / "u"), num=2, seed=3, label=0
         )
     assert not (tmp_path / "u").exists()
 
@@ -178,8 +178,8 @@ def test_conditional_run_grids_have_whole_rows_per_class(conditional):
 
 def test_evaluate_swd_msssim_and_record(trained):
     trainer, info = trained
-    run = runs.load_run(trainer.run_dir)
-    results = evaluate.evaluate_generator(
+    run = run_reader.load_run(trainer.run_dir)
+    results = evaluation.evaluate_generator(
         run.generator, run.phase, info, ["swd", "msssim"], num_images=24
     )
     assert set(results) == {"swd8", "swd_avg", "swd8_real", "swd_avg_real", "msssim"}
@@ -188,18 +188,18 @@ def test_evaluate_swd_msssim_and_record(trained):
     assert results["swd8"] > results["swd8_real"]
     assert results["msssim"] < 1  # the generated images are not all the same
     # Seeded: the same call gives the same numbers (latents, patches and directions).
-    again = evaluate.evaluate_generator(
+    again = evaluation.evaluate_generator(
         run.generator, run.phase, info, ["swd", "msssim"], num_images=24
     )
     assert again == pytest.approx(results)
-    evaluate.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
+    evaluation.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
     with open(os.path.join(trainer.run_dir, "metrics.jsonl")) as f:
         line = json.loads(f.readlines()[-1])
     assert line["kimg"] == 0.112 and line["swd_avg"] == pytest.approx(results["swd_avg"])
     with pytest.raises(ValueError, match="unknown"):
-        evaluate.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
+        evaluation.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
     with pytest.raises(ValueError, match="FID needs --inception_weights=PATH"):
-        evaluate.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
+        evaluation.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
 
 
 def test_evaluate_cli_prints_a_table(trained):
@@ -250,11 +250,11 @@ FRESH_PROCESS = textwrap.dedent("""
 @pytest.mark.parametrize("which", ["trained", "conditional"])
 def test_export_runs_without_progan_tf(which, request, tmp_path):
     trainer, _ = request.getfixturevalue(which)
-    run = runs.load_run(trainer.run_dir)
+    run = run_reader.load_run(trainer.run_dir)
     arch = run.generator.arch
     assert export.next_version(str(tmp_path / "model")) == 1
     path = str(tmp_path / "model" / "1")
-    export.export_generator(run.model, arch.latent_size, arch.num_labels, path)
+    serving.export_generator(run.model, arch.latent_size, arch.num_labels, path)
     assert export.next_version(str(tmp_path / "model")) == 2
     z = image_utils.latents(4, arch.latent_size, seed=11)
     inputs = {"latents": z}
@@ -385,12 +385,12 @@ def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
 
 def test_evaluate_mirrors_the_reals_of_a_mirrored_run(trained):
     trainer, info = trained
-    run = runs.load_run(trainer.run_dir)
-    plain = evaluate.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
-    mirrored = evaluate.evaluate_generator(
+    run = run_reader.load_run(trainer.run_dir)
+    plain = evaluation.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
+    mirrored = evaluation.evaluate_generator(
         run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
     )
-    again = evaluate.evaluate_generator(
+    again = evaluation.evaluate_generator(
         run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
     )
     assert mirrored == pytest.approx(again)  # seeded

@@ -201,7 +201,7 @@ def train(dataset, run_dir, arch, schedule, total_images, **step):
 
 
 def test_not_progressive_run_trains_the_final_networks_and_resumes(dataset, tmp_path):
-    from progan_tf import runs  # noqa: PLC0415
+    from progan_tf import run_reader  # noqa: PLC0415
 
     arch = Architecture(8, latent_size=8, fmap_base=32, fmap_max=8, progressive=False)
     schedule = Schedule(
@@ -221,7 +221,7 @@ def test_not_progressive_run_trains_the_final_networks_and_resumes(dataset, tmp_
     assert [entry.name for entry in resumed.phase_times.phases] == ["8x8 stable"]
     after = [w.numpy() for w in resumed.generator.blocks[8].trainable_weights]
     assert any(np.abs(a - b).max() > 0 for a, b in zip(before, after))
-    run = runs.load_run(str(tmp_path))  # generate / evaluate / export read it back
+    run = run_reader.load_run(str(tmp_path))  # generate / evaluate / export read it back
     assert run.resolution == 8 and not run.phase.fade
     assert run.generate(np.zeros((2, 8), np.float32)).shape == (2, 8, 8, 3)
 
@@ -232,8 +232,8 @@ def test_d_repeats_updates_g_once_per_repeats_d_steps(dataset, tmp_path):
         final_resolution=4, stable_kimg=1, fade_kimg=1, minibatch={}, minibatch_default=8
     )
     trainer = train(dataset, tmp_path, arch, schedule, 8 * 10, d_repeats=5)
-    assert int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 10
-    assert int(trainer.phase_trainer.g_optimizer.iterations.numpy()) == 2
+    assert int(trainer.phase_step.d_optimizer.iterations.numpy()) == 10
+    assert int(trainer.phase_step.g_optimizer.iterations.numpy()) == 2
 
 
 def test_batch_norm_statistics_reach_the_ema_generator_on_two_replicas(dataset, tmp_path):

@@ -17,7 +17,7 @@ from progan_tf import (
     data,
     dataset_io,
     files,
-    runs,
+    run_reader,
 )
 from progan_tf.checkpoints import (
     CheckpointError,
@@ -284,17 +284,17 @@ def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_fil
     for number in (16, 32):
         data_file = run_dir / "checkpoints" / f"ckpt-{number}.data-00000-of-00001"
         os.truncate(data_file, 10)
-    assert runs.load_run(str(run_dir)).images_seen == 48
-    with pytest.raises(runs.RunError, match="ckpt-32 is unreadable"):
-        runs.load_run(str(run_dir), "ckpt-32")
+    assert run_reader.load_run(str(run_dir)).images_seen == 48
+    with pytest.raises(run_reader.RunError, match="ckpt-32 is unreadable"):
+        run_reader.load_run(str(run_dir), "ckpt-32")
     info = json.loads((run_dir / "run.json").read_text())
     info["architecture"]["latent_size"] = 16  # another dense layer shape
     (run_dir / "run.json").write_text(json.dumps(info))
-    with pytest.raises(runs.RunError, match="does not fit .*run.json"):
-        runs.load_run(str(run_dir))
+    with pytest.raises(run_reader.RunError, match="does not fit .*run.json"):
+        run_reader.load_run(str(run_dir))
     (run_dir / "run.json").write_text('{"architecture": {"resolution": 4')
-    with pytest.raises(runs.RunError, match="run.json is unreadable"):
-        runs.load_run(str(run_dir))
+    with pytest.raises(run_reader.RunError, match="run.json is unreadable"):
+        run_reader.load_run(str(run_dir))
 
 
 def test_two_processes_appending_never_tear_a_line(tmp_path):
@@ -456,16 +456,16 @@ def test_two_replicas_save_the_position_after_the_last_batch_read(tmp_path):
 def test_generate_and_export_never_write_into_the_checkpoints(
     dataset, run_with_checkpoints, tmp_path_factory
 ):
-    from progan_tf import export, generate  # noqa: PLC0415
+    from progan_tf import generate, serving  # noqa: PLC0415
 
     run_dir = run_with_checkpoints
     before = tree_digest(run_dir / "checkpoints")
-    run = runs.load_run(str(run_dir))
+    run = run_reader.load_run(str(run_dir))
     out = tmp_path_factory.mktemp("out")
     generate.generate_files(run, str(out), num=2, seed=1)
     with pytest.raises(
         ValueError, match="already exist"
     ):  # a second time: refused, not overwritten
         generate.generate_files(run, str(out), num=2, seed=1)
-    export.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
+    serving.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
     assert tree_digest(run_dir / "checkpoints") == before

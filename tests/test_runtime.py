@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from progan_tf.checkpoints import CheckpointWriteError, Checkpoints
-from progan_tf.run_dir import RunDirectory, RunDirLockedError, snapshot_name
+from progan_tf.run_writer import RunWriter, RunDirLockedError, snapshot_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,9 +55,9 @@ def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_bloc
             sys.executable,
             "-c",
             (
-                "import sys, time; sys.path.insert(0, sys.argv[1]); from progan_tf.run_dir import "
-                "RunDirectory; "
-                "RunDirectory(sys.argv[2]).lock(); print('locked', flush=True); time.sleep(60)"
+                "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                "from progan_tf.run_writer import RunWriter; "
+                "RunWriter(sys.argv[2]).lock(); print('locked', flush=True); time.sleep(60)"
             ),
             ROOT,
             str(tmp_path),
@@ -67,15 +67,15 @@ def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_bloc
     )
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(RunDirLockedError, match=f"pid {holder.pid}"):
-        RunDirectory(str(tmp_path)).lock()
+        RunWriter(str(tmp_path)).lock()
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    directory = RunDirectory(str(tmp_path))
+    directory = RunWriter(str(tmp_path))
     directory.lock()  # the kernel released the dead holder's lock
     with pytest.raises(RunDirLockedError, match=f"pid {os.getpid()}"):
-        RunDirectory(str(tmp_path)).lock()
+        RunWriter(str(tmp_path)).lock()
     directory.unlock()
-    RunDirectory(str(tmp_path)).lock()
+    RunWriter(str(tmp_path)).lock()
 
 
 def test_snapshot_names_carry_the_image_count():

@@ -147,7 +147,7 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
         assert any(
             np.abs(a - v.numpy()).max() > 0 for a, v in zip(before, trainer.generator.variables)
         )
-        optimizer = trainer.phase_trainer.d_optimizer
+        optimizer = trainer.phase_step.d_optimizer
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         scale = float(optimizer.dynamic_scale.numpy())
         skipped = int(trainer.counters["nonfinite_total"].numpy())
@@ -155,11 +155,11 @@ def test_mixed_precision_training_on_cpu(dataset, tmp_path):
         # and the scale halved, then training went on with finite steps.
         assert 1.0 <= scale < 2.0**15 and skipped >= 1
         # The next phase's optimizers start from the scale found so far; a resumed run restores it.
-        trainer._enter_phase(trainer.phase_trainer.phase)
-        assert float(trainer.phase_trainer.d_optimizer.dynamic_scale.numpy()) == scale
+        trainer.runner.enter(trainer.phase_step.phase)
+        assert float(trainer.phase_step.d_optimizer.dynamic_scale.numpy()) == scale
         resumed = make_trainer()
         assert resumed.restore()
-        assert float(resumed.phase_trainer.d_optimizer.dynamic_scale.numpy()) == scale
+        assert float(resumed.phase_step.d_optimizer.dynamic_scale.numpy()) == scale
     finally:
         mixed_precision.set_global_policy("float32")
 
@@ -239,9 +239,7 @@ def test_bfloat16_training_on_cpu(dataset, tmp_path):
         stats = trainer.train()
         assert trainer.generator.stage_model(8)(tf.random.normal([4, 8])).dtype == tf.bfloat16
         assert {v.dtype for v in trainer.generator.variables} == {"float32"}
-        assert not isinstance(
-            trainer.phase_trainer.d_optimizer, keras.optimizers.LossScaleOptimizer
-        )
+        assert not isinstance(trainer.phase_step.d_optimizer, keras.optimizers.LossScaleOptimizer)
         assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"])
         # bfloat16 does not overflow here
         assert int(trainer.counters["nonfinite_total"].numpy()) == 0

@@ -14,7 +14,7 @@ from progan_tf.schedule import (
     Schedule,
     kimg_to_images,
     phase_at,
-    phases,
+    phase_list,
 )
 
 SCHEDULE_1024 = Schedule(
@@ -100,7 +100,8 @@ def test_per_replica_caps_and_replica_multiples():
 
 
 def test_phases_list_every_phase_once():
-    listed = phases(Schedule(final_resolution=16, stable_kimg=1, fade_kimg=2), total_images=10_000)
+    schedule = Schedule(final_resolution=16, stable_kimg=1, fade_kimg=2)
+    listed = phase_list(schedule, total_images=10_000)
     assert [(p.key, p.start_images, p.end_images) for p in listed] == [
         ((4, False), 0, 1000),
         ((8, True), 1000, 3000),
@@ -153,7 +154,7 @@ def test_any_kimg_and_batch_reaches_every_phase_once_and_ends(kimg, batch):
         (32, True),
         (32, False),
     ]
-    for (key, start), listed in zip(entered, phases(schedule, total)):
+    for (key, start), listed in zip(entered, phase_list(schedule, total)):
         assert listed.key == key and 0 <= start - listed.start_images < batch * 7
     progress = Progress(schedule, total, enabled=False)
     progress.rate = 1e-6

@@ -94,33 +94,33 @@ def fade_run(dataset, tmp_path_factory):
     first.train()
     state = {
         "kimg": first.kimg,
-        "phase": first.phase_trainer.phase.key,
+        "phase": first.phase_step.phase.key,
         "alpha": float(first.alpha.numpy()),
-        "d_iterations": int(first.phase_trainer.d_optimizer.iterations.numpy()),
-        "g_iterations": int(first.phase_trainer.g_optimizer.iterations.numpy()),
+        "d_iterations": int(first.phase_step.d_optimizer.iterations.numpy()),
+        "g_iterations": int(first.phase_step.g_optimizer.iterations.numpy()),
         "g8": weights(first.generator.blocks[8]),
         "ema8": weights(first.ema.blocks[8]),
-        "adam_v": [v.numpy().copy() for v in first.phase_trainer.d_optimizer.variables],
+        "adam_v": [v.numpy().copy() for v in first.phase_step.d_optimizer.variables],
     }
     resumed = make_trainer(dataset, run_dir, total_kimg=0.192)
     assert resumed.restore()
     restored = {
         "kimg": resumed.kimg,
-        "phase": resumed.phase_trainer.phase.key,
+        "phase": resumed.phase_step.phase.key,
         "alpha": float(resumed.alpha.numpy()),
-        "d_iterations": int(resumed.phase_trainer.d_optimizer.iterations.numpy()),
-        "g_iterations": int(resumed.phase_trainer.g_optimizer.iterations.numpy()),
+        "d_iterations": int(resumed.phase_step.d_optimizer.iterations.numpy()),
+        "g_iterations": int(resumed.phase_step.g_optimizer.iterations.numpy()),
         "g8": weights(resumed.generator.blocks[8]),
         "ema8": weights(resumed.ema.blocks[8]),
-        "adam_v": [v.numpy().copy() for v in resumed.phase_trainer.d_optimizer.variables],
+        "adam_v": [v.numpy().copy() for v in resumed.phase_step.d_optimizer.variables],
     }
     before_stable = weights(resumed.generator.to_rgb[4])
     phase_starts = []  # optimizer state right after each new phase's optimizers are made
     switch = resumed._switch_phase
 
-    def recording_switch():
-        switch()
-        optimizers = (resumed.phase_trainer.d_optimizer, resumed.phase_trainer.g_optimizer)
+    def recording_switch(phase):
+        switch(phase)
+        optimizers = (resumed.phase_step.d_optimizer, resumed.phase_step.g_optimizer)
         phase_starts.append(
             {
                 v.path: v.numpy().copy()
@@ -171,8 +171,8 @@ def test_new_block_trains_only_from_its_fade_in(dataset, tmp_path):
     assert not changed(before[0], weights(trainer.generator.blocks[8]))
     assert not changed(before[1], weights(trainer.discriminator.blocks[8]))
     g8 = {v.path for v in trainer.generator.blocks[8].trainable_weights}
-    assert g8 & {v.path for v in trainer.phase_trainer.g_vars}  # the next phase's optimizer has it
-    assert trainer.phase_trainer.phase.key == (8, True)
+    assert g8 & {v.path for v in trainer.phase_step.g_vars}  # the next phase's optimizer has it
+    assert trainer.phase_step.phase.key == (8, True)
 
 
 def test_resume_restores_kimg_phase_alpha_and_optimizer_state(fade_run):
@@ -194,7 +194,7 @@ def test_resume_restores_kimg_phase_alpha_and_optimizer_state(fade_run):
 
 def test_optimizer_state_resets_at_each_phase(fade_run):
     trainer = fade_run["trainer"]  # now in the 8x8 stable phase, entered at 0.128 kimg
-    assert int(trainer.phase_trainer.d_optimizer.iterations.numpy()) == 8
+    assert int(trainer.phase_step.d_optimizer.iterations.numpy()) == 8
     # The stable phase began with zero moments and step counters (catches optimizers carried
     # over from the fade-in, whose state after 8 steps is not zero).
     starts = fade_run["phase_starts"]
@@ -213,7 +213,7 @@ def test_a_phase_is_traced_once(fade_run):
         if "phase_time" not in s
     ]
     assert len([s for s in stats if (s["resolution"], s["phase"]) == (8, "stable")]) >= 2
-    assert trainer.phase_trainer.train.experimental_get_tracing_count() == 1
+    assert trainer.phase_step.train.experimental_get_tracing_count() == 1
 
 
 def test_run_directory_outputs(fade_run):
@@ -241,16 +241,16 @@ def test_ema_differs_from_g_and_follows_the_lerp(dataset, tmp_path):
         step=StepOptions(ema_beta=0.9),
     )
     trainer.train()
-    phase_trainer = trainer.phase_trainer
-    ema_before = [e.numpy().copy() for e, _ in phase_trainer.ema_pairs]
-    phase_trainer.train(trainer.phases.iterator, tf.constant(1, tf.int64))
-    for (ema, g), before in zip(phase_trainer.ema_pairs, ema_before):
+    phase_step = trainer.phase_step
+    ema_before = [e.numpy().copy() for e, _ in phase_step.ema_pairs]
+    phase_step.train(trainer.runner.iterator, tf.constant(1, tf.int64))
+    for (ema, g), before in zip(phase_step.ema_pairs, ema_before):
         np.testing.assert_allclose(
             ema.numpy(), g.numpy() + (before - g.numpy()) * 0.9, rtol=1e-5, atol=1e-6
         )
     assert changed(
-        [g.numpy() for _, g in phase_trainer.ema_pairs],
-        [e.numpy() for e, _ in phase_trainer.ema_pairs],
+        [g.numpy() for _, g in phase_step.ema_pairs],
+        [e.numpy() for e, _ in phase_step.ema_pairs],
     )
 
 
@@ -302,7 +302,7 @@ def test_progress_speed_leaves_out_phase_starts(monkeypatch, capsys):
     assert "1000.0 img/s" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked_count(
+def test_phase_runner_compiles_with_one_step_then_stops_exactly_at_the_asked_count(
     dataset, tmp_path
 ):
     """Catches: a first call of more than one step (its compile time then hides in the steady
@@ -310,19 +310,19 @@ def test_phase_controller_compiles_with_one_step_then_stops_exactly_at_the_asked
     trainer = make_trainer(
         dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
     )
-    phases = trainer.phases
-    assert phases.due().key == (4, False)  # nothing entered yet
-    trainer._enter_phase(phases.due())
-    _, compiled = phases.run(stop=40)
+    runner = trainer.runner
+    assert runner.due().key == (4, False)  # nothing entered yet
+    trainer.runner.enter(runner.due())
+    _, compiled = runner.run(stop=40)
     assert compiled and trainer.seen == 8  # one step of the global batch, 8
-    _, compiled = phases.run(stop=40)
+    _, compiled = runner.run(stop=40)
     assert not compiled and trainer.seen == 32  # steps_per_call = 3
-    phases.run(stop=40)
-    assert trainer.seen == 40 and phases.due() is None  # 1 step: exactly the asked count
-    phases.run(stop=64)
-    assert trainer.seen == 64 and phases.due().key == (8, True)  # the 8x8 fade-in starts at 64
-    assert [p.name for p in phases.times.phases] == ["4x4 stable"]
-    (times,) = phases.times.phases
+    runner.run(stop=40)
+    assert trainer.seen == 40 and runner.due() is None  # 1 step: exactly the asked count
+    runner.run(stop=64)
+    assert trainer.seen == 64 and runner.due().key == (8, True)  # the 8x8 fade-in starts at 64
+    assert [p.name for p in runner.times.phases] == ["4x4 stable"]
+    (times,) = runner.times.phases
     assert times.images == 64 and times.steady_images == 56  # the first step's 8 timed apart
 
 
@@ -405,18 +405,18 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     seen = {}
     switch = trainer._switch_phase
 
-    def recording_switch():
-        switch()
-        phase_trainer = trainer.phase_trainer
+    def recording_switch(phase):
+        switch(phase)
+        phase_step = trainer.phase_step
         state = {
             v.path: v.numpy().copy()
-            for o in (phase_trainer.d_optimizer, phase_trainer.g_optimizer)
+            for o in (phase_step.d_optimizer, phase_step.g_optimizer)
             for v in o.variables
             if not v.path.endswith("learning_rate")
         }
-        seen[phase_trainer.phase.name] = (
-            phase_trainer,
-            phase_trainer.train.experimental_get_tracing_count(),
+        seen[phase_step.phase.name] = (
+            phase_step,
+            phase_step.train.experimental_get_tracing_count(),
             state,
         )
 
@@ -480,9 +480,9 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
         entered = {}
         switch = trainer._switch_phase
 
-        def recording_switch(trainer=trainer, switch=switch, entered=entered):
-            switch()
-            entered[trainer.phase_trainer.phase.name] = trainer.phase_trainer
+        def recording_switch(phase, trainer=trainer, switch=switch, entered=entered):
+            switch(phase)
+            entered[trainer.phase_step.phase.name] = trainer.phase_step
 
         trainer._switch_phase = recording_switch
         trainer.train()
@@ -525,17 +525,17 @@ def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(
     trainer = make_trainer(
         dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
     )
-    phases, made = trainer.phases, []
-    make = phases._make_iterator
+    runner, made = trainer.runner, []
+    make = runner._make_iterator
 
     def checking_make(phase):
-        made.append((phase.name, phases.iterator is None))
+        made.append((phase.name, runner.iterator is None))
         return make(phase)
 
-    monkeypatch.setattr(phases, "_make_iterator", checking_make)
+    monkeypatch.setattr(runner, "_make_iterator", checking_make)
     for seen in (0, 64, 128):  # 4x4 stable, 8x8 fade-in (a new level), 8x8 stable (the same level)
         trainer.images_seen.assign(seen)
-        trainer._enter_phase(phases.due())
+        trainer.runner.enter(runner.due())
     assert made == [("4x4 stable", True), ("8x8 fade-in", True)]
 
 
@@ -553,7 +553,7 @@ def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(datas
         run_dir=str(tmp_path),
         strategy=strategy,
     )
-    step = trainer.phases._make_trainer(phase_at(SCHEDULE, 0), None)
+    step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
     reals = tf.one_hot(tf.zeros([3000], tf.int32), 3)
     drawn = [
         strategy.run(
@@ -593,7 +593,7 @@ def test_class_balance_feeds_rare_classes_more_often_and_needs_labels(dataset, t
             run_dir=str(tmp_path / f"run{balance}"),
             strategy=strategy,
         )
-        stream = trainer.phases._make_iterator(phase_at(SCHEDULE, 0))
+        stream = trainer.runner._make_iterator(phase_at(SCHEDULE, 0))
         # 480 images, 8 epochs or more
         labels = np.concatenate([next(stream)[1].numpy() for _ in range(60)])
         shares[balance] = labels[:, 1].mean()

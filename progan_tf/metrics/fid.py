@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -59,9 +61,6 @@ class InceptionFeatures:
     """uint8 NHWC images (any size, 1 or 3 channels) -> [N, 2048] Inception-v3 pool features."""
 
     def __init__(self, weights_path: str, batch_size: int = 64):
-        import keras  # noqa: PLC0415
-        import tensorflow as tf  # noqa: PLC0415
-
         if not weights_path:
             raise ValueError(
                 "FID needs --inception_weights=PATH (Keras InceptionV3 weights, no top); "

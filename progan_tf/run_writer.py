@@ -31,7 +31,7 @@ def snapshot_name(images_seen: int) -> str:
     return f"fakes{kimg:06d}.png" if rest == 0 else f"fakes{kimg:06d}_{rest:03d}.png"
 
 
-class RunDirectory:
+class RunWriter:
     """Paths of one run directory and the writes the trainer makes to it."""
 
     def __init__(self, path: str, *, writable: bool = True):
