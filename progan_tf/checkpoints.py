@@ -47,6 +47,7 @@ RESUME_KEYS = (
     "data_dir",
     "seed",
     "shuffle_buffer",
+    "shuffle_mb",
     "class_balance",
     "mirror_augment",
     # step
@@ -66,6 +67,7 @@ LEGACY_DEFAULTS = {
     "normalization": "none",
     "d_repeats": 1,
     "shuffle_buffer": 4096,
+    "shuffle_mb": 1024,
     "max_minibatch_per_replica": {},
 }
 

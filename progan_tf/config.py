@@ -106,7 +106,11 @@ def get_config() -> ml_collections.ConfigDict:
     # so that a phase does not wait for its compile (docs/performance.md). Single-device and
     # mirrored strategies. For short phases on CPUs, where a compile is seconds of a phase's time.
     c.compile_ahead = False
-    c.shuffle_buffer = 4096  # records (the official reader's buffer is sized in MB)
+    # The input stream shuffles blocks of records of this many MB per input pipeline (the
+    # official reader's buffer is sized in MB as well): at each resolution as many records as
+    # fit, so 1024x1024 holds few and small levels a whole epoch (data.shuffle_records).
+    c.shuffle_mb = 1024
+    c.shuffle_buffer = 0  # records per block at every resolution instead; 0 = from shuffle_mb
     c.deterministic = False  # TensorFlow op determinism: bit-identical runs on one device, slower
     # Logging, snapshots, checkpoints (kimg).
     c.tick_kimg = 10.0  # a log line, TensorBoard scalars
@@ -208,6 +212,7 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         compile_ahead=c.compile_ahead,
         mirror_augment=c.mirror_augment,
         shuffle_buffer=c.shuffle_buffer,
+        shuffle_mb=c.shuffle_mb,
         class_balance=c.class_balance,
         tick_images=kimg_to_images(c.tick_kimg),
         snapshot_images=kimg_to_images(c.snapshot_kimg),
@@ -233,7 +238,8 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
     # keep_checkpoints 2: a checkpoint that cannot be read has one to fall back to
     at_least = {
         "max_nonfinite_steps": (1, 100),
-        "shuffle_buffer": (1, 4096),
+        "shuffle_buffer": (0, 4096),
+        "shuffle_mb": (1, 1024),
         "steps_per_call": (1, 50),
         "grid_size": (1, 64),
         "metrics_num_images": (2, 1024),

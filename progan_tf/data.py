@@ -203,6 +203,15 @@ class StreamPosition:
     index: int = 0
 
 
+def shuffle_records(info: DatasetInfo, resolution: int, records: int, megabytes: int) -> int:
+    """Records per shuffle block at `resolution`: `records` if given (> 0), else as many images
+    as fit in `megabytes` (at least one), as the official reader sizes its shuffle buffer."""
+    if records > 0:
+        return int(records)
+    image_bytes = resolution * resolution * info.channels
+    return max(1, ((int(megabytes) << 20) - 1) // image_bytes + 1)
+
+
 def make_dataset(
     info: DatasetInfo,
     resolution: int,

@@ -143,7 +143,8 @@ class TrainerOptions:
     carry_fade_step: bool = False
     compile_ahead: bool = False  # compile the next phase's step in a thread while this one trains
     mirror_augment: bool = False
-    shuffle_buffer: int = 4096  # records
+    shuffle_mb: int = 1024  # shuffle blocks of this many MB of records per input pipeline
+    shuffle_buffer: int = 0  # or of this many records at every resolution (0: from shuffle_mb)
     # labelled data: 0 = the data's class frequencies, 1 = equal (data.class_repeats_for)
     class_balance: float = 0.0
     tick_images: int = 10_000

@@ -50,6 +50,7 @@ class PhaseRunner:
         steps_per_call: int,
         mirror_augment: bool,
         shuffle_buffer: int,
+        shuffle_mb: int = 1024,
         class_repeats: tuple[int, ...] = (),
         carry_fade_step: bool = False,
         compile_ahead: bool = False,
@@ -67,7 +68,7 @@ class PhaseRunner:
             mirror_augment,
             shuffle_buffer,
         )
-        self.class_repeats = class_repeats
+        self.class_repeats, self.shuffle_mb = class_repeats, shuffle_mb
         self.carry_fade_step, self.compile_ahead, self.total_images = (
             carry_fade_step,
             compile_ahead,
@@ -107,7 +108,7 @@ class PhaseRunner:
                     self.data_position.assign([0, 0])
                 # Let the old level's stream go first: torn down after the new one had started,
                 # it held a 16x16 fade-in up for many seconds (docs/performance.md).
-                self.iterator = None
+                self.release_stream()
                 parts.lap("release_stream")
                 self.iterator = self._make_iterator(phase)
                 parts.lap("new_stream")
@@ -148,6 +149,21 @@ class PhaseRunner:
         if self.compile_ahead and self._ahead is None:
             self._start_ahead()
         return stats, compiling
+
+    def release_stream(self) -> None:
+        """Drops the input stream, torn down in a thread of its own: a distributed stream's
+        teardown can wait up to a minute for tf.data's autotuning thread to wake from its
+        sleep, and the loop need not wait with it."""
+        if self.iterator is None:
+            return
+        held = [self.iterator]
+        self.iterator = None
+        threading.Thread(target=held.clear, name="release input stream", daemon=True).start()
+
+    def close(self) -> None:
+        """At the end of a run: no compile thread left running, the input stream let go."""
+        self.settle()
+        self.release_stream()
 
     def settle(self) -> None:
         """Waits for a compile-ahead thread to finish (before snapshots, checkpoints and the
@@ -243,7 +259,9 @@ class PhaseRunner:
             phase.resolution,
             phase.global_batch_size,
             mirror=self.mirror_augment,
-            shuffle_buffer=self.shuffle_buffer,
+            shuffle_buffer=data.shuffle_records(
+                self.dataset, phase.resolution, self.shuffle_buffer, self.shuffle_mb
+            ),
             class_repeats=self.class_repeats,
             seed=self.step.seed,
             start=data.StreamPosition(epoch, index),

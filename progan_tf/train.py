@@ -53,6 +53,14 @@ flags.DEFINE_bool(
     "mixed_precision", None, "float16 activations with dynamic loss scaling (bfloat16 on TPUs)."
 )
 flags.DEFINE_bool("xla", None, "XLA-compile the loss and gradient functions.")
+flags.DEFINE_integer(
+    "shuffle_mb",
+    None,
+    "MB of records each input pipeline shuffles at a time (default 1024): at each resolution "
+    "as many images as fit, as the official reader sizes its buffer. "
+    "--config.shuffle_buffer=N shuffles N records at every resolution instead.",
+    lower_bound=1,
+)
 flags.DEFINE_list(
     "accept_changes",
     [],
@@ -76,6 +84,7 @@ def resolve_config(config, argv_flags) -> None:
         "tpu",
         "mixed_precision",
         "xla",
+        "shuffle_mb",
     ):
         value = getattr(argv_flags, key)
         if value is not None:

@@ -139,6 +139,7 @@ class Trainer:
             total_images=options.total_images,
             mirror_augment=options.mirror_augment,
             shuffle_buffer=options.shuffle_buffer,
+            shuffle_mb=options.shuffle_mb,
             class_repeats=class_repeats,
         )
         # conditional: whole rows per class
@@ -223,7 +224,7 @@ class Trainer:
         try:
             return self._train()
         finally:
-            self.runner.settle()  # no compile thread left running
+            self.runner.close()  # no compile thread left running, the input stream let go
             self.directory.unlock()
 
     def _train(self) -> dict[str, float]:

@@ -1,5 +1,7 @@
 """The input pipeline: round trips, the official format, errors naming files, fade of reals."""
 
+import dataclasses
+import math
 import re
 
 import numpy as np
@@ -19,6 +21,17 @@ def small_dataset(tmp_path, rng):
 
 def _by_bytes(images):
     return sorted(np.asarray(i).tobytes() for i in images)
+
+
+def test_shuffle_blocks_hold_as_many_records_as_fit_in_the_budget(small_dataset):
+    info = small_dataset[0]  # RGB
+    for resolution, megabytes in [(1024, 1024), (256, 1024), (4, 1024), (1024, 1)]:
+        expected = math.ceil(megabytes * 2**20 / (resolution * resolution * 3))
+        assert data.shuffle_records(info, resolution, 0, megabytes) == expected
+    assert data.shuffle_records(info, 1024, 0, 1024) == 342  # 3 MB images: few at 1024x1024
+    assert data.shuffle_records(info, 8, 64, 1024) == 64  # a count given wins
+    gray = dataclasses.replace(info, channels=1)
+    assert data.shuffle_records(gray, 1024, 0, 1024) == 1024
 
 
 def test_round_trip_images_to_pipeline_values(small_dataset):

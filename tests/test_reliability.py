@@ -209,7 +209,13 @@ def test_keep_checkpoints_below_two_is_refused():
 
 
 @pytest.mark.parametrize(
-    "key,value", [("max_nonfinite_steps", 0), ("shuffle_buffer", 0), ("lod_training_kimg", -1.0)]
+    "key,value",
+    [
+        ("max_nonfinite_steps", 0),
+        ("shuffle_buffer", -1),
+        ("shuffle_mb", 0),
+        ("lod_training_kimg", -1.0),
+    ],
 )
 def test_unworkable_config_values_name_the_key(key, value):
     c = config_lib.get_config()
@@ -263,6 +269,7 @@ def test_resume_refuses_schedule_and_stream_changes_unless_accepted(tmp_path):
         ("seed", 1),
         ("minibatch_default", 32),
         ("shuffle_buffer", 64),
+        ("shuffle_mb", 64),
         ("data_dir", str(tmp_path / "other")),
         ("progressive", False),
         ("d_repeats", 5),

@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -537,6 +539,53 @@ def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(
         trainer.images_seen.assign(seen)
         trainer.runner.enter(runner.due())
     assert made == [("4x4 stable", True), ("8x8 fade-in", True)]
+
+
+def test_an_input_stream_let_go_is_torn_down_off_the_loops_thread(dataset, tmp_path):
+    """Catches a stream torn down on the training thread: a distributed stream's teardown can
+    wait up to a minute for tf.data's autotuning thread, at every new resolution and at the
+    end of a run. A stand-in stream records the thread its teardown runs on."""
+    trainer = make_trainer(
+        dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
+    )
+    torn_down = []
+
+    class Stream:
+        def __del__(self):
+            torn_down.append(threading.current_thread() is threading.main_thread())
+
+    trainer.runner.iterator = Stream()
+    trainer.runner.close()
+    for _ in range(100):
+        if torn_down:
+            break
+        time.sleep(0.05)
+    assert torn_down == [False] and trainer.runner.iterator is None
+
+
+def test_each_resolution_shuffles_as_many_records_as_fit_in_shuffle_mb(
+    dataset, tmp_path, monkeypatch
+):
+    trainer = make_trainer(
+        dataset,
+        tmp_path,
+        0.192,
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        shuffle_buffer=0,
+        shuffle_mb=1,
+    )
+    asked = {}
+    distribute = data.distribute
+
+    def recording(strategy, info, resolution, batch, **kwargs):
+        asked[resolution] = kwargs["shuffle_buffer"]
+        return distribute(strategy, info, resolution, batch, **kwargs)
+
+    monkeypatch.setattr(data, "distribute", recording)
+    for seen in (0, 64):  # 4x4 stable, 8x8 fade-in
+        trainer.images_seen.assign(seen)
+        trainer.runner.enter(trainer.runner.due())
+    assert asked == {4: math.ceil(2**20 / (4 * 4 * 3)), 8: math.ceil(2**20 / (8 * 8 * 3))}
 
 
 @pytest.mark.parametrize("mode", ["uniform", "data"])
