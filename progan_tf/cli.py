@@ -2,8 +2,8 @@
 
 TensorFlow reads its environment once, when it is first imported, so `quiet_tensorflow` must
 run before anything imports it (this module imports nothing heavy). It always sets
-TF_ENABLE_ONEDNN_OPTS=1 (oneDNN's kernels) unless the user set it: the whole demo trains 1.24x
-faster with it on a CPU without AVX-512, with the same images (docs/performance.md); on AVX-512
+TF_ENABLE_ONEDNN_OPTS=1 (oneDNN's kernels) unless the user set it: the demo trains faster with
+it on a CPU without AVX-512, with the same images (docs/performance.md, "oneDNN on"); on AVX-512
 CPUs TensorFlow turns oneDNN on by itself.
 
 Quiet (the default) also means TF_CPP_MIN_LOG_LEVEL=3, TensorFlow's Python logger at ERROR,
