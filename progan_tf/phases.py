@@ -153,12 +153,13 @@ class PhaseRunner:
     def release_stream(self) -> None:
         """Drops the input stream, torn down in a thread of its own: a distributed stream's
         teardown can wait up to a minute for tf.data's autotuning thread to wake from its
-        sleep, and the loop need not wait with it."""
+        sleep, and the loop need not wait with it. Not a daemon thread: the process waits for
+        it at exit (a daemon thread stopped inside TensorFlow's teardown aborts the process)."""
         if self.iterator is None:
             return
         held = [self.iterator]
         self.iterator = None
-        threading.Thread(target=held.clear, name="release input stream", daemon=True).start()
+        threading.Thread(target=held.clear, name="release input stream").start()
 
     def close(self) -> None:
         """At the end of a run: no compile thread left running, the input stream let go."""
