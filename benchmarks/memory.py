@@ -128,22 +128,6 @@ def measure(args, data_dir: str, resolution: int) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     resolutions = [int(r) for r in args.resolutions.split(",")]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="memory-data-") as tmp:
-        data_dir = os.path.join(tmp, "noise")
-        print(f"writing {args.images} noise images at {max(resolutions)}...", file=sys.stderr)
-        write_dataset(data_dir, max(resolutions), args.images)
-        print("| stage | batch | peak resident (GiB) | process wall (s) | steady img/s |")
-        print("|---|---|---|---|---|")
-        for r in resolutions:
-            row = measure(args, data_dir, r)
-            rows.append(row)
-            print(
-                f"| {r}x{r} | {row['batch']} | {row['peak_rss_gib']:.2f} | {row['wall_s']:.0f} "
-                f"| {row['steady_img_per_s']} |",
-                flush=True,
-            )
-            subprocess.run(["rm", "-rf", row["run_dir"]], check=False)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
         "machine": platform.processor() or platform.machine(),
@@ -152,10 +136,22 @@ def main(argv=None):
         "command": " ".join(["python", "benchmarks/memory.py", *(argv or sys.argv[1:])]),
     }
     os.makedirs(os.path.dirname(args.jsonl), exist_ok=True)
-    with open(args.jsonl, "a") as f:
-        for row in rows:
-            row.pop("run_dir")
-            f.write(json.dumps({**meta, **row}) + "\n")
+    with tempfile.TemporaryDirectory(prefix="memory-data-") as tmp:
+        data_dir = os.path.join(tmp, "noise")
+        print(f"writing {args.images} noise images at {max(resolutions)}...", file=sys.stderr)
+        write_dataset(data_dir, max(resolutions), args.images)
+        print("| stage | batch | peak resident (GiB) | process wall (s) | steady img/s |")
+        print("|---|---|---|---|---|")
+        for r in resolutions:
+            row = measure(args, data_dir, r)
+            subprocess.run(["rm", "-rf", row.pop("run_dir")], check=False)
+            with open(args.jsonl, "a") as f:  # row by row: an interrupted run keeps its rows
+                f.write(json.dumps({**meta, **row}) + "\n")
+            print(
+                f"| {r}x{r} | {row['batch']} | {row['peak_rss_gib']:.2f} | {row['wall_s']:.0f} "
+                f"| {row['steady_img_per_s']} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
