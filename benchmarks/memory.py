@@ -120,7 +120,9 @@ def measure(args, data_dir: str, resolution: int) -> dict:
         "shuffle_mb": args.shuffle_mb,
         "peak_rss_gib": usage.ru_maxrss / 2**20,  # KiB on Linux
         "wall_s": seconds,
+        # with --steps=0 there are no steady steps: the first step's time (trace included)
         "steady_img_per_s": phases[-1]["steady_img_per_s"] if phases else None,
+        "first_step_s": phases[-1]["first_step_s"] if phases else None,
         "run_dir": run_dir,
     }
 
