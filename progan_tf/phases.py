@@ -106,8 +106,8 @@ class PhaseRunner:
                 if previous is not None:
                     # a new resolution reads its level from the start
                     self.data_position.assign([0, 0])
-                # Let the old level's stream go first: torn down after the new one had started,
-                # it held a 16x16 fade-in up for many seconds (docs/performance.md).
+                # The old level's stream goes (torn down in a thread) before the new one starts
+                # (docs/performance.md, "The 16x16 fade-in's 20-s setup").
                 self.release_stream()
                 parts.lap("release_stream")
                 self.iterator = self._make_iterator(phase)
