@@ -203,6 +203,11 @@ class StreamPosition:
     index: int = 0
 
 
+# Records placed, or copies gathered, per call when spreading a class-balanced epoch's copies
+# (spread_copies): tf.data functions per record would cost the training step CPU time.
+_PLACE_BATCH = 256
+
+
 def shuffle_records(info: DatasetInfo, resolution: int, records: int, megabytes: int) -> int:
     """Records per shuffle block at `resolution`: `records` if given (> 0), else as many images
     as fit in `megabytes` (at least one), as the official reader sizes its shuffle buffer."""
@@ -240,8 +245,9 @@ def make_dataset(
     `class_repeats` (labelled data; one count per class, `class_repeats_for`): each record of
     class c appears that many times in every epoch, so rare classes are drawn more often. In a
     shuffled epoch a record's copies are spread evenly over the whole epoch, at a random offset
-    (spread_copies below: one read of the raw records per max(class_repeats)-th of the epoch),
-    not bunched in one shuffle block. The stream stays a pure function of its arguments.
+    (spread_copies below: one read of the raw records per max(class_repeats)-th of the epoch,
+    or a single read where the epoch's records fit the shuffle buffer), not bunched in one
+    shuffle block. The stream stays a pure function of its arguments.
 
     `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
     `input_context` shards the files (or, with fewer files than pipelines, the records).
@@ -254,6 +260,7 @@ def make_dataset(
         if info.labels_file
         else None
     )
+    records_per_epoch = len(label_array) if label_array is not None else info.num_images
     shard_files = (
         label_array is None
         and input_context is not None
@@ -267,12 +274,13 @@ def make_dataset(
         return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
 
     def copies_of(record) -> tf.Tensor:
-        """How many times `record` (serialized, or (serialized, label)) appears in an epoch."""
+        """How many times `record` (serialized, or (serialized, label)) appears in an epoch; a
+        batch of records gives a vector of counts."""
         record = record if isinstance(record, tuple) else (record,)
         if label_array is not None:
-            label = tf.argmax(record[1])
+            label = tf.argmax(record[1], axis=-1)
         else:
-            label = tf.io.parse_single_example(record[0], {"label": _FEATURES["label"]})["label"]
+            label = tf.io.parse_example(record[0], {"label": _FEATURES["label"]})["label"]
         return tf.gather(
             tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1)
         )
@@ -306,21 +314,32 @@ def make_dataset(
         # a stream of its own
         offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)
 
+        def offsets(i):
+            """u of the records numbered `i` (int64 [n]): one stateless draw per record."""
+            return tf.map_fn(
+                lambda k: tf.random.stateless_uniform(
+                    [], tf.random.experimental.stateless_fold_in(offset_seed, k), dtype=tf.float64
+                ),
+                i,
+                fn_output_signature=tf.float64,
+            )
+
         def segment(s):
-            def place(i, record):
-                c = tf.cast(copies_of(record), tf.float64)
-                u = tf.random.stateless_uniform(
-                    [], tf.random.experimental.stateless_fold_in(offset_seed, i), dtype=tf.float64
-                )
+            def places(i, records):
+                """Of a batch of records, those with a copy in segment s, and that copy's place."""
+                c = tf.cast(copies_of(records), tf.float64)
+                u = offsets(i)
                 s_ = tf.cast(s, tf.float64)
                 # Copy j is in segment s if s <= (j + u) * R / c < s + 1: at most one j, this one.
                 j = tf.math.ceil(s_ * c / rounds - u)
-                return j < (s_ + 1) * c / rounds - u, (j + u) / c, record
+                inside = j < (s_ + 1) * c / rounds - u
+                return tf.nest.map_structure(
+                    lambda v: tf.boolean_mask(v, inside), ((j + u) / c, records)
+                )
 
-            chosen = records.enumerate().map(place).filter(lambda inside, _, __: inside)
+            chosen = records.enumerate().batch(_PLACE_BATCH).map(places).unbatch()
             return (
-                chosen.map(lambda _, where, record: (where, record))
-                .batch(shuffle_buffer)
+                chosen.batch(shuffle_buffer)
                 .map(
                     lambda where, values: tf.nest.map_structure(
                         lambda v: tf.gather(v, tf.argsort(where)), values
@@ -329,7 +348,32 @@ def make_dataset(
                 .unbatch()
             )
 
+        if 0 <= records_per_epoch <= shuffle_buffer:
+            return whole_epoch(records, offsets)
         return tf.data.Dataset.range(rounds).flat_map(segment)
+
+    def whole_epoch(records, offsets):
+        """spread_copies for an epoch whose records fit one shuffle block: the same order (every
+        copy by its place), from one read of the records instead of R."""
+        block = records.enumerate().batch(shuffle_buffer)
+
+        def spread(i, values):
+            c = copies_of(values)
+            u = offsets(i)
+            record = tf.repeat(tf.range(tf.size(c, tf.int64)), c)  # the record of each copy
+            first = tf.gather(tf.cumsum(c, exclusive=True), record)
+            j = tf.cast(tf.range(tf.size(record, tf.int64)) - first, tf.float64)  # copy j of c
+            where = (j + tf.gather(u, record)) / tf.cast(tf.gather(c, record), tf.float64)
+            order = tf.gather(record, tf.argsort(where))
+            # Copies gathered a batch at a time: the epoch's copies are never all in memory.
+            return (
+                tf.data.Dataset.from_tensor_slices(order)
+                .batch(_PLACE_BATCH)
+                .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
+                .unbatch()
+            )
+
+        return block.flat_map(spread)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])

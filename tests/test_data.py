@@ -303,6 +303,29 @@ def test_class_balance_spreads_the_copies_of_an_image_over_the_whole_epoch(tmp_p
             assert np.diff(where).min() >= 16  # 1/19 of the epoch apart: at least 20 here
 
 
+def test_class_balance_of_an_epoch_that_fits_the_buffer_reads_it_once_in_the_same_order(tmp_path):
+    # An epoch whose 400 records fit the shuffle buffer is spread from one read (whole_epoch);
+    # the same dataset made to look too big for the buffer takes the segment-by-segment path,
+    # whose blocks then hold whole segments and so give exactly the places' order too.
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, (400, 4, 4, 3), dtype=np.uint8)
+    labels = np.array([0] * 380 + [1] * 20)
+    dataset_io.write_arrays(tmp_path / "ds", images, labels, name="rare", num_labels=2)
+    info = data.load_info(tmp_path / "ds")
+    kwargs = dict(class_repeats=(1, 19), shuffle_buffer=1000, seed=3, repeat=False)
+
+    def epoch(info):
+        return np.concatenate([b[0].numpy() for b in data.make_dataset(info, 4, 16, **kwargs)])
+
+    once = epoch(info)
+    assert once.shape[0] == 760
+    np.testing.assert_array_equal(once, epoch(dataclasses.replace(info, num_images=10**6)))
+    keys = [image.tobytes() for image in data.to_uint8(once).numpy()]
+    for image in images[380:]:  # each rare image's copies spread over the epoch, as before
+        where = [i for i, key in enumerate(keys) if key == image.tobytes()]
+        assert len(where) == 19 and np.diff(where).min() >= 16
+
+
 def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path):
     labels = np.eye(3, dtype=np.float32)[[2, 2, 0, 2]]
     with tf.io.TFRecordWriter(str(tmp_path / "x-r02.tfrecords")) as writer:
@@ -324,6 +347,8 @@ def test_class_counts_of_the_official_format_come_from_its_labels_file(tmp_path)
         iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False, shuffle=False))
     )[1]
     np.testing.assert_array_equal(got.numpy().argmax(1), [2, 2, 0, 0, 0, 2])
+    shuffled = next(iter(data.make_dataset(info, 4, 100, class_repeats=(3, 1, 1), repeat=False)))
+    np.testing.assert_array_equal(np.sort(shuffled[1].numpy().argmax(1)), [0, 0, 0, 2, 2, 2])
 
 
 def test_class_counts_name_the_file_whose_labels_are_out_of_range(small_dataset):
