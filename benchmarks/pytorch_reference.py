@@ -3,14 +3,14 @@
     python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch numpy
     git clone https://github.com/facebookresearch/pytorch_GAN_zoo /tmp/gan_zoo
     /tmp/torchvenv/bin/python benchmarks/pytorch_reference.py --gan_zoo=/tmp/gan_zoo \\
-        --resolutions=16,32
+        --resolutions=4,8,16,32,64,128
 
 pytorch_GAN_zoo's `ProgressiveGAN` at the paper's widths (latent 512, 512 feature maps up to
-32x32), WGAN-GP (lambda 10) with the drift term (epsilon 0.001), minibatch stddev on, Adam
-(0, 0.99), stable phase (alpha 0 in its convention: no blending): one call of its
-`optimizeParameters` is one D and one G update with the penalty and the generator average,
-the step ours times. Random reals in [-1, 1]; one warm-up step, then `--steps` timed steps.
-Needs only torch and numpy; not part of the test suite or requirements.txt.
+32x32, 256 at 64x64, 128 at 128x128), WGAN-GP (lambda 10) with the drift term (epsilon 0.001),
+minibatch stddev on, Adam (0, 0.99), stable phase (alpha 0 in its convention: no blending):
+one call of its `optimizeParameters` is one D and one G update with the penalty and the
+generator average, the step ours times. Random reals in [-1, 1]; one warm-up step, then
+`--steps` timed steps. Needs only torch and numpy; not part of the test suite or requirements.txt.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def main():
         )
         size = 4
         while size < resolution:
-            gan.addScale(512)
             size *= 2
+            gan.addScale(min(512, 8192 * 2 // size))  # the paper's widths: 256 at 64, 128 at 128
         # Its updateAlpha reaches for avgG.module, which exists only under DataParallel (GPUs):
         for net in (gan.getOriginalG(), gan.getOriginalD(), gan.getOriginalAvgG()):
             net.setNewAlpha(0.0)

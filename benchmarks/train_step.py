@@ -256,9 +256,10 @@ def main():
         )
 
     for r in [int(x) for x in args.resolutions.split(",") if x]:
-        run("paper", PAPER, r, args.batch, args.steps, xla=True, steps_per_call=1)
+        paper = Architecture(resolution=max(PAPER.resolution, r))  # same widths, to r x r
+        run("paper", paper, r, args.batch, args.steps, xla=True, steps_per_call=1)
         if args.compare and r <= 32:
-            run("paper", PAPER, r, args.batch, args.steps, xla=False, steps_per_call=1)
+            run("paper", paper, r, args.batch, args.steps, xla=False, steps_per_call=1)
     for r in [int(x) for x in args.demo_resolutions.split(",") if x]:
         run("demo", DEMO, r, 32, args.demo_steps, xla=True, steps_per_call=25)
         if args.compare:
