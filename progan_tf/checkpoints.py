@@ -53,6 +53,7 @@ RESUME_KEYS = (
     # step
     "gp_scale",
     "d_repeats",
+    "gp_interval",
     "carry_fade_step",  # which model (so which optimizer slots) a stable phase trains
 )
 # What a run whose config.json predates a key was trained with: the defaults, except that such
@@ -66,6 +67,7 @@ LEGACY_DEFAULTS = {
     "pixel_norm": True,
     "normalization": "none",
     "d_repeats": 1,
+    "gp_interval": 1,
     "shuffle_buffer": 4096,
     "shuffle_mb": 1024,
     "max_minibatch_per_replica": {},

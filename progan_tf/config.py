@@ -71,6 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.gp_weight = 10.0  # WGAN-GP lambda
     c.drift_weight = 0.001  # epsilon_drift
     c.r1_gamma = 10.0  # logistic_r1 only
+    # The penalty (GP or R1) on every gp_interval-th D step only, weighted x gp_interval, and
+    # D's pass over its images skipped on the others: StyleGAN2's lazy regularization (Karras
+    # et al. 2020, section 3.1). 1 = every step, the paper.
+    c.gp_interval = 1
     # D updates per G update, each on its own minibatch (release: D_repeats; WGAN-GP's n_critic)
     c.d_repeats = 1
     c.optimizer = "adam"  # adam or rmsprop

@@ -57,24 +57,31 @@ def wgan_gp_discriminator(
     drift_weight: float = 1e-3,
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
+    penalty: bool = True,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """`D(fake) - D(real) + gp_weight * (gradient_scale * ||grad D(x_hat)|| - 1)^2
     + drift_weight * D(real)^2`.
 
     x_hat = real + mix * (fake - real), with `mix` [N, 1, 1, 1] drawn from U[0, 1].
+    `penalty=False` leaves the penalty term out (and D's pass over x_hat with it): the D steps
+    between two penalised ones under lazy regularization (`gp_interval`).
     """
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
-    mixed = reals + tf.cast(mix, reals.dtype) * (fakes - reals)
-    norm = tf.sqrt(
-        _input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12
-    )
-    penalty = tf.square(norm - gp_target)
-    loss = fake_score - real_score + gp_weight * penalty + drift_weight * tf.square(real_score)
+    terms = {"d_real": real_score, "d_fake": fake_score}
+    loss = fake_score - real_score
+    if penalty:
+        mixed = reals + tf.cast(mix, reals.dtype) * (fakes - reals)
+        norm = tf.sqrt(
+            _input_gradient_sq_norm(discriminator, mixed, loss_scale, gradient_scale) + 1e-12
+        )
+        terms["gradient_penalty"] = tf.square(norm - gp_target)
+        loss += gp_weight * terms["gradient_penalty"]
+    loss += drift_weight * tf.square(real_score)
     loss += _label_loss(real_logits, labels) + _label_loss(
         fake_logits, labels if fake_labels is None else fake_labels
     )
-    return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
+    return loss, terms
 
 
 def wgan_generator(
@@ -96,18 +103,24 @@ def logistic_r1_discriminator(
     r1_gamma: float = 10.0,
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
+    penalty: bool = True,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma/2 * ||gradient_scale * grad D(real)||^2`.
-    `mix` unused."""
+    `mix` unused; `penalty=False` leaves the R1 term out."""
     del mix
     real_score, real_logits = _split(discriminator(reals))
     fake_score, fake_logits = _split(discriminator(fakes))
-    penalty = _input_gradient_sq_norm(discriminator, reals, loss_scale, gradient_scale)
-    loss = tf.nn.softplus(fake_score) + tf.nn.softplus(-real_score) + 0.5 * r1_gamma * penalty
+    terms = {"d_real": real_score, "d_fake": fake_score}
+    loss = tf.nn.softplus(fake_score) + tf.nn.softplus(-real_score)
+    if penalty:
+        terms["gradient_penalty"] = _input_gradient_sq_norm(
+            discriminator, reals, loss_scale, gradient_scale
+        )
+        loss += 0.5 * r1_gamma * terms["gradient_penalty"]
     loss += _label_loss(real_logits, labels) + _label_loss(
         fake_logits, labels if fake_labels is None else fake_labels
     )
-    return loss, {"d_real": real_score, "d_fake": fake_score, "gradient_penalty": penalty}
+    return loss, terms
 
 
 def logistic_generator(

@@ -100,6 +100,8 @@ class StepOptions:
     gp_weight: float = 10.0
     drift_weight: float = 1e-3
     r1_gamma: float = 10.0
+    # the penalty (GP or R1) on every k-th D step only, weighted x k (lazy regularization)
+    gp_interval: int = 1
     optimizer: str = "adam"
     adam_beta1: float = 0.0
     adam_beta2: float = 0.99
@@ -118,6 +120,10 @@ class StepOptions:
     fake_labels: str = "data"
 
     def __post_init__(self):
+        if self.gp_interval < 1:
+            raise ValueError(
+                f"--config.gp_interval={self.gp_interval}; use 1 (every D step, the paper) or more"
+            )
         if self.gp_scale not in ("official", "native"):
             raise ValueError(f"--config.gp_scale={self.gp_scale!r}; choose official or native")
         if self.loss not in LOSSES:

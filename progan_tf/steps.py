@@ -52,6 +52,7 @@ def augment_call_seed(seed: tf.Tensor, call: int) -> tf.Tensor:
 
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "finite")
 G_STATS = ("g_loss",)  # averaged over the steps that updated G (all of them unless d_repeats > 1)
+PENALTY_STATS = ("gradient_penalty",)  # over the steps that computed it (see gp_interval)
 
 
 def make_optimizer(
@@ -235,18 +236,22 @@ class PhaseStep:
             reset_optimizer(self.d_optimizer, phase.learning_rate)
 
     def warm_up(self, channels: int, label_width: int) -> None:
-        """Traces and XLA-compiles the step's two gradient functions ahead of the step's first
-        call (e.g. in a thread while the previous phase trains), on zeros of the shapes the step
-        gives them; changes no state. Called from a graph, as the step calls them, so that the
-        step finds them in XLA's cache (an eager call is cached under other attributes)."""
+        """Traces and XLA-compiles the step's gradient functions (D's and G's; D's without the
+        penalty too under gp_interval > 1) ahead of the step's first call (e.g. in a thread
+        while the previous phase trains), on zeros of the shapes the step gives them; changes
+        no state. Called from a graph, as the step calls them, so that the step finds them in
+        XLA's cache (an eager call is cached under other attributes)."""
         batch = self.phase.global_batch_size // self.strategy.num_replicas_in_sync
         r = self.phase.resolution
 
         def both(reals, labels, latents, mix, seed):
-            d = self.strategy.run(self._d_grads, args=(reals, labels, labels, latents, mix, seed))
+            d_args = (reals, labels, labels, latents, mix, seed)
+            d = [self.strategy.run(self._d_grads, args=d_args)]
+            if self.options.gp_interval > 1:  # and the D steps without the penalty
+                d.append(self.strategy.run(self._d_grads, args=(*d_args, False)))
             g = self.strategy.run(self._g_grads, args=(labels, latents, seed))
             return tf.nest.map_structure(
-                lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), (d[1], g[1])
+                lambda t: tf.reduce_sum(tf.cast(t, tf.float32)), ([x[1] for x in d], g[1])
             )
 
         zeros = (
@@ -319,7 +324,9 @@ class PhaseStep:
             for o in (self.g_optimizer, self.d_optimizer)
         )
 
-    def _d_grads_fn(self, reals, labels, fake_labels, latents, mix, augment_seed):
+    def _d_grads_fn(self, reals, labels, fake_labels, latents, mix, augment_seed, penalty=True):
+        """D's gradients, loss and per-batch statistics; `penalty` (a Python bool: one compiled
+        function each) whether this step computes the penalty, then weighted x gp_interval."""
         o, global_batch = self.options, self.phase.global_batch_size
         fakes = tf.cast(self._generate(latents, fake_labels), reals.dtype)  # float32, as the reals
         loss_scale = loss_scale_of(self.d_optimizer)
@@ -327,11 +334,12 @@ class PhaseStep:
             "loss_scale": loss_scale,
             "gradient_scale": self.gradient_scale,
             "fake_labels": fake_labels if self.conditional else None,
+            "penalty": penalty,
         }
         if o.loss == "wgan_gp":
-            kwargs.update(gp_weight=o.gp_weight, drift_weight=o.drift_weight)
+            kwargs.update(gp_weight=o.gp_weight * o.gp_interval, drift_weight=o.drift_weight)
         else:
-            kwargs.update(r1_gamma=o.r1_gamma)
+            kwargs.update(r1_gamma=o.r1_gamma * o.gp_interval)
         with tf.GradientTape() as tape:
             d = self._discriminator(augment_seed)
             per_example, terms = self.d_loss_fn(
@@ -344,6 +352,7 @@ class PhaseStep:
             k: tf.nn.compute_average_loss(v, global_batch_size=global_batch)
             for k, v in terms.items()
         }
+        stats.setdefault("gradient_penalty", tf.constant(0.0))  # not computed: not averaged in
         return grads, loss, stats
 
     def _g_grads_fn(self, labels, latents, augment_seed):
@@ -362,7 +371,7 @@ class PhaseStep:
             reals = fade_reals(reals, self.alpha)
         latents = self._noise([batch, self.latent_size], "d_latents")
         mix = self._noise([batch, 1, 1, 1], "gp_mix")
-        grads, loss, stats = self._d_grads(
+        args = (
             reals,
             labels,
             self._fake_labels(labels, "d_fake_labels"),
@@ -370,6 +379,14 @@ class PhaseStep:
             mix,
             self._seed("d_augment"),
         )
+        due = self._penalty_due()
+        if due is True:
+            grads, loss, stats = self._d_grads(*args)
+        else:
+            grads, loss, stats = tf.cond(
+                due, lambda: self._d_grads(*args), lambda: self._d_grads(*args, False)
+            )
+        stats["penalty_step"] = tf.cast(due, tf.float32)
         finite = apply_if_finite(
             self.d_optimizer, _fill_none(grads, self.d_vars), self.d_vars, loss
         )
@@ -402,6 +419,16 @@ class PhaseStep:
         )
         self.alpha.assign(tf.clip_by_value(progress, 0.0, 1.0))
 
+    def _penalty_due(self) -> tf.Tensor | bool:
+        """Whether this D step computes the penalty: every `gp_interval`-th step, those whose
+        image count before the step is a multiple of gp_interval batches (a function of the
+        count, so a resumed run penalises the steps the uninterrupted one would have)."""
+        interval = self.options.gp_interval
+        if interval == 1:
+            return True
+        d_steps = self.images_seen.read_value() // self.phase.global_batch_size
+        return tf.equal(d_steps % interval, 0)
+
     def _g_due(self) -> tf.Tensor | bool:
         """Whether this step ends with a G update: after every `d_repeats`-th D step of the
         phase (the release's D_repeats loop), counted from the phase's first image."""
@@ -415,8 +442,8 @@ class PhaseStep:
 
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps
-        (NaN if there were none; g_loss over the steps that updated G) and, as `finite`, the
-        fraction of steps applied."""
+        (NaN if there were none; g_loss over the steps that updated G, gradient_penalty over
+        those that computed it) and, as `finite`, the fraction of steps applied."""
         beta = self.options.ema_beta
         first = self.strategy.experimental_local_results
 
@@ -441,6 +468,7 @@ class PhaseStep:
                 )
             due = self._g_due()
             d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
+            penalty_step = first(d_stats.pop("penalty_step"))[0]  # the same on every replica
             if due is True:
                 g_loss, g_ok, g_step = g_update(labels)
             else:  # D-only steps in between
@@ -471,18 +499,21 @@ class PhaseStep:
                 k: totals[k]
                 + (stats[k] if k == "finite" else tf.where(ok, tf.cast(stats[k], tf.float32), 0.0))
                 for k in STAT_NAMES
-            } | {"g_steps": totals["g_steps"] + applied * g_step}
+            } | {
+                "g_steps": totals["g_steps"] + applied * g_step,
+                "gp_steps": totals["gp_steps"] + applied * penalty_step,
+            }
             return i + 1, totals
 
-        zeros = {name: tf.constant(0.0) for name in (*STAT_NAMES, "g_steps")}
+        zeros = {name: tf.constant(0.0) for name in (*STAT_NAMES, "g_steps", "gp_steps")}
         _, totals = tf.while_loop(
             lambda i, _: i < num_steps, step, (tf.constant(0, tf.int64), zeros)
         )
-        applied, g_steps = totals.pop("finite"), totals.pop("g_steps")
+        applied, g_steps, gp_steps = (totals.pop(k) for k in ("finite", "g_steps", "gp_steps"))
         means = {
             k: tf.where(n > 0, v / tf.maximum(n, 1.0), float("nan"))
             for k, v in totals.items()
-            for n in [g_steps if k in G_STATS else applied]
+            for n in [g_steps if k in G_STATS else gp_steps if k in PENALTY_STATS else applied]
         }
         means["finite"] = applied / tf.cast(num_steps, tf.float32)
         return means
