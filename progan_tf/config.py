@@ -258,6 +258,11 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
         raise ValueError(
             f"--config.d_repeats={c.d_repeats}; use 1 (the paper) or more (WGAN-GP's 5)"
         )
+    if c.gp_interval < 1:
+        raise ValueError(
+            f"--config.gp_interval={c.gp_interval}; use 1 (the penalty on every D step, the "
+            "paper) or more (on every k-th, weighted x k)"
+        )
     if c.d_repeats > 1 and c.mixed_precision and c.mixed_precision_dtype != "bfloat16":
         raise ValueError(
             "--config.d_repeats > 1 with float16 mixed precision is not supported (the loss "

@@ -51,7 +51,11 @@ OPTIONS = TrainerOptions(
     shuffle_buffer=16,
     mirror_augment=True,
     carry_fade_step=True,
-    step=StepOptions(seed=3, augment_policy=os.environ.get("AUGMENT", "")),
+    step=StepOptions(
+        seed=3,
+        augment_policy=os.environ.get("AUGMENT", ""),
+        gp_interval=int(os.environ.get("GP_INTERVAL", "1")),
+    ),
 )
 
 

@@ -75,6 +75,15 @@ def test_class_balance_outside_0_to_1_is_refused(balance):
     config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
 
 
+def test_a_penalty_interval_below_one_is_refused():
+    c = config_lib.get_config()
+    c.gp_interval = 0
+    with pytest.raises(ValueError, match=r"--config.gp_interval=0; use 1 \(the penalty on every"):
+        config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+    c.gp_interval = 16
+    config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
+
+
 def test_an_8gpu_preset_on_one_replica_warns_about_its_learning_rates():
     c = config_lib.get_config()
     c.minibatch_preset = "8gpu"

@@ -168,3 +168,15 @@ def test_official_gp_scale_equals_the_penalty_at_the_final_resolution(rng, nativ
 
 def test_every_loss_the_config_offers_exists_and_no_other():
     assert tuple(losses.LOSSES) == options.LOSSES
+
+
+def test_without_the_penalty_each_loss_is_its_hand_computation_less_that_term(setup):
+    # penalty=False: the D steps between penalised ones under lazy regularization (gp_interval).
+    d, reals, fakes, mix, w, _ = setup
+    real, fake = _score(reals, w), _score(fakes, w)
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    wgan, wgan_terms = losses.wgan_gp_discriminator(d, reals, fakes, mix, penalty=False)
+    np.testing.assert_allclose(wgan.numpy(), fake - real + 1e-3 * real**2, rtol=1e-5)
+    r1, r1_terms = losses.logistic_r1_discriminator(d, reals, fakes, mix, penalty=False)
+    np.testing.assert_allclose(r1.numpy(), softplus(fake) + softplus(-real), rtol=1e-5)
+    assert "gradient_penalty" not in wgan_terms and "gradient_penalty" not in r1_terms

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from progan_tf import data, dataset_io
+from progan_tf import data, dataset_io, losses
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule, phase_at
 from progan_tf.strategies import mirrored_strategy
@@ -455,10 +455,11 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
 def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(dataset, tmp_path):
     """compile_ahead with XLA on one device, beside carry_fade_step: the 8x8 fade-in's step is
     compiled in a thread during 4x4, the 16x16 fade-in's during the 8x8 fade-in and the stable
-    phase it carries into. Each gradient function then has one trace: the step found the
-    thread's (catches warm-up inputs whose shapes differ from the step's, which trace and
-    compile everything again). And every weight ends bit-identical to the same run without it
-    (catches a warm-up that moves any state: alpha, counters, optimizers, EMA)."""
+    phase it carries into. Each gradient function (under gp_interval > 1 both of D's, with and
+    without the penalty) then has one trace: the step found the thread's (catches warm-up
+    inputs whose shapes differ from the step's, which trace and compile everything again).
+    And every weight ends bit-identical to the same run without it (catches a warm-up that
+    moves any state: alpha, counters, optimizers, EMA)."""
     arch = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
     schedule = Schedule(
         final_resolution=16, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
@@ -476,16 +477,20 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
                 carry_fade_step=True,
                 compile_ahead=ahead,
                 tick_images=16,
-                step=StepOptions(xla=True),
+                step=StepOptions(xla=True, gp_interval=2),
             ),
             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
         )
         entered = {}
         switch = trainer._switch_phase
 
+        def traces(step):
+            return [len(f._list_all_concrete_functions()) for f in (step._d_grads, step._g_grads)]
+
         def recording_switch(phase, trainer=trainer, switch=switch, entered=entered):
             switch(phase)
-            entered[trainer.phase_step.phase.name] = trainer.phase_step
+            step = trainer.phase_step
+            entered[step.phase.name] = step, traces(step)  # before the phase's first step
 
         trainer._switch_phase = recording_switch
         trainer.train()
@@ -493,9 +498,11 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
     trainer, entered = runs[True]
     assert set(entered) == {"4x4 stable", "8x8 fade-in", "8x8 stable", "16x16 fade-in"}
     for name in ("8x8 fade-in", "16x16 fade-in"):
-        grads = (entered[name]._d_grads, entered[name]._g_grads)
-        assert [len(f._list_all_concrete_functions()) for f in grads] == [1, 1], name
-        assert entered[name].train.experimental_get_tracing_count() == 1, name
+        step, at_entry = entered[name]
+        # D's with and without the penalty (gp_interval=2), G's: all there when the phase
+        # started, and no more after it
+        assert at_entry == traces(step) == [2, 1], name
+        assert step.train.experimental_get_tracing_count() == 1, name
     a, b = (
         tf.train.load_checkpoint(
             tf.train.latest_checkpoint(str(tmp_path / f"run{ahead}" / "checkpoints"))
@@ -587,6 +594,60 @@ def test_each_resolution_shuffles_as_many_records_as_fit_in_shuffle_mb(
         trainer.images_seen.assign(seen)
         trainer.runner.enter(trainer.runner.due())
     assert asked == {4: math.ceil(2**20 / (4 * 4 * 3)), 8: math.ceil(2**20 / (8 * 8 * 3))}
+
+
+@pytest.mark.parametrize("loss", ["wgan_gp", "logistic_r1"])
+def test_lazy_penalty_comes_every_kth_d_step_at_k_times_its_weight(dataset, tmp_path, loss):
+    # gp_interval=3: the D steps whose image count is a multiple of 3 batches compute the
+    # penalty, weighted x 3; the others leave it out. Gradients against the loss module's own.
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    trainer = Trainer(
+        arch=ARCH,
+        schedule=SCHEDULE,
+        options=options(0.064, step=StepOptions(gp_interval=3, loss=loss)),
+        dataset=dataset,
+        run_dir=str(tmp_path),
+        strategy=strategy,
+    )
+    step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
+    due = []
+    for seen in range(0, 56, 8):
+        step.images_seen.assign(seen)
+        due.append(bool(strategy.run(step._penalty_due)))
+    assert due == [True, False, False, True, False, False, True]
+
+    rng = np.random.default_rng(1)
+    reals = tf.constant(rng.uniform(-1, 1, (8, 4, 4, 3)), tf.float32)
+    latents = tf.constant(rng.normal(size=(8, 8)), tf.float32)
+    mix = tf.constant(rng.uniform(size=(8, 1, 1, 1)), tf.float32)
+    labels, seed = tf.zeros([8, 0]), tf.constant([0, 0], tf.int64)
+    loss_fn = losses.LOSSES[loss][0]
+    weight = {"gp_weight": 30.0} if loss == "wgan_gp" else {"r1_gamma": 30.0}
+
+    def reference(penalty):
+        fakes = step._generate(latents, labels)
+        with tf.GradientTape() as tape:
+            per_example, _ = loss_fn(
+                lambda x: step.d_model(x, training=True),
+                reals,
+                fakes,
+                mix,
+                penalty=penalty,
+                gradient_scale=step.gradient_scale,
+                **weight,
+            )
+            total = tf.reduce_mean(per_example)
+        return tape.gradient(total, step.d_vars)
+
+    args = (reals, labels, labels, latents, mix, seed)
+    for penalty in (True, False):
+        grads, _, stats = strategy.run(step._d_grads, args=(*args, penalty))
+        for got, want in zip(grads, reference(penalty), strict=True):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+        assert (float(stats["gradient_penalty"]) > 0) == penalty
+    with_penalty = strategy.run(step._d_grads, args=(*args, True))[0]
+    without = strategy.run(step._d_grads, args=(*args, False))[0]
+    assert changed([g.numpy() for g in with_penalty], [g.numpy() for g in without])
 
 
 @pytest.mark.parametrize("mode", ["uniform", "data"])
