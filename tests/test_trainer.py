@@ -650,6 +650,47 @@ def test_lazy_penalty_comes_every_kth_d_step_at_k_times_its_weight(dataset, tmp_
     assert changed([g.numpy() for g in with_penalty], [g.numpy() for g in without])
 
 
+def test_a_calls_penalty_is_the_mean_over_the_steps_that_computed_it(dataset, tmp_path):
+    # gp_interval=1000: from image 0 only the first D step computes the penalty. A call of 3
+    # steps returns that step's penalty, as a call of that step alone does from the same state
+    # (not a third of it: the other two are not averaged in); the next call NaN (none
+    # computed); d_loss over all steps.
+    trainer = Trainer(
+        arch=ARCH,
+        schedule=SCHEDULE,
+        options=options(0.064, step=StepOptions(gp_interval=1000)),
+        dataset=dataset,
+        run_dir=str(tmp_path),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+    )
+    step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
+    rng = np.random.default_rng(2)
+    batch = (
+        tf.constant(rng.uniform(-1, 1, (8, 4, 4, 3)), tf.float32),
+        tf.zeros([8, 0]),
+        tf.zeros([2], tf.int64),  # the stream position the step stores
+    )
+    stream = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    state = [
+        *step.g_vars,
+        *step.d_vars,
+        *step.g_optimizer.variables,
+        *step.d_optimizer.variables,
+        *(ema for ema, _ in step.ema_pairs),
+        step.images_seen,
+    ]
+    start = [v.numpy().copy() for v in state]
+    alone = float(step.train(stream, tf.constant(1, tf.int64))["gradient_penalty"])
+    for variable, value in zip(state, start, strict=True):
+        variable.assign(value)
+    first = {k: float(v) for k, v in step.train(stream, tf.constant(3, tf.int64)).items()}
+    after = {k: float(v) for k, v in step.train(stream, tf.constant(3, tf.int64)).items()}
+    assert alone > 0
+    np.testing.assert_allclose(first["gradient_penalty"], alone, rtol=1e-5)
+    assert math.isnan(after["gradient_penalty"])
+    assert math.isfinite(first["d_loss"]) and math.isfinite(after["d_loss"])
+
+
 @pytest.mark.parametrize("mode", ["uniform", "data"])
 def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(dataset, tmp_path, mode):
     # fake_labels="uniform": G's classes are drawn evenly (seeded by the image count), not
