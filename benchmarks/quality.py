@@ -178,6 +178,12 @@ def main(argv: list[str]) -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.node()} {os.cpu_count()} CPUs "
         f"{platform.processor() or platform.machine()}",
+        # the two CPU kinds the demo's times are given for (docs/performance.md), and any
+        # limit put on the code XLA and oneDNN generate (the AVX2-only proxy for the second)
+        "avx512": "avx512f" in open("/proc/cpuinfo").read(),
+        "isa_limits": {
+            k: os.environ[k] for k in ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA") if k in os.environ
+        },
         "label": args.label,
         "seed": args.seed,
         "train_args": train_args,
