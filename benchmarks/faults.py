@@ -20,7 +20,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -28,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import machine  # this directory, first on sys.path when run as a script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINT_KIMG = 0.256
@@ -183,7 +184,7 @@ def main(argv):
         process.wait()
     row = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+        **machine.describe(),
         "kills": args.kills,
         "seed": args.seed,
         "checkpoint_interval_images": interval,

@@ -24,11 +24,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+import machine  # this directory, first on sys.path when run as a script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -132,9 +133,7 @@ def main(argv=None):
     resolutions = [int(r) for r in args.resolutions.split(",")]
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "avx512": "avx512f" in open("/proc/cpuinfo").read(),
+        **machine.describe(),
         "command": " ".join(["python", "benchmarks/memory.py", *(argv or sys.argv[1:])]),
     }
     os.makedirs(os.path.dirname(args.jsonl), exist_ok=True)

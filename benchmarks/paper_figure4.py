@@ -29,11 +29,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import time
+
+import machine  # this directory, first on sys.path when run as a script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -192,7 +193,7 @@ def plot(results: dict, path: str) -> None:
     axes[0].legend()
     fig.suptitle(
         f"Progressive growing vs not, {results.get('config', 'configs/paper_table1.py:g')}, "
-        f"{results['machine']}",
+        f"{results['machine']} {results.get('cpu', '')}",
         fontsize=9,
     )
     fig.tight_layout()
@@ -209,8 +210,7 @@ def main(argv):
     else:
         results = {
             "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": f"{platform.node()} {os.cpu_count()} CPUs "
-            f"{platform.processor() or platform.machine()}",
+            **machine.describe(),
             "seed": args.seed,
             "config": os.path.relpath(args.config, ROOT),
             "train_args": args.train_args,

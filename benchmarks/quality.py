@@ -28,11 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+import machine  # this directory, first on sys.path when run as a script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -176,14 +177,7 @@ def main(argv: list[str]) -> None:
     fake, floor = result["fake"], result["floor"]
     row = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs "
-        f"{platform.processor() or platform.machine()}",
-        # the two CPU kinds the demo's times are given for (docs/performance.md), and any
-        # limit put on the code XLA and oneDNN generate (the AVX2-only proxy for the second)
-        "avx512": "avx512f" in open("/proc/cpuinfo").read(),
-        "isa_limits": {
-            k: os.environ[k] for k in ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA") if k in os.environ
-        },
+        **machine.describe(),  # CPU model, AVX-512 or not, any limit on the generated code
         "label": args.label,
         "seed": args.seed,
         "train_args": train_args,
