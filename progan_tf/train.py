@@ -4,7 +4,8 @@
     python -m progan_tf.train --config=configs/demo_64.py     # the 64x64 demo
     python -m progan_tf.train --data_dir=datasets/photos --config=configs/lsun_256.py
 
-Running the same command on an existing run directory resumes it exactly.
+Running the same command on an existing run directory resumes it exactly. Ctrl-C or SIGTERM
+saves a checkpoint where the run is and exits with 128 + the signal's number (130, 143).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main(argv):
     from progan_tf import config as config_lib, data  # noqa: PLC0415
     from progan_tf.checkpoints import CheckpointWriteError, check_resume_compatible  # noqa: PLC0415
     from progan_tf.run_writer import RunDirLockedError  # noqa: PLC0415
+    from progan_tf.stopping import RunInterrupted  # noqa: PLC0415
     from progan_tf.strategies import make_strategy  # noqa: PLC0415
     from progan_tf.trainer import Trainer, TrainingError  # noqa: PLC0415
 
@@ -155,6 +157,14 @@ def main(argv):
             config=config.to_dict(),
         )
         trainer.train()
+    except RunInterrupted as stopped:  # Ctrl-C or SIGTERM: checkpointed, and the log said so
+        sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:  # a second Ctrl-C: at once
+        print(
+            "error: interrupted; the same command resumes from the last checkpoint",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except (
         ValueError,
         TrainingError,

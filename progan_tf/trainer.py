@@ -9,6 +9,10 @@ image counts are integers; kimg is for display.
 
 Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
 a scratch directory (all workers must take part in saving).
+
+Ctrl-C or SIGTERM stops the loop after its current call with a checkpoint (`stopping`), on one
+machine; a multi-worker run's workers would have to agree on the call to stop after, so there a
+signal ends the process as usual and the run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -31,16 +35,22 @@ from progan_tf.run_writer import RunWriter
 from progan_tf.schedule import Phase, Schedule, phase_at
 from progan_tf.options import TrainerOptions
 from progan_tf.steps import PhaseStep
+from progan_tf.stopping import RunInterrupted, StopRequests
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, unreadable data, disk); the message says what to do."""
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    if not is_multi_worker(strategy):
         return True
+    resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type == "chief":
         return True
@@ -81,6 +91,7 @@ class Trainer:
             )
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
+        self._stop_requests = StopRequests(enabled=not is_multi_worker(strategy))
         self.chief = is_chief(strategy)
         self.directory = RunWriter(run_dir, writable=self.chief)
         if self.chief:
@@ -220,9 +231,11 @@ class Trainer:
 
     # Loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
-        """Trains to `total_images`; returns the last tick's statistics."""
+        """Trains to `total_images`; returns the last tick's statistics. Raises
+        `RunInterrupted` if SIGINT or SIGTERM stopped it first (after a checkpoint)."""
         try:
-            return self._train()
+            with self._stop_requests:
+                return self._train()
         finally:
             self.runner.close()  # no compile thread left running, the input stream let go
             self.directory.unlock()
@@ -252,6 +265,7 @@ class Trainer:
         }
         progress = Progress(self.schedule, total, enabled=self.chief)
         tick_start, tick_images, last_stats = time.time(), self.seen, {}
+        saved_at = None
         while self.seen < total:
             if (due := self.runner.due()) is not None:  # the first phase, or the next one
                 self._switch_phase(due)
@@ -291,9 +305,32 @@ class Trainer:
             if seen >= events["checkpoint"] or done:
                 self._checkpoint_and_metrics()
                 events["checkpoint"] = _next_multiple(seen, o.checkpoint_images)
+                saved_at = seen
+            if self._stop_requests.received is not None and not done:
+                progress.close()
+                self._stop(saved=saved_at == seen)
         progress.close()
         self._finish()
         return last_stats
+
+    def _stop(self, saved: bool) -> None:
+        """Ends the loop on a signal: a checkpoint of where it stopped (unless one was just
+        written), the phase times, and `RunInterrupted`."""
+        signal_name = self._stop_requests.name
+        if not saved:
+            self.runner.settle()
+            self.save()  # none if the last step was not finite: the last good one stays
+        latest = self.checkpoints.latest() if self.chief else None
+        if latest and os.path.basename(latest) == f"ckpt-{self.seen}":
+            where = f"saved {os.path.basename(latest)}"
+        else:
+            where = f"the last step was not finite; the last good checkpoint is {latest or 'none'}"
+        message = (
+            f"kimg {self.kimg:.3f}: stopped by {signal_name}, {where}; the same command resumes"
+        )
+        self.directory.log(message)
+        self._finish()
+        raise RunInterrupted(self._stop_requests.received, message)
 
     def _labels_line(self) -> str:
         """What the run does with the dataset's labels: the first line of every run's log."""

@@ -3,12 +3,14 @@ two ways and prints one JSON line comparing every checkpoint variable.
 
   A: uninterrupted to the end.
   B: the same seed in another directory, crashed between checkpoints twice, each time resumed
-     by a new Trainer. B starts from scratch like A, so B == A needs both a reproducible run
-     (no unseeded source) and a resume that loses nothing.
+     by a new Trainer, then stopped by SIGTERM between checkpoints (which saves where it
+     stopped) and resumed again. B starts from scratch like A, so B == A needs both a
+     reproducible run (no unseeded source) and a resume that loses nothing.
 """
 
 import json
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,6 +23,7 @@ from progan_tf import data, dataset_io  # noqa: E402
 from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Schedule  # noqa: E402
 from progan_tf.steps import StepOptions  # noqa: E402
+from progan_tf.stopping import RunInterrupted  # noqa: E402
 from progan_tf.strategies import mirrored_strategy  # noqa: E402
 from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
@@ -130,6 +133,23 @@ def main(root):
                 ),
             ]
         )
+    # Then SIGTERM during the 16x16 fade-in's first call (its one compiling step: 200 images,
+    # not a checkpoint multiple): the run saves ckpt-200 and stops.
+    stopping = trainer(dataset, os.path.join(root, "b"))
+    original_run = stopping.runner.run
+
+    def run_then_signal(stop):
+        result = original_run(stop)
+        if stopping.seen > 192:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    stopping.runner.run = run_then_signal
+    try:
+        stopping.train()
+        stopped = None
+    except RunInterrupted as interrupted:
+        stopped = [interrupted.exit_code, str(interrupted)]
     trainer(dataset, os.path.join(root, "b")).train()
 
     path_a, a = variables(os.path.join(root, "a"))
@@ -141,6 +161,7 @@ def main(root):
                 "checkpoints": [os.path.basename(path_a), os.path.basename(path_b)],
                 "num_variables": len(a),
                 "crashes": crashes,
+                "stopped": stopped,
                 "resumed_differs": differ(a, b),
                 "same_keys": sorted(a) == sorted(b),
             }

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from progan_tf.checkpoints import CheckpointWriteError, Checkpoints
 from progan_tf.run_writer import RunWriter, RunDirLockedError, snapshot_name
+from progan_tf.stopping import StopRequests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,6 +30,11 @@ def determinism_run(tmp_path, **env) -> dict:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # work after ckpt-64 (in the fade-in) and after ckpt-128 (the stable phase's start) was lost
     assert result["crashes"] == [[96, "ckpt-64"], [160, "ckpt-128"]]
+    # SIGTERM saved where the run was, between checkpoints, and B resumed from there
+    assert result["stopped"] == [
+        143,
+        "kimg 0.200: stopped by SIGTERM, saved ckpt-200; the same command resumes",
+    ]
     assert result["checkpoints"] == ["ckpt-224", "ckpt-224"] and result["same_keys"]
     return result
 
@@ -53,6 +59,24 @@ def test_two_replicas_crashed_and_resumed_end_bit_for_bit_with_the_uninterrupted
     # With the penalty on every step and on every 3rd (its cond inside the replicas' step).
     result = determinism_run(tmp_path, REPLICAS="2", GP_INTERVAL=gp_interval)
     assert result["resumed_differs"] == []
+
+
+def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before():
+    before = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: before.append(signum))
+    try:
+        with StopRequests() as requests:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert requests.received == signal.SIGTERM and requests.name == "SIGTERM"
+            assert before == []
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: the handler from before
+            assert before == [signal.SIGTERM]
+        # off (a multi-worker run): signals keep their handlers
+        with StopRequests(enabled=False) as off:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert off.received is None and before == [signal.SIGTERM] * 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):

@@ -122,6 +122,47 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"ckpt-{killed_at + 256}")
 
 
+def test_ctrl_c_saves_where_the_run_is_and_the_same_command_resumes(dataset16, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        command(dataset16, run_dir, 100.0),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
+    stats = run_dir / "stats.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output[-3000:]
+    stopped = re.search(
+        r"kimg ([\d.]+): stopped by SIGINT, saved ckpt-(\d+); the same command", output
+    )
+    assert stopped, output[-3000:]
+    # a checkpoint where the run stopped, whole, and the newest: not the last checkpoint_kimg's
+    images = int(stopped.group(2))
+    assert images == round(float(stopped.group(1)) * 1000) and images >= 192
+    assert find_restorable(str(run_dir / "checkpoints"))[0].endswith(f"ckpt-{images}")
+    assert "time per phase" in output
+    assert_no_tensorflow_log(output)
+
+    out = subprocess.run(
+        command(dataset16, run_dir, (images + 64) / 1000),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming from kimg {images / 1000:.3f} (ckpt-{images})" in out.stderr
+
+
 def test_bad_flags_and_data_are_named(dataset16, tmp_path):
     missing = subprocess.run(
         [

@@ -1,0 +1,71 @@
+"""Stopping a run cleanly: Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption, `timeout`,
+`kill`) asks the training loop to stop after its current step call with a checkpoint, so
+that the same command resumes from where the run stopped, not from the last `checkpoint_kimg`
+(docs/reliability.md, "Stopping a run").
+
+The handler only records the signal; the loop acts on it between calls, where saving is safe.
+A second signal acts at once, as it would without this module (the handlers that were there
+before are put back by the first).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(Exception):
+    """The run stopped on a signal after saving a checkpoint (or keeping the last good one)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+class StopRequests:
+    """While entered, SIGINT and SIGTERM are recorded in `received` instead of ending the
+    process. Does nothing outside the main thread (Python delivers signals only there) or when
+    `enabled` is false."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequests:
+        self.received = None
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._restore()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+        self._restore()  # a second signal: the old behaviour, at once
+        # os.write: safe wherever the main thread was interrupted (print could re-enter a write)
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name}: stopping after the current step call with a "
+            "checkpoint (send it again to stop at once, losing the training since the last "
+            "checkpoint)\n".encode(),
+        )
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
