@@ -32,27 +32,21 @@ class RunInterrupted(Exception):
 
 class StopRequests:
     """While entered, SIGINT and SIGTERM are recorded in `received` instead of ending the
-    process. Does nothing outside the main thread (Python delivers signals only there) or when
-    `enabled` is false."""
+    process. Does nothing outside the main thread (Python delivers signals only there)."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self):
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequests:
         self.received = None
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._restore()
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received is not None else ""
 
     def _handle(self, signum: int, frame) -> None:
         self.received = signum

@@ -10,9 +10,9 @@ image counts are integers; kimg is for display.
 Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
 a scratch directory (all workers must take part in saving).
 
-Ctrl-C or SIGTERM stops the loop after its current call with a checkpoint (`stopping`), on one
-machine; a multi-worker run's workers would have to agree on the call to stop after, so there a
-signal ends the process as usual and the run resumes from its last checkpoint.
+Ctrl-C or SIGTERM stops the loop after its current call with a checkpoint (`stopping`); the
+workers of a multi-worker run agree after every call whether any of them was signalled, so that
+all of them save after the same call.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import time
 
 import keras
@@ -91,7 +92,7 @@ class Trainer:
             )
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
-        self._stop_requests = StopRequests(enabled=not is_multi_worker(strategy))
+        self._stop_requests = StopRequests()
         self.chief = is_chief(strategy)
         self.directory = RunWriter(run_dir, writable=self.chief)
         if self.chief:
@@ -306,31 +307,46 @@ class Trainer:
                 self._checkpoint_and_metrics()
                 events["checkpoint"] = _next_multiple(seen, o.checkpoint_images)
                 saved_at = seen
-            if self._stop_requests.received is not None and not done:
+            stop_signal = self._stop_signal()  # on every worker after every call: it agrees
+            if stop_signal is not None and not done:
                 progress.close()
-                self._stop(saved=saved_at == seen)
+                self._stop(stop_signal, saved=saved_at == seen)
         progress.close()
         self._finish()
         return last_stats
 
-    def _stop(self, saved: bool) -> None:
+    def _stop_signal(self) -> int | None:
+        """The signal that stops the loop after this call, if any. The workers of a multi-worker
+        run sum their votes over the replicas, so that either all of them stop or none."""
+        received = self._stop_requests.received
+        if not is_multi_worker(self.strategy):
+            return received
+        vote = tf.constant([received == signal.SIGINT, received == signal.SIGTERM], tf.float32)
+        votes = self.strategy.reduce(
+            tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: vote), axis=None
+        ).numpy()
+        return signal.SIGTERM if votes[1] > 0 else signal.SIGINT if votes[0] > 0 else None
+
+    def _stop(self, signum: int, saved: bool) -> None:
         """Ends the loop on a signal: a checkpoint of where it stopped (unless one was just
         written), the phase times, and `RunInterrupted`."""
-        signal_name = self._stop_requests.name
         if not saved:
             self.runner.settle()
             self.save()  # none if the last step was not finite: the last good one stays
         latest = self.checkpoints.latest() if self.chief else None
-        if latest and os.path.basename(latest) == f"ckpt-{self.seen}":
+        if not self.chief:
+            where = "the chief saved the checkpoint"
+        elif latest and os.path.basename(latest) == f"ckpt-{self.seen}":
             where = f"saved {os.path.basename(latest)}"
         else:
             where = f"the last step was not finite; the last good checkpoint is {latest or 'none'}"
-        message = (
-            f"kimg {self.kimg:.3f}: stopped by {signal_name}, {where}; the same command resumes"
-        )
+        by = signal.Signals(signum).name
+        if self._stop_requests.received is None:
+            by += " on another worker"
+        message = f"kimg {self.kimg:.3f}: stopped by {by}, {where}; the same command resumes"
         self.directory.log(message)
         self._finish()
-        raise RunInterrupted(self._stop_requests.received, message)
+        raise RunInterrupted(signum, message)
 
     def _labels_line(self) -> str:
         """What the run does with the dataset's labels: the first line of every run's log."""

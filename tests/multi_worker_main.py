@@ -3,11 +3,14 @@
     TF_CONFIG=... python tests/multi_worker_main.py DATASET RUN_DIR OUT.npz
 
 Trains the tiny networks through the 4x4 -> 8x8 fade with the global batch split over the
-workers, then saves every weight of G, D and the EMA generator to OUT.npz.
+workers, then saves every weight of G, D and the EMA generator to OUT.npz. Faults (a fourth
+argument): `chief_fails` (its checkpoint write), `sigterm_worker1` (worker 1 is sent SIGTERM
+after its call that passes 40 images: both must stop after that call with a checkpoint).
 """
 
 import json
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +21,7 @@ import numpy as np  # noqa: E402
 from progan_tf import data  # noqa: E402
 from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Schedule  # noqa: E402
+from progan_tf.stopping import RunInterrupted  # noqa: E402
 from progan_tf.strategies import make_strategy  # noqa: E402
 from progan_tf.trainer import Trainer, TrainerOptions  # noqa: E402
 
@@ -55,7 +59,21 @@ def main(dataset_dir: str, run_dir: str, out: str, fault: str = "") -> None:
         run_dir=run_dir,
         strategy=strategy,
     )
-    stats = trainer.train()
+    if fault == "sigterm_worker1" and json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 1:
+        run = trainer.runner.run
+
+        def run_then_signal(stop):
+            result = run(stop)
+            if trainer.seen > 40:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return result
+
+        trainer.runner.run = run_then_signal
+    try:
+        stats = trainer.train()
+    except RunInterrupted as stopped:
+        print(f"worker stopped: {stopped}, chief {trainer.chief}")
+        sys.exit(stopped.exit_code)
     assert np.isfinite(stats["d_loss"]) and np.isfinite(stats["g_loss"]), stats
     weights = [
         v.numpy()

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from progan_tf import data, dataset_io
+from progan_tf.checkpoints import find_restorable
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions, apply_if_finite
@@ -97,6 +98,28 @@ def test_two_workers_finish_with_identical_weights(dataset, tmp_path):
     # The chief alone writes the run directory; the other worker's scratch checkpoints are gone.
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-80")
     assert not [n for n in os.listdir(run_dir) if n.startswith(".scratch")]
+
+
+def test_sigterm_to_one_worker_stops_both_after_the_same_call_and_they_resume(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    procs, outputs = run_two_workers(dataset, tmp_path, "sigterm_worker1")
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 143, out[-3000:]
+    # worker 1's signal comes after the call past 40 images, which ends at the tick at 48,
+    # between the checkpoints at 40 and 80
+    assert (
+        "stopped by SIGTERM on another worker, saved ckpt-48; the same command resumes"
+        in outputs[0]
+    )
+    assert "stopped by SIGTERM, the chief saved the checkpoint" in outputs[1]
+    assert find_restorable(str(run_dir / "checkpoints"))[0].endswith("ckpt-48")
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".scratch")]
+    procs, outputs = run_two_workers(dataset, tmp_path)
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    assert "resuming from kimg 0.048 (ckpt-48)" in outputs[0]
+    chief, worker = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    assert int(chief["images_seen"]) == int(worker["images_seen"]) == 80
 
 
 def test_mixed_precision_training_on_cpu(dataset, tmp_path):
