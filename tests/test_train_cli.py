@@ -59,15 +59,21 @@ def command(data_dir, run_dir, total_kimg):
     ]
 
 
-def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        command(dataset16, run_dir, 100.0),
+def start_long_run(data_dir, run_dir) -> subprocess.Popen:
+    """`train` towards 100 kimg in the background, its output (stderr too) on a pipe."""
+    return subprocess.Popen(
+        command(data_dir, run_dir, 100.0),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=cli_env(),
     )
+
+
+def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start_long_run(dataset16, run_dir)
     checkpoints = run_dir / "checkpoints"
     deadline = time.time() + 240
     while time.time() < deadline and len(list(checkpoints.glob("ckpt-*.index"))) < 2:
@@ -124,14 +130,7 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
 
 def test_ctrl_c_saves_where_the_run_is_and_the_same_command_resumes(dataset16, tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        command(dataset16, run_dir, 100.0),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_long_run(dataset16, run_dir)
     stats = run_dir / "stats.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
