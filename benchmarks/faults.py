@@ -1,12 +1,15 @@
-"""Fault injection: kill -9 a training run at random moments, damage its checkpoints, resume it.
+"""Fault injection: kill -9 a training run at random moments, stop it with SIGTERM, damage its
+checkpoints, resume it.
 
-    python benchmarks/faults.py             # 20 kills, half of them during a checkpoint write
-    python benchmarks/faults.py --kills=4 --seed=1
+    python benchmarks/faults.py             # 20 kills (half during a checkpoint write), 6 SIGTERMs
+    python benchmarks/faults.py --kills=4 --terms=2 --seed=1
 
 One run directory is trained on the bundled emoji at 8x8 (networks wide enough that a checkpoint
 takes a moment to write) and killed `--kills` times with SIGKILL: at a random moment, or, for
 every other kill, as soon as TensorFlow's temporary checkpoint files appear (a kill during the
-write). After every kill the same command starts again and must resume. Then two damages: the
+write). After every kill the same command starts again and must resume. Then `--terms` times
+SIGTERM at a random moment: the run must save where it is, exit with 143, and the restart lose
+no image. Then two damages: the
 newest checkpoint's index deleted, and its data file truncated; each restart must resume from the
 checkpoint before it. Reported: resumed / restarted / refused counts, and the images lost per
 restart (the resumed image count against the last tick logged before the kill), which must stay
@@ -104,6 +107,7 @@ def wait_started(
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--terms", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--json", default=os.path.join(ROOT, "benchmarks", "results", "faults.jsonl")
@@ -118,13 +122,14 @@ def main(argv):
         "lost_over_interval": 0,
         "during_write": 0,
     }
-    losses = []
+    losses, term_losses, term_exits, term_seconds = [], [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         run_dir, log_path = os.path.join(scratch, "run"), os.path.join(scratch, "train.log")
         process = start(run_dir, log_path)
         began = wait_started(process, run_dir, log_path, 0)
         assert began == "starting a new run", began
         trials = [("kill", i % 2 == 1) for i in range(args.kills)] + [
+            *[("term", False)] * args.terms,
             ("delete_index", False),
             ("truncate_data", False),
         ]
@@ -139,6 +144,15 @@ def main(argv):
                 counts["during_write"] += caught
                 process.send_signal(signal.SIGKILL)
                 process.wait()
+            elif kind == "term":  # saves where it is and exits
+                time.sleep(rng.uniform(2.0, 20.0))
+                sent = time.time()
+                process.send_signal(signal.SIGTERM)
+                term_exits.append(process.wait(timeout=300))
+                term_seconds.append(round(time.time() - sent, 1))
+                with open(log_path) as f:
+                    saved = re.findall(r"stopped by SIGTERM, saved ckpt-(\d+)", f.read())
+                caught = False
             else:  # damage the newest checkpoint of the stopped run, then restart
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -165,11 +179,15 @@ def main(argv):
                 counts["resumed"] += 1
                 resumed_at = round(float(began.split()[-1]) * 1000)
                 lost = max(0, reached - resumed_at)
-                losses.append(lost)
+                (term_losses if kind == "term" else losses).append(lost)
+                if kind == "term":
+                    counts["term_resumed_where_stopped"] = counts.get(
+                        "term_resumed_where_stopped", 0
+                    ) + (bool(saved) and int(saved[-1]) == resumed_at)
                 # a damaged newest: one more interval
-                limit = 2 * interval if kind != "kill" else interval
+                limit = {"kill": interval, "term": 0}.get(kind, 2 * interval)
                 # + one tick of images after the last log line
-                counts["lost_over_interval"] += lost > limit + 64
+                counts["lost_over_interval"] += lost > limit + (64 if kind != "term" else 0)
             elif began == "starting a new run":
                 counts["restarted"] += 1
             else:
@@ -191,6 +209,10 @@ def main(argv):
         **counts,
         "max_images_lost": max(losses, default=0),
         "mean_images_lost": round(sum(losses) / max(len(losses), 1), 1),
+        "terms": args.terms,
+        "term_exit_codes": term_exits,
+        "term_exit_seconds": term_seconds,
+        "term_max_images_lost": max(term_losses, default=0),
     }
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "a") as f:
