@@ -43,13 +43,18 @@ class TrainingError(RuntimeError):
     """Training cannot go on (diverged, unreadable data, disk); the message says what to do."""
 
 
-def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+def is_cluster(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     return resolver is not None and bool(resolver.cluster_spec().as_dict())
 
 
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Several processes each running this loop (a TPU's hosts are driven by one)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and is_cluster(strategy)
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    if not is_multi_worker(strategy):
+    if not is_cluster(strategy):
         return True
     resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id
