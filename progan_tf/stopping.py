@@ -32,7 +32,9 @@ class RunInterrupted(Exception):
 
 class StopRequests:
     """While entered, SIGINT and SIGTERM are recorded in `received` instead of ending the
-    process. Does nothing outside the main thread (Python delivers signals only there)."""
+    process. A signal the process ignores stays ignored (as a shell script's `train &` ignores
+    the Ctrl-C meant for the script). Does nothing outside the main thread (Python delivers
+    signals only there)."""
 
     def __init__(self):
         self.received: int | None = None
@@ -42,7 +44,8 @@ class StopRequests:
         self.received = None
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -79,6 +79,17 @@ def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before()
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_signal_the_process_ignores_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a script's `train &`
+    try:
+        with StopRequests() as requests:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+        assert requests.received is None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_second_lock_is_refused_naming_the_holder_and_a_killed_holder_never_blocks(tmp_path):
     holder = subprocess.Popen(
         [
