@@ -1,6 +1,7 @@
 """tools/dataset_tool.py on a messy folder: every kind of input, bad files reported by name."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,37 @@ def test_empty_folder_and_existing_dest_are_clear_errors(tmp_path, messy_dataset
     dest, _ = messy_dataset
     result = run_tool("create_from_images", f"--source={only_bad}", f"--dest={dest}", check=False)
     assert result.returncode == 1 and "exists" in result.stderr
+
+
+def test_ctrl_c_mid_conversion_leaves_an_existing_dataset_as_it_was(tmp_path):
+    rng = np.random.default_rng(1)
+    source = tmp_path / "many"
+    source.mkdir()
+    for i in range(160):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(
+            source / f"{i:03d}.png"
+        )
+    dest = tmp_path / "ds"
+    run_tool("create_from_images", f"--source={source}", f"--dest={dest}", "--resolution=8")
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    proc = subprocess.Popen(
+        [*TOOL, "create_from_images", f"--source={source}", f"--dest={dest}", "--overwrite"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**cli_env(), "CUDA_VISIBLE_DEVICES": ""},
+    )
+    seen = ""
+    while "64/160" not in seen:  # the progress bar: a third of the images decoded
+        char = proc.stdout.read(1)
+        assert char, seen[-2000:]
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    seen += proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, seen[-2000:]
+    assert f"interrupted; --dest={dest}: nothing was written to it" in seen
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "many"]  # no temporary left
 
 
 def test_info_extract_and_grid(messy_dataset, tmp_path):

@@ -153,6 +153,14 @@ def main(argv):
             _print_summary(converter(f.source, f.dest, options), f.dest)
     except (FileExistsError, ValueError) as error:  # ConversionError, DatasetError are ValueErrors
         _fail(str(error))
+    except KeyboardInterrupt:
+        written = (
+            "some PNG files may be in it"
+            if command == "extract"
+            else "nothing was written to it (a dataset is moved into place whole at the end)"
+        )
+        print(f"error: interrupted; --dest={f.dest}: {written}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
