@@ -1,7 +1,7 @@
-"""Stopping a run cleanly: Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption, `timeout`,
-`kill`) asks the training loop to stop after its current step call with a checkpoint, so
-that the same command resumes from where the run stopped, not from the last `checkpoint_kimg`
-(docs/reliability.md, "Stopping a run").
+"""Stopping a run cleanly: Ctrl-C (SIGINT), SIGTERM (a scheduler's preemption, `timeout`,
+`kill`) or SIGHUP (the terminal closed) asks the training loop to stop after its current step
+call with a checkpoint, so that the same command resumes from where the run stopped, not from
+the last `checkpoint_kimg` (docs/reliability.md, "Stopping a run").
 
 The handler only records the signal; the loop acts on it between calls, where saving is safe.
 A second signal acts at once, as it would without this module (the handlers that were there
@@ -10,11 +10,16 @@ before are put back by the first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGTERM: a scheduler's preemption, `kill`, `timeout`; SIGHUP: the terminal closed (an ssh
+# session dropped); SIGINT: Ctrl-C. In this order when workers disagree on the name.
+SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name)
+)
 
 
 class RunInterrupted(Exception):
@@ -31,7 +36,7 @@ class RunInterrupted(Exception):
 
 
 class StopRequests:
-    """While entered, SIGINT and SIGTERM are recorded in `received` instead of ending the
+    """While entered, SIGNALS are recorded in `received` instead of ending the
     process. A signal the process ignores stays ignored (as a shell script's `train &` ignores
     the Ctrl-C meant for the script). Does nothing outside the main thread (Python delivers
     signals only there)."""
@@ -55,12 +60,20 @@ class StopRequests:
         self.received = signum
         self._restore()  # a second signal: the old behaviour, at once
         # os.write: safe wherever the main thread was interrupted (print could re-enter a write)
-        os.write(
-            2,
-            f"\n{signal.Signals(signum).name}: stopping after the current step call with a "
-            "checkpoint (send it again to stop at once, losing the training since the last "
-            "checkpoint)\n".encode(),
-        )
+        with contextlib.suppress(OSError):  # a hung-up terminal
+            os.write(
+                2,
+                f"\n{signal.Signals(signum).name}: stopping after the current step call with a "
+                "checkpoint (send it again to stop at once, losing the training since the last "
+                "checkpoint)\n".encode(),
+            )
+        if signum == getattr(signal, "SIGHUP", None):
+            # The terminal is gone, and writing to it would fail: from here on what the run
+            # prints goes nowhere (log.txt keeps every line).
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            os.close(devnull)
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():

@@ -4,8 +4,9 @@
     python -m progan_tf.train --config=configs/demo_64.py     # the 64x64 demo
     python -m progan_tf.train --data_dir=datasets/photos --config=configs/lsun_256.py
 
-Running the same command on an existing run directory resumes it exactly. Ctrl-C or SIGTERM
-saves a checkpoint where the run is and exits with 128 + the signal's number (130, 143).
+Running the same command on an existing run directory resumes it exactly. Ctrl-C, SIGTERM or
+SIGHUP saves a checkpoint where the run is and exits with 128 + the signal's number (130, 143,
+129).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def main(argv):
             config=config.to_dict(),
         )
         trainer.train()
-    except RunInterrupted as stopped:  # Ctrl-C or SIGTERM: checkpointed, and the log said so
+    except RunInterrupted as stopped:  # Ctrl-C, SIGTERM, SIGHUP: checkpointed, and logged
         sys.exit(stopped.exit_code)
     except KeyboardInterrupt:  # a second Ctrl-C: at once
         print(

@@ -10,9 +10,9 @@ image counts are integers; kimg is for display.
 Only the chief writes to the run directory; other workers of a multi-worker run checkpoint to
 a scratch directory (all workers must take part in saving).
 
-Ctrl-C or SIGTERM stops the loop after its current call with a checkpoint (`stopping`); the
-workers of a multi-worker run agree after every call whether any of them was signalled, so that
-all of them save after the same call.
+Ctrl-C, SIGTERM or SIGHUP stops the loop after its current call with a checkpoint
+(`stopping`); the workers of a multi-worker run agree after every call whether any of them was
+signalled, so that all of them save after the same call.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from progan_tf.run_writer import RunWriter
 from progan_tf.schedule import Phase, Schedule, phase_at
 from progan_tf.options import TrainerOptions
 from progan_tf.steps import PhaseStep
-from progan_tf.stopping import RunInterrupted, StopRequests
+from progan_tf.stopping import SIGNALS, RunInterrupted, StopRequests
 
 
 class TrainingError(RuntimeError):
@@ -238,7 +238,7 @@ class Trainer:
     # Loop ----------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
         """Trains to `total_images`; returns the last tick's statistics. Raises
-        `RunInterrupted` if SIGINT or SIGTERM stopped it first (after a checkpoint)."""
+        `RunInterrupted` if a signal (`stopping.SIGNALS`) stopped it first (after a checkpoint)."""
         try:
             with self._stop_requests:
                 return self._train()
@@ -326,11 +326,11 @@ class Trainer:
         received = self._stop_requests.received
         if not is_multi_worker(self.strategy):
             return received
-        vote = tf.constant([received == signal.SIGINT, received == signal.SIGTERM], tf.float32)
+        vote = tf.constant([received == signum for signum in SIGNALS], tf.float32)
         votes = self.strategy.reduce(
             tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: vote), axis=None
         ).numpy()
-        return signal.SIGTERM if votes[1] > 0 else signal.SIGINT if votes[0] > 0 else None
+        return next((signum for signum, n in zip(SIGNALS, votes) if n > 0), None)
 
     def _stop(self, signum: int, saved: bool) -> None:
         """Ends the loop on a signal: a checkpoint of where it stopped (unless one was just

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from progan_tf.checkpoints import CheckpointWriteError, Checkpoints
 from progan_tf.run_writer import RunWriter, RunDirLockedError, snapshot_name
-from progan_tf.stopping import StopRequests
+from progan_tf.stopping import RunInterrupted, StopRequests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,22 +61,26 @@ def test_two_replicas_crashed_and_resumed_end_bit_for_bit_with_the_uninterrupted
     assert result["resumed_differs"] == []
 
 
-def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before():
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before(name):
+    signum = getattr(signal, name)
     before = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: before.append(signum))
+    previous = signal.signal(signum, lambda signum, frame: before.append(signum))
     try:
         with StopRequests() as requests:
-            os.kill(os.getpid(), signal.SIGTERM)
-            assert requests.received == signal.SIGTERM
-            assert before == []
-            os.kill(os.getpid(), signal.SIGTERM)  # the second: the handler from before
-            assert before == [signal.SIGTERM]
+            os.kill(os.getpid(), signum)
+            assert requests.received == signum and before == []
+            os.kill(os.getpid(), signum)  # the second: the handler from before
+            assert before == [signum]
         with StopRequests():
             pass  # no signal: leaving puts the handler from before back
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert before == [signal.SIGTERM] * 2
+        os.kill(os.getpid(), signum)
+        assert before == [signum] * 2
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)
+    assert (
+        RunInterrupted(signum, "").exit_code == {"SIGTERM": 143, "SIGHUP": 129, "SIGINT": 130}[name]
+    )
 
 
 def test_a_signal_the_process_ignores_stays_ignored():

@@ -4,6 +4,8 @@ kill -9 in the middle of a run and the same command again."""
 import json
 import re
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -160,6 +162,31 @@ def test_ctrl_c_saves_where_the_run_is_and_the_same_command_resumes(dataset16, t
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"resuming from kimg {images / 1000:.3f} (ckpt-{images})" in out.stderr
+
+
+def test_a_terminal_that_hangs_up_stops_the_run_with_a_checkpoint(dataset16, tmp_path):
+    # A real hang-up: the run's terminal is a pty whose other end closes, as when an ssh
+    # session drops. Writing to it fails from then on; the run must still save and exit 129.
+    run_dir = tmp_path / "run"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: train, its output on the terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, command(dataset16, run_dir, 100.0), cli_env())
+    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
+    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+        if select.select([terminal], [], [], 0.2)[0]:
+            os.read(terminal, 65536)  # keep the terminal from filling up
+    os.close(terminal)  # the hang-up: the kernel sends SIGHUP to the child's session
+    while not (exited := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.time() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the run did not stop after its terminal hung up")
+        time.sleep(0.2)
+    log = (run_dir / "log.txt").read_text()
+    assert os.waitstatus_to_exitcode(exited[1]) == 129, log[-2000:]
+    stopped = re.search(r"stopped by SIGHUP, saved ckpt-(\d+); the same command resumes", log)
+    assert stopped, log[-2000:]
+    assert find_restorable(str(run_dir / "checkpoints"))[0].endswith(f"ckpt-{stopped.group(1)}")
 
 
 def test_bad_flags_and_data_are_named(dataset16, tmp_path):
