@@ -36,10 +36,10 @@ class RunInterrupted(Exception):
 
 
 class StopRequests:
-    """While entered, SIGNALS are recorded in `received` instead of ending the
-    process. A signal the process ignores stays ignored (as a shell script's `train &` ignores
-    the Ctrl-C meant for the script). Does nothing outside the main thread (Python delivers
-    signals only there)."""
+    """While entered, the SIGNALS are recorded in `received` instead of ending the process.
+    A signal the process ignores stays ignored (a shell script's `train &` ignores the Ctrl-C
+    meant for the script; `nohup` ignores SIGHUP). Does nothing outside the main thread
+    (Python delivers signals only there)."""
 
     def __init__(self):
         self.received: int | None = None
