@@ -73,6 +73,18 @@ def start_long_run(data_dir, run_dir) -> subprocess.Popen:
     )
 
 
+def run_to(data_dir, run_dir, total_kimg) -> subprocess.CompletedProcess:
+    """`train` to `total_kimg` in the foreground (a resume, in these tests)."""
+    return subprocess.run(
+        command(data_dir, run_dir, total_kimg),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
+
+
 def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     run_dir = tmp_path / "run"
     proc = start_long_run(dataset16, run_dir)
@@ -103,14 +115,7 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
     assert killed_at >= 256 and killed_at % 128 == 0
 
     total = (killed_at + 256) / 1000
-    out = subprocess.run(
-        command(dataset16, run_dir, total),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=cli_env(),
-    )
+    out = run_to(dataset16, run_dir, total)
     assert out.returncode == 0, out.stderr[-3000:]
     # the killed run's lock did not block
     assert f"resuming from kimg {killed_at / 1000:.3f}" in out.stderr
@@ -152,14 +157,7 @@ def test_ctrl_c_saves_where_the_run_is_and_the_same_command_resumes(dataset16, t
     assert "time per phase" in output
     assert_no_tensorflow_log(output)
 
-    out = subprocess.run(
-        command(dataset16, run_dir, (images + 64) / 1000),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=cli_env(),
-    )
+    out = run_to(dataset16, run_dir, (images + 64) / 1000)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"resuming from kimg {images / 1000:.3f} (ckpt-{images})" in out.stderr
 
