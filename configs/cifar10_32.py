@@ -5,6 +5,7 @@
         --dest=datasets/cifar10
     python -m progan_tf.train --data_dir=datasets/cifar10 --config=configs/cifar10_32.py
 
+Batches: the release's preset for the replica count (minibatch_preset auto).
 Expected: about 1 day on one V100 for 12,000 kimg.
 """
 
@@ -15,7 +16,6 @@ def get_config():
     c = defaults()
     c.resolution = 32
     c.conditional = False  # the paper's CIFAR-10 model; True for a class-conditional (AC-GAN) one
-    c.minibatch_preset = "1gpu"
     c.total_kimg = 12000.0
     c.tick_kimg = 20.0
     c.snapshot_kimg = 200.0

@@ -3,7 +3,9 @@
     python tools/dataset_tool.py create_lsun --source=bedroom_train_lmdb --dest=datasets/bedroom
     python -m progan_tf.train --data_dir=datasets/bedroom --config=configs/lsun_256.py
 
-Expected: about 5 days on one V100 (1.5 on 8); paper: SWD avg 3.31 at convergence, FID ~8.3.
+Batches: the release's preset for the replica count (minibatch_preset auto: 1gpu on one GPU,
+8gpu on eight). Expected: paper: SWD avg 3.31 at convergence, FID ~8.3; how long it takes on
+GPUs is not measured here (docs/performance.md, "The first GPU run").
 """
 
 from progan_tf.config import get_config as defaults
@@ -12,7 +14,6 @@ from progan_tf.config import get_config as defaults
 def get_config():
     c = defaults()
     c.resolution = 256
-    c.minibatch_preset = "1gpu"
     c.mirror_augment = True
     c.total_kimg = 12000.0  # as the release's config; 256x256 from 7,200 kimg on
     c.tick_kimg = 20.0

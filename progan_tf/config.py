@@ -14,17 +14,20 @@ configs/*.py import it before a command has set TensorFlow's log level.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import ml_collections
 from ml_collections import config_dict
 
 from progan_tf.options import Architecture, StepOptions, TrainerOptions
 from progan_tf.schedule import (
+    AUTO_PRESET,
     LEARNING_RATE_PRESETS,
     MAX_PER_REPLICA,
     MINIBATCH_PRESETS,
     Schedule,
     kimg_to_images,
+    preset_for_replicas,
 )
 
 
@@ -56,8 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.lod_training_kimg = 600.0  # stable phase of each resolution
     c.lod_transition_kimg = 600.0  # fade-in phase of each resolution after 4x4
     c.total_kimg = 12000.0
-    # 1gpu, 2gpu, 4gpu, 8gpu, paper (reference §4), or "" for minibatch_dict only
-    c.minibatch_preset = "1gpu"
+    # Global batch and learning rate per resolution (reference §4): auto (the release's preset
+    # for the replica count: 1gpu, 2gpu, 4gpu or 8gpu), one of those by name, paper, or "" for
+    # minibatch_dict only. Global batches: the per-replica batch is the global one / replicas.
+    c.minibatch_preset = "auto"
     c.minibatch_dict = ml_collections.ConfigDict()  # {"4": 64, ...}: overrides the preset
     c.minibatch_default = 16  # resolutions in neither
     # {"1024": 4}; default: the reference's caps
@@ -166,17 +171,29 @@ def architecture(
     )
 
 
+def resolve_preset(c: ml_collections.ConfigDict, num_replicas: int) -> None:
+    """Settles `minibatch_preset` "auto" in place to the release's preset for `num_replicas`
+    (as config.json then records it, so a resume on as many replicas finds the same)."""
+    if c.minibatch_preset == AUTO_PRESET:
+        c.minibatch_preset = preset_for_replicas(num_replicas)
+
+
 def schedule(c: ml_collections.ConfigDict, *, resolution: int, num_replicas: int) -> Schedule:
-    if c.minibatch_preset and c.minibatch_preset not in MINIBATCH_PRESETS:
+    """The run's schedule on `num_replicas` replicas ("auto" presets resolved for that count);
+    learning rates follow the batch preset, as in the release."""
+    choices = [AUTO_PRESET, *sorted(MINIBATCH_PRESETS)]
+    if c.minibatch_preset and c.minibatch_preset not in choices:
         raise ValueError(
-            f"--config.minibatch_preset={c.minibatch_preset!r}; choose one of "
-            f"{sorted(MINIBATCH_PRESETS)}"
+            f'--config.minibatch_preset={c.minibatch_preset!r}; choose one of {choices} or ""'
         )
     if c.lod_initial_resolution != 4:
         raise ValueError("--config.lod_initial_resolution: only 4 is supported")
-    minibatch = dict(MINIBATCH_PRESETS.get(c.minibatch_preset, {}))
+    preset = c.minibatch_preset
+    if preset == AUTO_PRESET:
+        preset = preset_for_replicas(num_replicas)
+    minibatch = dict(MINIBATCH_PRESETS.get(preset, {}))
     minibatch.update(_int_keys(c.minibatch_dict))
-    lrates = dict(LEARNING_RATE_PRESETS.get(c.minibatch_preset, {}))
+    lrates = dict(LEARNING_RATE_PRESETS.get(preset, {}))
     lrates.update(_int_keys(c.lrate_dict))
     caps = (
         _int_keys(c.max_minibatch_per_replica)
@@ -276,8 +293,12 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
         )
     group = c.mbstd_group_size
     if group > 1:
-        for resolution in [2**k for k in range(2, schedule.final_resolution.bit_length())]:
+        starved = []
+        for resolution in _trained_resolutions(schedule):
             per_replica = schedule.global_batch_size(resolution) // schedule.num_replicas
+            if per_replica < 2:
+                starved.append(resolution)
+                continue
             used = min(group, per_replica)
             if per_replica % used:
                 works = max(g for g in range(1, used + 1) if per_replica % g == 0)
@@ -287,6 +308,47 @@ def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:
                     f"{resolution}x{resolution}; use --config.mbstd_group_size={works} or a batch "
                     f"divisible by {used}"
                 )
+        if starved:
+            # One image per replica: every group is that image, its stddev 0, the feature a
+            # constant: minibatch stddev silently off (the release's per-GPU clamp, reference §9).
+            n = schedule.num_replicas
+            need = {str(r): min(group, 4) * n for r in starved}
+            raise ValueError(
+                f"--config.mbstd_group_size={group} needs at least 2 images per replica and "
+                + ", ".join(
+                    f"{r}x{r} gets 1 (global batch {schedule.global_batch_size(r)} on {n})"
+                    for r in starved
+                )
+                + f": minibatch stddev would be a constant. Use --config.minibatch_preset=auto "
+                f"({preset_for_replicas(n)} on {n} replicas), or "
+                f"--config.minibatch_dict='{json.dumps(need)}', or fewer replicas, or "
+                "--config.mbstd_group_size=1 (the feature off)"
+            )
+
+
+def _trained_resolutions(schedule: Schedule) -> list[int]:
+    if not schedule.progressive:
+        return [schedule.final_resolution]
+    return [2**k for k in range(2, schedule.final_resolution.bit_length())]
+
+
+def group_warnings(c: ml_collections.ConfigDict, schedule: Schedule) -> list[str]:
+    """A warning if the per-replica batch is below `mbstd_group_size` somewhere: the release
+    then uses groups of the per-replica batch (its own paper preset does at 256-1024 on one
+    GPU), a noisier statistic over fewer images than asked for."""
+    group = c.mbstd_group_size
+    smaller = [
+        (r, schedule.global_batch_size(r) // schedule.num_replicas)
+        for r in _trained_resolutions(schedule)
+        if 1 < schedule.global_batch_size(r) // schedule.num_replicas < group
+    ]
+    if group <= 1 or not smaller:
+        return []
+    return [
+        f"--config.mbstd_group_size={group} is more than the per-replica batch at "
+        + ", ".join(f"{r}x{r} ({b})" for r, b in smaller)
+        + ": minibatch stddev uses groups of that batch there, as the release does"
+    ]
 
 
 def preset_warnings(c: ml_collections.ConfigDict, schedule: Schedule) -> list[str]:

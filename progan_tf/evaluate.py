@@ -25,7 +25,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
-    from progan_tf import data, run_reader  # noqa: PLC0415 - TensorFlow after its log level
+    import tensorflow as tf  # noqa: PLC0415 - after its log level
+
+    from progan_tf import data, run_reader  # noqa: PLC0415
     from progan_tf.evaluation import evaluate_generator, format_table, record  # noqa: PLC0415
 
     metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
@@ -45,11 +47,20 @@ def main(argv):
             seed=f.seed,
             inception_weights=f.inception_weights,
             batch_size=f.batch_size,
+            generator_batch=f.batch or run.generation_batch,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
             mirror=run.mirror_augment,
         )
     except ValueError as error:  # RunError, DatasetError
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except tf.errors.ResourceExhaustedError:
+        print(
+            f"error: out of memory evaluating at {run.resolution}x{run.resolution}; lower --batch "
+            f"(generator, now {f.batch or run.generation_batch}) or --batch_size (reals, "
+            f"Inception, now {f.batch_size})",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(format_table(results))
     record(
@@ -84,7 +95,16 @@ def _define_flags() -> None:
         "inception_weights", "", "Keras InceptionV3 weights file (no top), for fid."
     )
     flags.DEFINE_integer("seed", 0, "Seed of latents, patches and directions.")
-    flags.DEFINE_integer("batch_size", 64, "Images per batch.", lower_bound=1)
+    flags.DEFINE_integer(
+        "batch_size", 64, "Images per batch of reals and of the Inception network.", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "batch",
+        0,
+        "Images the generator runs at once; default: one GPU's training batch at the run's "
+        "resolution (4 at 1024x1024).",
+        lower_bound=0,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, files
+from progan_tf.networks import generate_images
 from progan_tf.metrics import fid as fid_lib, ms_ssim, swd as swd_lib
 
 METRICS = ("swd", "msssim", "fid")
@@ -44,13 +45,16 @@ def evaluate_generator(
     noise_floor: bool = True,
     inception_weights: str = "",
     batch_size: int = 64,
+    generator_batch: int = 64,
     progress: Callable[[str], None] | None = None,
     skip_unsupported: bool = False,
     mirror: bool = False,
 ) -> dict[str, float]:
     """Metrics of `generator` (a networks.Generator, alpha already set) at `phase.resolution`
-    against `dataset`'s level of that resolution. `skip_unsupported` leaves out metrics the
-    resolution is too small for (SWD below 8x8) instead of raising, as training does."""
+    against `dataset`'s level of that resolution, the generator run `generator_batch` images at
+    a time (at most the per-replica training batch: its memory). `skip_unsupported` leaves out
+    metrics the resolution is too small for (SWD below 8x8) instead of raising, as training
+    does."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"--metrics: unknown {unknown}; choose from {', '.join(METRICS)}")
@@ -87,9 +91,10 @@ def evaluate_generator(
     def fakes():  # the same images every time: latents seeded, labels those of the reals
         rng = np.random.RandomState(seed)
         for _, labels in reals():
-            z = tf.constant(rng.randn(len(labels), generator.arch.latent_size).astype(np.float32))
-            inputs = [z, tf.constant(labels, tf.float32)] if num_labels else z
-            yield data.to_uint8(model(inputs, training=False)).numpy()
+            z = rng.randn(len(labels), generator.arch.latent_size).astype(np.float32)
+            yield generate_images(
+                model, z, labels if num_labels else None, batch_size=generator_batch
+            )
 
     results: dict[str, float] = {}
     if "swd" in metrics:

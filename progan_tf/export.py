@@ -50,9 +50,16 @@ def main(argv):
         if os.path.exists(path):
             raise ValueError(f"{path} already exists; choose another --version or --export_dir")
         arch = run.generator.arch
-        export_generator(run.model, arch.latent_size, arch.num_labels, path)
+        batch = f.batch or run.generation_batch
+        export_generator(run.model, arch.latent_size, arch.num_labels, path, batch_size=batch)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        print(
+            f"error: cannot write {error.filename or f.export_dir}: {error.strerror}",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(
         f"exported {run.checkpoint} (kimg {run.kimg:.1f}, {run.resolution}x{run.resolution}) to "
@@ -73,6 +80,13 @@ def _define_flags() -> None:
     )
     flags.DEFINE_string(
         "checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest."
+    )
+    flags.DEFINE_integer(
+        "batch",
+        0,
+        "Images the exported signatures run at once (any N is split into such chunks); "
+        "default: one GPU's training batch at the run's resolution (4 at 1024x1024).",
+        lower_bound=0,
     )
     flags.DEFINE_integer(
         "version",

@@ -123,10 +123,13 @@ def main(argv):
         raise app.UsageError("--grid and --interpolate: choose one")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
     cli.resolve_deprecated_aliases(flags.FLAGS)
+    import tensorflow as tf  # noqa: PLC0415 - after its log level
+
     from progan_tf import run_reader  # noqa: PLC0415
 
     try:
         run = run_reader.load_run(f.run_dir, f.checkpoint)
+        run.batch_size = f.batch
         print(f"{run.checkpoint}: kimg {run.kimg:.1f}, {run.phase.name}", file=sys.stderr)
         if f.interpolate:
             smoothing = f.smoothing if f.smoothing > 0 else f.frames / 12
@@ -149,6 +152,16 @@ def main(argv):
             written = generate_files(run, f.out, f.num_images, f.seed, f.overwrite, f.label)
     except ValueError as error:  # RunError and refused overwrites
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except tf.errors.ResourceExhaustedError:
+        print(
+            f"error: out of memory generating {run.resolution}x{run.resolution} images "
+            f"{run.generation_batch} at a time; lower --batch",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except OSError as error:
+        print(f"error: cannot write {error.filename or f.out}: {error.strerror}", file=sys.stderr)
         sys.exit(1)
     shown = written if len(written) <= 3 else [written[0], "...", written[-1]]
     print(f"wrote {len(written)} file(s): {' '.join(shown)}")
@@ -173,6 +186,13 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Latent seed.")
     flags.DEFINE_integer(
         "label", None, "Conditional runs: draw this class only (default: every class)."
+    )
+    flags.DEFINE_integer(
+        "batch",
+        0,
+        "Images the generator runs at once; default: one GPU's training batch at the run's "
+        "resolution (4 at 1024x1024).",
+        lower_bound=0,
     )
     flags.DEFINE_bool("grid", False, "Write one contact sheet instead of files.")
     flags.DEFINE_bool("interpolate", False, "Write a looping latent-interpolation GIF.")

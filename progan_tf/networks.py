@@ -14,12 +14,33 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from progan_tf import layers as L
 from progan_tf.options import NORMALIZATIONS, Architecture  # noqa: F401 - re-exported
 
 LEAKY_SLOPE = 0.2
+
+
+def generate_images(model: keras.Model, latents, labels=None, *, batch_size: int) -> np.ndarray:
+    """uint8 [N, R, R, C] images of a generator stage model for float32 latents [N, L] (and
+    one-hot labels [N, num_labels] if conditional), run `batch_size` at a time: a grid of 64 at
+    1024x1024 needs one chunk's activations, not 64 images' (the release generates its grids in
+    per-GPU minibatches)."""
+    from progan_tf.data import to_uint8  # noqa: PLC0415
+
+    batch_size = max(1, int(batch_size))
+    out = []
+    for start in range(0, len(latents), batch_size):
+        z = tf.constant(latents[start : start + batch_size], tf.float32)
+        inputs = (
+            z
+            if labels is None
+            else [z, tf.constant(labels[start : start + batch_size], tf.float32)]
+        )
+        out.append(to_uint8(model(inputs, training=False)).numpy())
+    return np.concatenate(out)
 
 
 def _lrelu(name: str) -> keras.layers.Layer:

@@ -16,10 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import data, images
+from progan_tf import images
 from progan_tf.checkpoints import CheckpointError, find_restorable, verify
-from progan_tf.networks import Architecture, Generator
-from progan_tf.schedule import Phase, Schedule, phase_at
+from progan_tf.networks import Architecture, Generator, generate_images
+from progan_tf.schedule import Phase, Schedule, generation_batch, phase_at
 
 
 class RunError(ValueError):
@@ -36,6 +36,7 @@ class Run:
     dataset_path: str
     label_names: tuple[str, ...]
     mirror_augment: bool = False  # trained on randomly mirrored reals (config.json)
+    batch_size: int = 0  # images the generator runs at once; 0: schedule.generation_batch
 
     @property
     def kimg(self) -> float:
@@ -50,27 +51,19 @@ class Run:
     def resolution(self) -> int:
         return self.phase.resolution
 
-    def generate(
-        self, latents: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 64
-    ) -> np.ndarray:
+    @property
+    def generation_batch(self) -> int:
+        """Images run at once: `batch_size` if set, else one GPU's training batch here."""
+        return self.batch_size or generation_batch(self.resolution)
+
+    def generate(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """uint8 [N, R, R, C] images for float32 latents (and integer class labels if
-        conditional)."""
+        conditional), `generation_batch` at a time."""
         num_labels = self.generator.arch.num_labels
-        out = []
-        for start in range(0, len(latents), batch_size):
-            z = tf.constant(latents[start : start + batch_size], tf.float32)
-            inputs = z
-            if num_labels:
-                if labels is None:
-                    raise ValueError(
-                        "this generator is conditional: give one class label per latent"
-                    )
-                inputs = [
-                    z,
-                    tf.constant(images.one_hot(labels[start : start + batch_size], num_labels)),
-                ]
-            out.append(data.to_uint8(self.model(inputs, training=False)).numpy())
-        return np.concatenate(out)
+        if num_labels and labels is None:
+            raise ValueError("this generator is conditional: give one class label per latent")
+        one_hot = images.one_hot(labels, num_labels) if num_labels else None
+        return generate_images(self.model, latents, one_hot, batch_size=self.generation_batch)
 
 
 def find_checkpoint(run_dir: str, checkpoint: str | None = None) -> str:

@@ -28,11 +28,32 @@ LEARNING_RATE_PRESETS: dict[str, dict[int, float]] = {
     "8gpu": {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003},
     "paper": {},
 }
+# "auto": the preset the release pairs with a replica count (num_gpus 1, 2, 4, 8).
+AUTO_PRESET = "auto"
+
+
+def preset_for_replicas(num_replicas: int) -> str:
+    """The release's preset for `num_replicas` GPUs: 1gpu, 2gpu, 4gpu, or 8gpu from 8 up (the
+    largest of 1, 2, 4, 8 not above the count; a count between them takes the smaller)."""
+    for replicas in (8, 4, 2):
+        if num_replicas >= replicas:
+            return f"{replicas}gpu"
+    return "1gpu"
+
+
 # Largest per-replica batch that fits a 16 GB GPU, by activation dtype.
 MAX_PER_REPLICA: dict[str, dict[int, int]] = {
     "float32": {256: 16, 512: 8, 1024: 4},
     "float16": {512: 16, 1024: 8},
 }
+
+
+def generation_batch(resolution: int) -> int:
+    """Images a generator runs at once outside training (grids, generate, evaluate, export)
+    where no schedule says more: one GPU's training batch at `resolution` (the 1gpu preset,
+    capped for float32), whose forward pass fits where the training step does."""
+    batch = MINIBATCH_PRESETS["1gpu"].get(resolution, 16)
+    return min(batch, MAX_PER_REPLICA["float32"].get(resolution, batch))
 
 
 @dataclasses.dataclass(frozen=True)

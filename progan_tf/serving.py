@@ -14,9 +14,42 @@ import tensorflow as tf
 from progan_tf import data, files
 
 
-def export_generator(model, latent_size: int, num_labels: int, path: str) -> None:
+def in_chunks(model, batch_size: int):
+    """`model` as a graph function that runs its inputs `batch_size` rows at a time (padded
+    up to whole chunks, one chunk after the other: the memory of one chunk's forward pass)."""
+    shape = tuple(model.output_shape[1:])
+
+    def run(inputs):
+        first = inputs[0] if isinstance(inputs, list | tuple) else inputs
+        n = tf.shape(first)[0]
+        chunks = (n + batch_size - 1) // batch_size
+
+        def split(x):
+            x = tf.pad(x, [[0, chunks * batch_size - n], [0, 0]])
+            return tf.reshape(x, tf.concat([[chunks, batch_size], tf.shape(x)[1:]], 0))
+
+        def one(chunk):
+            return tf.cast(model(chunk, training=False), tf.float32)
+
+        elems = [split(x) for x in inputs] if isinstance(inputs, list | tuple) else split(inputs)
+        raw = tf.map_fn(
+            one,
+            elems,
+            fn_output_signature=tf.TensorSpec([batch_size, *shape], tf.float32),
+            parallel_iterations=1,
+        )
+        return tf.reshape(raw, [-1, *shape])[:n]
+
+    return run
+
+
+def export_generator(
+    model, latent_size: int, num_labels: int, path: str, batch_size: int = 64
+) -> None:
     """Writes `model` (latents [, one-hot labels] -> images in [-1, 1]) as a SavedModel at `path`,
-    atomically: into a temporary sibling directory that is renamed at the end."""
+    atomically: into a temporary sibling directory that is renamed at the end. The signatures
+    run the generator `batch_size` images at a time, whatever N they are given."""
+    generate = in_chunks(model, batch_size)
 
     def outputs(latents, labels=None):
         # Signatures do not check static shapes: fail with a message, not deep inside a MatMul.
@@ -41,7 +74,7 @@ def export_generator(model, latent_size: int, num_labels: int, path: str) -> Non
             latents = tf.identity(latents)
             labels = None if labels is None else tf.identity(labels)
         inputs = latents if labels is None else [latents, tf.one_hot(labels, num_labels)]
-        raw = tf.cast(model(inputs, training=False), tf.float32)
+        raw = generate(inputs)
         images = data.to_uint8(raw)  # traced into the graph: the SavedModel needs no progan_tf
         return {"images": images, "raw": raw}
 

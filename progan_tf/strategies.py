@@ -10,8 +10,19 @@ import os
 import tensorflow as tf
 
 
-def make_strategy(name: str, tpu: str = ""):
-    """The tf.distribute strategy for `--strategy` (auto: all GPUs mirrored, else one device)."""
+def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 0):
+    """The tf.distribute strategy for `--strategy` (auto: all GPUs mirrored, else one device).
+    `cpu_replicas` > 1 splits the CPU into that many logical devices and mirrors over them (a
+    rehearsal of a multi-GPU run's batches and replica logic, not a speed-up); it must come
+    before anything initialises TensorFlow's devices."""
+    if cpu_replicas > 1:
+        if name not in ("auto", "mirrored"):
+            raise ValueError(
+                f"--cpu_replicas={cpu_replicas} mirrors over CPU devices: use it with "
+                f"--strategy=auto or mirrored, not {name}"
+            )
+        split_cpu(cpu_replicas)
+        return mirrored_strategy([d.name for d in tf.config.list_logical_devices("CPU")])
     # Multi-worker and TPU strategies must exist before anything initialises the runtime
     # (listing logical devices does), or collective ops cannot be configured.
     if name == "multi_worker":
@@ -39,6 +50,55 @@ def make_strategy(name: str, tpu: str = ""):
     if name == "mirrored":
         return mirrored_strategy()
     raise ValueError(f"--strategy={name!r}")
+
+
+def split_cpu(count: int) -> None:
+    """`count` logical CPU devices (before TensorFlow initialises its devices)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError:  # already initialised: keep what there is, if it is enough
+        if len(tf.config.list_logical_devices("CPU")) < count:
+            raise
+
+
+def device_summary(strategy) -> str:
+    """What a run trains on, for the first log line: device kind, count and model, strategy,
+    replicas (and workers)."""
+    devices = list(strategy.extended.worker_devices)
+    kinds = {tf.DeviceSpec.from_string(d).device_type or "CPU" for d in devices}
+    kind = "/".join(sorted(kinds))
+    what = f"{len(devices)} {kind}" + ("s" if len(devices) > 1 else "")
+    if kind == "GPU":
+        names = sorted(
+            {
+                tf.config.experimental.get_device_details(g).get("device_name", "GPU")
+                for g in tf.config.list_physical_devices("GPU")
+            }
+        )
+        if names:
+            what += f" ({', '.join(names)})"
+    elif kind == "CPU" and len(devices) > 1:
+        what += " (logical devices of one CPU: a rehearsal, not a speed-up)"
+    workers = ""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.cluster_spec().as_dict():
+        count = sum(len(v) for v in resolver.cluster_spec().as_dict().values())
+        workers = f", {count} workers"
+    replicas = strategy.num_replicas_in_sync
+    return (
+        f"{what}, {type(strategy).__name__}, {replicas} replica{'s' if replicas > 1 else ''}"
+        f"{workers}"
+    )
+
+
+def on_gpu(strategy) -> bool:
+    return any(
+        tf.DeviceSpec.from_string(d).device_type in ("GPU", "TPU")
+        for d in strategy.extended.worker_devices
+    )
 
 
 def mirrored_strategy(devices: list[str] | None = None):

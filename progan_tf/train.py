@@ -63,6 +63,19 @@ flags.DEFINE_integer(
     "--config.shuffle_buffer=N shuffles N records at every resolution instead.",
     lower_bound=1,
 )
+flags.DEFINE_integer(
+    "cpu_replicas",
+    0,
+    "Split the CPU into N logical devices and mirror over them: rehearse an N-GPU run's batches, "
+    "learning rates and replica logic on a machine without GPUs (not a speed-up).",
+    lower_bound=0,
+)
+flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Print the plan (devices, strategy, and per resolution the phases, global and per-replica "
+    "batch, learning rate and estimated memory per replica) and exit without training.",
+)
 flags.DEFINE_list(
     "accept_changes",
     [],
@@ -71,6 +84,7 @@ flags.DEFINE_list(
     "input stream are refused.",
 )
 cli.define_verbose_flag()
+MULTI_GPU = ("2gpu", "4gpu", "8gpu")
 
 
 def resolve_config(config, argv_flags) -> None:
@@ -107,12 +121,12 @@ def main(argv):
 
     import tensorflow as tf  # noqa: PLC0415 - TensorFlow after the log level
 
-    from progan_tf import config as config_lib, data  # noqa: PLC0415
+    from progan_tf import config as config_lib, data, plan  # noqa: PLC0415
     from progan_tf.checkpoints import CheckpointWriteError, check_resume_compatible  # noqa: PLC0415
     from progan_tf.run_writer import RunDirLockedError  # noqa: PLC0415
     from progan_tf.stopping import RunInterrupted  # noqa: PLC0415
-    from progan_tf.strategies import make_strategy  # noqa: PLC0415
-    from progan_tf.trainer import Trainer, TrainingError  # noqa: PLC0415
+    from progan_tf.strategies import make_strategy, on_gpu  # noqa: PLC0415
+    from progan_tf.trainer import Trainer, TrainingError, run_summary  # noqa: PLC0415
 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -132,26 +146,63 @@ def main(argv):
                 "or train locally and copy the run"
             )
         config.run_dir = run_dir
-        strategy = make_strategy(config.strategy, config.tpu)
+        named_preset = config.minibatch_preset
+        strategy = make_strategy(config.strategy, config.tpu, FLAGS.cpu_replicas)
+        replicas = strategy.num_replicas_in_sync
         # "auto" settled here, as config.json records it: TPUs compute in bfloat16, GPUs in float16
         tpu = isinstance(strategy, tf.distribute.TPUStrategy)
         config.mixed_precision_dtype = config_lib.precision_dtype(config, tpu=tpu)
+        config_lib.resolve_preset(config, replicas)  # "auto": the release's for this count
         check_resume_compatible(run_dir, config.to_dict(), tuple(FLAGS.accept_changes))
-        schedule = config_lib.schedule(
-            config, resolution=resolution, num_replicas=strategy.num_replicas_in_sync
-        )
+        schedule = config_lib.schedule(config, resolution=resolution, num_replicas=replicas)
         config_lib.validate(config, schedule)
-        for warning in config_lib.preset_warnings(config, schedule):
+        warnings = config_lib.preset_warnings(config, schedule)
+        warnings += config_lib.group_warnings(config, schedule)
+        if not on_gpu(strategy) and not FLAGS.cpu_replicas:
+            wanted = [
+                why
+                for why, asked in (
+                    ("--strategy=mirrored", config.strategy == "mirrored"),
+                    (f"--config.minibatch_preset={named_preset}", named_preset in MULTI_GPU),
+                    ("a GPU build of TensorFlow", tf.test.is_built_with_cuda()),
+                )
+                if asked
+            ]
+            if wanted:
+                warnings.append(
+                    f"no GPU is visible ({', '.join(wanted)}): training runs on the CPU. "
+                    "TensorFlow's own message on why (e.g. CUDA libraries not found) shows with "
+                    "--verbose"
+                )
+        for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        arch = config_lib.architecture(
+            config,
+            resolution=resolution,
+            channels=dataset.channels,
+            num_labels=dataset.num_labels,
+        )
+        options = config_lib.trainer_options(config)
+        if FLAGS.dry_run:
+            print(
+                "\n".join(
+                    [
+                        f"{run_dir}: {run_summary(strategy, options.step)}",
+                        f"batches: minibatch_preset {config.minibatch_preset or '(none)'}"
+                        + (" (auto)" if named_preset == "auto" else "")
+                        + f", global batches split over {replicas} replica(s)",
+                        *plan.plan_table(
+                            arch, schedule, options.total_images, options.step.mixed_precision
+                        ),
+                        "dry run: nothing trained or written",
+                    ]
+                )
+            )
+            return
         trainer = Trainer(
-            arch=config_lib.architecture(
-                config,
-                resolution=resolution,
-                channels=dataset.channels,
-                num_labels=dataset.num_labels,
-            ),
+            arch=arch,
             schedule=schedule,
-            options=config_lib.trainer_options(config),
+            options=options,
             dataset=dataset,
             run_dir=run_dir,
             strategy=strategy,

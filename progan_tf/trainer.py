@@ -27,9 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import data, evaluation, images
+from progan_tf import data, evaluation, images, plan
 from progan_tf.checkpoints import Checkpoints, find_restorable, images_seen_of
-from progan_tf.networks import Architecture, Discriminator, Generator
+from progan_tf.networks import Architecture, Discriminator, Generator, generate_images
 from progan_tf.phases import PhaseRunner
 from progan_tf.progress import PhaseTimes, Progress
 from progan_tf.run_writer import RunWriter
@@ -37,10 +37,23 @@ from progan_tf.schedule import Phase, Schedule, phase_at
 from progan_tf.options import TrainerOptions
 from progan_tf.steps import PhaseStep
 from progan_tf.stopping import SIGNALS, RunInterrupted, StopRequests
+from progan_tf.strategies import device_summary
+from progan_tf.options import StepOptions
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, unreadable data, disk); the message says what to do."""
+
+
+def run_summary(strategy: tf.distribute.Strategy, step: StepOptions) -> str:
+    """The devices, strategy and replicas, precision and XLA of a run: its log's first line."""
+    precision = f"mixed {step.mixed_precision_dtype}" if step.mixed_precision else "float32"
+    return f"{device_summary(strategy)}, {precision}, XLA {'on' if step.xla else 'off'}"
+
+
+def out_of_memory(what: str, lower: str) -> TrainingError:
+    """The one line a ResourceExhaustedError becomes: where, and the setting to lower."""
+    return TrainingError(f"out of memory {what}; lower {lower}")
 
 
 def is_cluster(strategy: tf.distribute.Strategy) -> bool:
@@ -248,6 +261,16 @@ class Trainer:
 
     def _train(self) -> dict[str, float]:
         o = self.options
+        self.directory.log(f"running on {run_summary(self.strategy, o.step)}")
+        self.directory.log(
+            "plan:\n"
+            + "\n".join(
+                plan.plan_table(
+                    self.arch, self.schedule, int(o.total_images), o.step.mixed_precision
+                )
+            ),
+            echo=False,
+        )
         self.directory.log(self._labels_line())
         if not self.restore():
             self.directory.log(f"starting a new run in {self.run_dir}")
@@ -290,6 +313,15 @@ class Trainer:
                 # names a record of the wrong shape
                 data.check_record_shapes(self.dataset, phase.resolution)
                 raise
+            except tf.errors.ResourceExhaustedError:
+                per_replica = phase.global_batch_size // self.strategy.num_replicas_in_sync
+                raise out_of_memory(
+                    f"in the {phase.name} step at kimg {self.kimg:.3f} (batch "
+                    f"{per_replica} per replica); the last checkpoint is "
+                    f"{(self.checkpoints.latest() if self.chief else None) or 'none yet'}",
+                    f'--config.max_minibatch_per_replica (e.g. \'{{"{phase.resolution}": '
+                    f"{max(1, per_replica // 2)}}}') or use --mixed_precision",
+                ) from None
             seen = self.seen
             self._check_finite()
             trained, trained_alpha = phase, float(self.alpha.numpy())  # what the stats describe
@@ -305,13 +337,14 @@ class Trainer:
                 )
                 tick_start, tick_images = time.time(), seen
                 events["tick"] = _next_multiple(seen, o.tick_images)
-            if seen >= events["snapshot"] or done:
-                self._snapshot()
-                events["snapshot"] = _next_multiple(seen, o.snapshot_images)
+            # The checkpoint first: a snapshot or metric that fails must not cost it.
             if seen >= events["checkpoint"] or done:
                 self._checkpoint_and_metrics()
                 events["checkpoint"] = _next_multiple(seen, o.checkpoint_images)
                 saved_at = seen
+            if seen >= events["snapshot"] or done:
+                self._snapshot()
+                events["snapshot"] = _next_multiple(seen, o.snapshot_images)
             stop_signal = self._stop_signal()  # on every worker after every call: it agrees
             if stop_signal is not None and not done:
                 progress.close()
@@ -418,28 +451,36 @@ class Trainer:
         return record
 
     def sample_grid(self, latents: np.ndarray | None = None) -> np.ndarray:
-        """uint8 grid of the EMA generator at the current stage, tiles at the final resolution."""
+        """uint8 grid of the EMA generator at the current stage, tiles at the final resolution;
+        generated in chunks of the stage's per-replica batch (memory of one step's forward)."""
         phase = self.runner.phase or phase_at(self.schedule, self.seen)
         model = self.ema.stage_model(phase.resolution, phase.fade)
         latents = self._grid_latents if latents is None else latents
         classes, columns = images.class_rows(len(latents), self.arch.num_labels)
-        inputs = (
-            latents
+        labels = (
+            None
             if classes is None
-            else [
-                tf.constant(latents),
-                tf.constant(images.one_hot(classes[: len(latents)], self.arch.num_labels)),
-            ]
+            else images.one_hot(classes[: len(latents)], self.arch.num_labels)
         )
-        fakes = data.to_uint8(model(inputs, training=False)).numpy()
+        fakes = generate_images(model, latents, labels, batch_size=self._per_replica(phase))
         return images.make_grid(fakes, columns=columns, upscale_to=self.arch.resolution)
+
+    def _per_replica(self, phase: Phase) -> int:
+        return max(1, phase.global_batch_size // self.strategy.num_replicas_in_sync)
 
     def _snapshot(self) -> None:
         if not self.chief:
             return
         # the grid's model call and a compile-ahead trace on the same layers: not at once
         self.runner.settle()
-        grid = self.sample_grid()
+        try:
+            grid = self.sample_grid()
+        except tf.errors.ResourceExhaustedError:
+            self.directory.log(
+                f"warning: kimg {self.kimg:.3f}: out of memory drawing the sample grid; no grid "
+                "this time, training goes on (lower --config.grid_size)"
+            )
+            return
         images.save_png(grid, self.directory.sample_path(self.seen))
         with self._summary.as_default(step=self.seen):
             tf.summary.image("samples/ema", grid[None], max_outputs=1)
@@ -458,18 +499,26 @@ class Trainer:
         if path:
             self.directory.log(f"kimg {self.kimg:.3f}: saved {path}", echo=False)
         if self.options.metrics and self.chief:
-            results = evaluation.evaluate_generator(
-                self.ema,
-                self.runner.phase,
-                self.dataset,
-                self.options.metrics,
-                self.options.metrics_num_images,
-                seed=self.options.step.seed,
-                noise_floor=False,
-                inception_weights=self.options.inception_weights,
-                skip_unsupported=True,
-                mirror=self.options.mirror_augment,
-            )
+            try:
+                results = evaluation.evaluate_generator(
+                    self.ema,
+                    self.runner.phase,
+                    self.dataset,
+                    self.options.metrics,
+                    self.options.metrics_num_images,
+                    seed=self.options.step.seed,
+                    noise_floor=False,
+                    inception_weights=self.options.inception_weights,
+                    skip_unsupported=True,
+                    mirror=self.options.mirror_augment,
+                    generator_batch=self._per_replica(self.runner.phase),
+                )
+            except tf.errors.ResourceExhaustedError:
+                self.directory.log(
+                    f"warning: kimg {self.kimg:.3f}: out of memory computing metrics; none this "
+                    "time, training goes on (the checkpoint is saved)"
+                )
+                return
             if results:
                 evaluation.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
                 self.directory.log(

@@ -1,0 +1,321 @@
+"""The multi-GPU path rehearsed on CPUs: batches that follow the replica count, the plan and its
+memory estimate, generation in chunks, the checkpoint before the snapshot, out of memory."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import cli_env
+from progan_tf import config as config_lib, data, dataset_io, plan
+from progan_tf.networks import Architecture, Discriminator, Generator, generate_images
+from progan_tf.schedule import LEARNING_RATE_PRESETS, generation_batch, preset_for_replicas
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CELEBAHQ = os.path.join(ROOT, "configs", "celebahq_1024.py")
+
+
+def load_config(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("preset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+@pytest.mark.parametrize(
+    "replicas,preset",
+    [(1, "1gpu"), (2, "2gpu"), (3, "2gpu"), (4, "4gpu"), (8, "8gpu"), (16, "8gpu")],
+)
+def test_auto_preset_is_the_releases_for_the_replica_count(replicas, preset):
+    assert preset_for_replicas(replicas) == preset
+    c = config_lib.get_config()
+    assert c.minibatch_preset == "auto"
+    config_lib.resolve_preset(c, replicas)
+    assert c.minibatch_preset == preset
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 4, 8])
+def test_celebahq_plan_gives_every_replica_at_least_four_images(replicas):
+    c = load_config(CELEBAHQ)
+    schedule = config_lib.schedule(c, resolution=1024, num_replicas=replicas)
+    config_lib.validate(c, schedule)
+    assert config_lib.group_warnings(c, schedule) == []
+    preset = preset_for_replicas(replicas)
+    for r in [2**k for k in range(2, 11)]:
+        assert schedule.global_batch_size(r) // replicas >= 4, r
+        # learning rates follow the batch preset, as in the release
+        assert schedule.lr(r) == LEARNING_RATE_PRESETS[preset].get(r, 0.001)
+    if replicas == 8:
+        assert [schedule.global_batch_size(r) for r in (4, 128, 1024)] == [512, 32, 32]
+
+
+def test_one_image_per_replica_is_refused_naming_the_settings():
+    c = load_config(CELEBAHQ)
+    c.minibatch_preset = "1gpu"  # named: 8 at 256x256 and up, 1 per replica on 8
+    schedule = config_lib.schedule(c, resolution=1024, num_replicas=8)
+    with pytest.raises(ValueError) as error:
+        config_lib.validate(c, schedule)
+    message = str(error.value)
+    assert "--config.mbstd_group_size=4 needs at least 2 images per replica" in message
+    assert "256x256 gets 1 (global batch 8 on 8)" in message
+    assert "--config.minibatch_preset=auto (8gpu on 8 replicas)" in message
+    # the values it names work
+    c.minibatch_dict = {"256": 32, "512": 32, "1024": 32}
+    config_lib.validate(c, config_lib.schedule(c, resolution=1024, num_replicas=8))
+
+
+def test_groups_larger_than_the_per_replica_batch_warn_as_the_paper_preset_runs():
+    c = load_config(os.path.join(ROOT, "configs", "paper_1024.py"))
+    schedule = config_lib.schedule(c, resolution=1024, num_replicas=1)
+    config_lib.validate(c, schedule)  # the release's own preset: groups of 14, 6, 3
+    (warning,) = config_lib.group_warnings(c, schedule)
+    assert "256x256 (14), 512x512 (6), 1024x1024 (3)" in warning
+
+
+def test_plan_parameter_counts_are_table_2s():
+    arch = Architecture(resolution=1024)
+    assert plan.generator_parameters(arch) == 23_079_115
+    assert plan.discriminator_parameters(arch) == 23_087_249
+    gray = Architecture(resolution=1024, channels=1)
+    assert plan.generator_parameters(gray) == 23_074_009
+    assert plan.discriminator_parameters(gray) == 23_082_161
+    assert plan.discriminator_parameters(Architecture(resolution=1024, mbstd_group_size=1)) == (
+        23_082_641
+    )
+    # a small, conditional, non-progressive pair against the Keras networks themselves
+    small = Architecture(resolution=16, num_labels=3, fmap_base=64, fmap_max=16, latent_size=8)
+    assert plan.generator_parameters(small) == Generator(small).count_params()
+    assert plan.discriminator_parameters(small) == Discriminator(small).count_params()
+
+
+def test_memory_estimate_grows_with_batch_and_halves_its_activations_in_mixed_precision():
+    arch = Architecture(resolution=256)
+    one, two = (plan.step_memory(arch, 256, b) for b in (4, 8))
+    assert two.activations == 2 * one.activations and two.weights == one.weights
+    mixed = plan.step_memory(arch, 256, 8, mixed_precision=True)
+    assert mixed.activations * 2 == pytest.approx(two.activations, rel=1e-6)
+
+
+def run_train(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "progan_tf.train", *args],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_dry_run_on_eight_cpu_replicas_prints_the_plan_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(
+        "--dry_run",
+        "--cpu_replicas=8",
+        f"--config={CELEBAHQ}",
+        "--resolution=1024",
+        f"--run_dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "8 CPUs" in lines[0] and "MirroredStrategy, 8 replicas, float32, XLA off" in lines[0]
+    assert "minibatch_preset 8gpu (auto)" in lines[1]
+    rows = [line.split() for line in lines if "x" in line[:10] and "GiB" in line]
+    assert [row[0] for row in rows] == [f"{r}x{r}" for r in (4, 8, 16, 32, 64, 128, 256, 512, 1024)]
+    for row in rows:
+        per_replica = int(row[row.index("x", 2) - 1])
+        assert per_replica >= 4, row
+    assert not run_dir.exists()
+    assert "no GPU is visible" not in result.stderr  # a rehearsal asked for CPUs
+
+
+def test_mirrored_without_a_gpu_warns_in_one_line(tmp_path):
+    result = run_train("--dry_run", "--strategy=mirrored", f"--run_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "no GPU" in x]
+    assert line.startswith("warning: no GPU is visible (--strategy=mirrored)")
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    images = (rng.random((64, 8, 8, 3)) * 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "noise"
+    dataset_io.write_arrays(path, images, None, name="noise")
+    return data.load_info(path)
+
+
+def test_eight_replica_run_has_a_live_minibatch_stddev(tiny_dataset, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "eight_replicas_main.py"),
+            tiny_dataset.path,
+            str(tmp_path / "run"),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 8 and report["preset"] == "8gpu"
+    assert report["kimg"] == pytest.approx(0.192)
+    assert report["per_replica"] == [4] * 8
+    # one image per replica would give sqrt(0 + 1e-8) = 1e-4 everywhere: a constant
+    assert all(s > 0.05 for s in report["stddev"]), report["stddev"]
+    assert len(set(np.round(report["stddev"], 6))) > 1
+    log = open(tmp_path / "run" / "log.txt").read()
+    assert "running on 8 CPUs" in log.splitlines()[0]
+
+
+class CountingModel:
+    """A generator stage model that records the batch of every call."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __call__(self, inputs, training=False):
+        first = inputs[0] if isinstance(inputs, list) else inputs
+        self.calls.append(int(first.shape[0]))
+        return self.model(inputs, training=training)
+
+
+def test_generate_images_in_chunks_equals_one_call():
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
+    model = Generator(arch).stage_model(8)
+    latents = np.random.default_rng(0).standard_normal((11, 8)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[np.arange(11) % 3]
+    whole = data.to_uint8(model([latents, labels], training=False)).numpy()
+    counting = CountingModel(model)
+    chunked = generate_images(counting, latents, labels, batch_size=4)
+    assert counting.calls == [4, 4, 3]
+    np.testing.assert_array_equal(chunked, whole)
+
+
+def test_generation_batch_is_one_gpus_training_batch():
+    assert [generation_batch(r) for r in (4, 32, 256, 1024)] == [128, 64, 8, 4]
+
+
+def test_exported_signature_runs_in_chunks_and_equals_the_model(tmp_path):
+    from progan_tf.serving import export_generator
+
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
+    model = Generator(arch).stage_model(8)
+    export_generator(model, 8, 0, str(tmp_path / "1"), batch_size=3)
+    loaded = tf.saved_model.load(str(tmp_path / "1"))
+    latents = np.random.default_rng(1).standard_normal((7, 8)).astype(np.float32)
+    out = loaded.signatures["serving_default"](latents=tf.constant(latents))
+    np.testing.assert_allclose(
+        out["raw"].numpy(), model(latents, training=False).numpy(), atol=1e-5
+    )
+    assert out["images"].shape == (7, 8, 8, 3)
+
+
+def tiny_trainer(dataset, run_dir, total_images=64, **overrides):
+    from progan_tf.schedule import Schedule
+    from progan_tf.trainer import Trainer, TrainerOptions
+
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
+    schedule = Schedule(
+        final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
+    )
+    options = dict(
+        total_images=total_images,
+        tick_images=32,
+        snapshot_images=32,
+        checkpoint_images=32,
+        steps_per_call=2,
+        grid_size=6,
+        shuffle_buffer=64,
+    )
+    return Trainer(
+        arch=arch,
+        schedule=schedule,
+        options=TrainerOptions(**{**options, **overrides}),
+        dataset=dataset,
+        run_dir=str(run_dir),
+        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        config={"test": True},
+    )
+
+
+def test_sample_grid_runs_in_per_replica_chunks(tiny_dataset, tmp_path, monkeypatch):
+    from progan_tf import trainer as trainer_lib
+
+    seen = []
+
+    def spy(model, latents, labels=None, *, batch_size):
+        seen.append(batch_size)
+        return generate_images(model, latents, labels, batch_size=batch_size)
+
+    monkeypatch.setattr(trainer_lib, "generate_images", spy)
+    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=32)
+    trainer.train()
+    assert seen and set(seen) == {8}  # the stage's batch on one replica, not the grid's 6... or 64
+
+
+def test_a_failed_snapshot_keeps_the_checkpoint_of_its_image_count(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from progan_tf.trainer import Trainer
+
+    def no_memory(self, latents=None):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(Trainer, "sample_grid", no_memory)
+    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    trainer.train()  # goes on
+    names = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
+    assert any(n.startswith("ckpt-32.") for n in names) and any(
+        n.startswith("ckpt-64.") for n in names
+    )
+    log = open(tmp_path / "run" / "log.txt").read()
+    assert log.count("out of memory drawing the sample grid") == 2
+    assert "Traceback" not in log
+
+
+def test_out_of_memory_in_the_step_is_one_line_naming_the_setting(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from progan_tf.phases import PhaseRunner
+    from progan_tf.trainer import TrainingError
+
+    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    run = PhaseRunner.run
+
+    def run_then_fail(self, stop):
+        if int(self.images_seen.numpy()) >= 32:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return run(self, stop)
+
+    monkeypatch.setattr(PhaseRunner, "run", run_then_fail)
+    with pytest.raises(TrainingError) as error:
+        trainer.train()
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("out of memory in the 8x8 fade-in step at kimg 0.032 (batch 8")
+    assert "ckpt-32" in message and "--config.max_minibatch_per_replica" in message
+
+
+def test_the_checkpoint_is_written_before_the_snapshot_of_the_same_count(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from progan_tf.trainer import Trainer
+
+    def broken(self, latents=None):
+        raise RuntimeError("the grid failed")
+
+    monkeypatch.setattr(Trainer, "sample_grid", broken)
+    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    with pytest.raises(RuntimeError, match="the grid failed"):
+        trainer.train()
+    names = os.listdir(tmp_path / "run" / "checkpoints")
+    assert any(n.startswith("ckpt-32.") for n in names)  # a resume starts after the failure
