@@ -24,8 +24,7 @@ from progan_tf import files
 # schedule's phases fall, or what the checkpointed stream position and optimizer state mean.
 # A resume that changes one is refused, naming it, unless the user accepts it by name
 # (train --accept_changes=KEY); total_kimg, learning rates and logging may change freely.
-RESUME_KEYS = (
-    # networks
+NETWORK_KEYS = (  # what the networks' weights fit: the only keys a fine-tune must keep
     "resolution",
     "latent_size",
     "fmap_base",
@@ -36,6 +35,9 @@ RESUME_KEYS = (
     "equalized_lr",
     "pixel_norm",
     "normalization",
+)
+RESUME_KEYS = (
+    *NETWORK_KEYS,
     # schedule: phase boundaries and batch sizes
     "lod_training_kimg",
     "lod_transition_kimg",
@@ -88,6 +90,19 @@ def precision(config: dict) -> str:
     )
 
 
+def _imported_run_json(run_dir: str) -> bool:
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            return bool(json.load(f).get("imported_from"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def has_optimizers(path: str) -> bool:
+    """Whether a checkpoint holds optimizer state (not one imported from the release)."""
+    return any(name.startswith("d_optimizer/") for name, _ in tf.train.list_variables(path))
+
+
 def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] = ()) -> None:
     """ValueError naming every key of `config` (with mixed_precision_dtype resolved) that
     differs from the run's config.json in a way a resume cannot take, but those in `accept`;
@@ -112,19 +127,26 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
             f"{', '.join(RESUME_KEYS)}"
         )
 
+    # An imported run (import_official) holds weights only: no optimizer state, image count or
+    # stream position of its own, so only the keys that shape the networks must stay.
+    imported = bool(previous.get("imported_from")) or (
+        "total_kimg" not in previous and _imported_run_json(run_dir)  # imported before the key
+    )
+    checked = NETWORK_KEYS if imported else RESUME_KEYS
+
     def value(settings: dict, key: str):
         v = settings.get(key, LEGACY_DEFAULTS.get(key))
         return os.path.abspath(v) if key == "data_dir" and v else v
 
     changed = [
         (k, value(previous, k), value(config, k))
-        for k in RESUME_KEYS
+        for k in checked
         if k in config
         and k not in accept
         and (k in previous or k in LEGACY_DEFAULTS)
         and value(previous, k) != value(config, k)
     ]
-    if precision(previous) != precision(config):
+    if not imported and precision(previous) != precision(config):
         changed.append(
             ("--mixed_precision / mixed_precision_dtype", precision(previous), precision(config))
         )
@@ -132,8 +154,13 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
         diffs = ", ".join(f"{k}: {old} -> {new}" for k, old, new in changed)
         keys = ",".join(k for k, _, _ in changed if k in RESUME_KEYS)
         raise ValueError(
-            f"{run_dir} was trained with other settings ({diffs}); use the same settings to resume "
-            f"it, or a new --run_dir"
+            (
+                f"{run_dir} holds imported networks of other settings ({diffs}); a fine-tune "
+                "keeps the settings that shape the networks"
+                if imported
+                else f"{run_dir} was trained with other settings ({diffs}); use the same settings "
+                "to resume it, or a new --run_dir"
+            )
             + (f", or accept the change with --accept_changes={keys}" if keys else "")
         )
 
@@ -237,9 +264,7 @@ class Checkpoints:
         """Restores `path`; every object must match, except the optimizers of a checkpoint
         that has none (networks imported from the official release). True if it had them."""
         status = self.checkpoint.read(path)  # read, not restore: write() saves no save_counter
-        with_optimizers = any(
-            name.startswith("d_optimizer/") for name, _ in tf.train.list_variables(path)
-        )
+        with_optimizers = has_optimizers(path)
         if with_optimizers:
             status.assert_existing_objects_matched()
         else:

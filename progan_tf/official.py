@@ -433,6 +433,8 @@ def import_pickle(
             "gp_scale": "official",
             "lod_training_kimg": stable_kimg,
             "lod_transition_kimg": fade_kimg,
+            # weights only: train fine-tunes it under any settings but the networks' (resume)
+            "imported_from": os.path.abspath(pkl_path),
         }
         files.write_text(
             os.path.join(tmp, "config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n"

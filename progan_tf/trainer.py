@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, evaluation, images, plan
-from progan_tf.checkpoints import Checkpoints, find_restorable, images_seen_of
+from progan_tf.checkpoints import Checkpoints, find_restorable, has_optimizers, images_seen_of
 from progan_tf.networks import Architecture, Discriminator, Generator, generate_images
 from progan_tf.phases import PhaseRunner
 from progan_tf.progress import PhaseTimes, Progress
@@ -223,17 +223,30 @@ class Trainer:
                 self.directory.log(f"skipping a checkpoint: {reason}; moved to {folder}")
         # The phase's step and input stream first (its optimizers are part of the checkpoint),
         # made at the checkpoint's image count and stream position, then every value restored.
-        self.images_seen.assign(images_seen_of(path))
-        self.data_position.assign(
-            tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE")
-        )
+        fine_tune = not has_optimizers(path)  # networks imported from the release
+        if fine_tune:
+            # Weights only: the fine-tune trains the final resolution's stable phase of this
+            # run's schedule, from its start (or the import's count if later: checkpoint
+            # numbers only grow), on the new data from its first record.
+            start = max(final_stable_start(self.schedule), images_seen_of(path))
+            self.images_seen.assign(start)
+            self.data_position.assign([0, 0])
+        else:
+            self.images_seen.assign(images_seen_of(path))
+            self.data_position.assign(
+                tf.train.load_variable(path, "data_position/.ATTRIBUTES/VARIABLE_VALUE")
+            )
         phase = phase_at(self.schedule, self.seen)
         self.runner.enter(phase)
-        with_optimizers = self.checkpoints.restore(path)
+        self.checkpoints.restore(path)
+        if fine_tune:
+            self.images_seen.assign(start)  # the restore read the import's count
+            self.data_position.assign([0, 0])
+            self.runner.current.set_alpha()
         optimizers = (
-            f"optimizer step {int(self.phase_step.d_optimizer.iterations.numpy())}"
-            if with_optimizers
-            else "fresh optimizers (the checkpoint has none: imported networks)"
+            "fine-tuning imported networks: G, D and the EMA G as imported, fresh optimizers"
+            if fine_tune
+            else f"optimizer step {int(self.phase_step.d_optimizer.iterations.numpy())}"
         )
         self.directory.log(
             f"resuming from kimg {self.kimg:.3f} ({os.path.basename(path)}): {phase.name}, "
@@ -535,6 +548,13 @@ class Trainer:
             self.directory.log("time per phase (this process):\n" + self.phase_times.table())
         else:
             shutil.rmtree(self.checkpoints.directory, ignore_errors=True)
+
+
+def final_stable_start(schedule: Schedule) -> int:
+    """The first image of the final resolution's stable phase."""
+    if not schedule.progressive:
+        return 0
+    return (schedule.num_stages - 1) * (schedule.stable_images + schedule.fade_images)
 
 
 def _next_multiple(images_seen: int, every: int) -> int:

@@ -255,6 +255,80 @@ def test_an_imported_run_fine_tunes_with_fresh_optimizers(rng, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(imported, tuned))
 
 
+def test_the_guides_fine_tune_command_trains_an_imported_run_through_the_cli(rng, tmp_path):
+    """import_official, then `train --run_dir=IMPORTED --data_dir=MINE --config=configs/...` as
+    the guide shows it, with settings the import lacks (shuffle, phase lengths, penalty
+    interval) changed freely and a network setting refused."""
+    from progan_tf import dataset_io  # noqa: PLC0415
+
+    states, _ = release(rng, resolution=8, fused=True)
+    pkl = tmp_path / "release.pkl"
+    pkl.write_bytes(ref.release_pickle(states))
+    run_dir = tmp_path / "run"
+    subprocess.run(
+        [sys.executable, "-m", "progan_tf.import_official", f"--pkl={pkl}", f"--run_dir={run_dir}"],
+        cwd=ROOT,
+        env=cli_env(),
+        check=True,
+        capture_output=True,
+    )
+    dataset_io.write_arrays(
+        tmp_path / "mine", rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), None, name="mine"
+    )
+    imported = run_reader.load_run(str(run_dir)).generator.stage_model(8).get_weights()
+    command = [
+        sys.executable,
+        "-m",
+        "progan_tf.train",
+        f"--run_dir={run_dir}",
+        f"--data_dir={tmp_path / 'mine'}",
+        f"--config={os.path.join(ROOT, 'configs', 'celebahq_1024.py')}",
+        "--resolution=8",
+        "--config.latent_size=12",
+        "--config.fmap_base=128",
+        "--config.fmap_max=16",
+        "--config.lod_training_kimg=0.008",  # another schedule than the import's 600/600
+        "--config.lod_transition_kimg=0.008",
+        "--config.gp_interval=2",
+        "--config.shuffle_buffer=16",
+        "--config.minibatch_dict={'8': 8}",
+        "--config.tick_kimg=0.008",
+        "--config.snapshot_kimg=0.016",
+        "--config.checkpoint_kimg=0.016",
+        "--config.grid_size=4",
+    ]
+    refused = subprocess.run(
+        [*command, "--config.fmap_max=32", "--total_kimg=1200.016"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert "imported networks of other settings (fmap_max: 16 -> 32)" in refused.stderr
+    # the import's count (600/600 kimg: 8x8 stable from 1200 kimg) is past this schedule's 16
+    result = subprocess.run(
+        [*command, "--total_kimg=1200.016"], cwd=ROOT, env=cli_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fine-tuning imported networks" in result.stderr
+    tuned = run_reader.load_run(str(run_dir))
+    assert tuned.images_seen == 1_200_016 and tuned.resolution == 8
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(imported, tuned.generator.stage_model(8).get_weights())
+    )
+    # from now on it is a run like any other: its own settings are checked on resume
+    again = subprocess.run(
+        [*command, "--total_kimg=1200.032", "--config.gp_interval=1"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1 and "gp_interval: 2 -> 1" in again.stderr
+
+
 def test_a_small_pickle_asking_for_huge_arrays_is_refused():
     shared = bytes(4 << 20)  # one 4 MB buffer, written once and referenced by every array
 
