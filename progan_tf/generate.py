@@ -169,6 +169,7 @@ def main(argv):
 
 def _define_flags() -> None:
     cli.define_verbose_flag()
+    flags.declare_key_flag("verbose")  # listed in --help
     flags.DEFINE_string(
         "run_dir", None, "Run directory (python -m progan_tf.train).", required=True
     )

@@ -36,6 +36,7 @@ def main(argv):
 
 def _define_flags() -> None:
     cli.define_verbose_flag()
+    flags.declare_key_flag("verbose")  # listed in --help
     flags.DEFINE_string(
         "pkl", None, "The release's network pickle (karras2018iclr-*.pkl).", required=True
     )

@@ -128,6 +128,24 @@ def apply_if_finite(optimizer: keras.optimizers.Optimizer, grads, variables, los
     return finite
 
 
+def update_ema(strategy: tf.distribute.Strategy, pairs, beta: float) -> None:
+    """`G_ema = lerp(G, G_ema, beta)` for each (EMA variable, G variable) pair (beta 0: a copy),
+    cross-replica context. Each device updates its own copy of the EMA from its own copy of G
+    (identical on every replica after the all-reduced step), so nothing is broadcast, as the
+    optimizers update their slots."""
+
+    def lerp(ema_value, value):
+        return ema_value.assign(value + (ema_value - value) * beta)
+
+    for ema_var, var in pairs:
+        strategy.extended.update(_tf_variable(ema_var), lerp, args=(_tf_variable(var),))
+
+
+def _tf_variable(variable):
+    """The TensorFlow variable behind a Keras one (a MirroredVariable under a strategy)."""
+    return getattr(variable, "value", variable) if isinstance(variable, keras.Variable) else variable
+
+
 def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
     """Puts a built optimizer back in the state of a freshly built one at `learning_rate`: step
     counters and moments zero. Under float16 the loss scale is kept, as a new phase's
@@ -485,10 +503,8 @@ class PhaseStep:
             stats["g_loss"] = g_loss
             ok = tf.logical_and(first(d_ok)[0], g_ok)  # the same on every replica
             stats["finite"] = tf.cast(ok, tf.float32)
-            for ema_var, var in self.ema_pairs:
-                ema_var.assign(var + (ema_var - var) * beta)  # lerp(G, G_ema, beta)
-            for ema_var, var in self.ema_copies:
-                ema_var.assign(var)
+            update_ema(self.strategy, self.ema_pairs, beta)
+            update_ema(self.strategy, self.ema_copies, 0.0)
             self.images_seen.assign_add(self.phase.global_batch_size)
             bad = tf.cast(tf.logical_not(ok), tf.int64)
             consecutive = self.counters["consecutive_nonfinite"]

@@ -84,6 +84,7 @@ flags.DEFINE_list(
     "input stream are refused.",
 )
 cli.define_verbose_flag()
+flags.declare_key_flag("verbose")  # listed in --help
 MULTI_GPU = ("2gpu", "4gpu", "8gpu")
 
 

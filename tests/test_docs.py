@@ -32,3 +32,25 @@ def test_cli_reference_is_current():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def cli_sections() -> dict[str, set[str]]:
+    """Each command of docs/cli.md (its --help) -> the flags it lists."""
+    text = open(os.path.join(ROOT, "docs", "cli.md")).read()
+    sections = {}
+    for part in text.split("\n## ")[1:]:
+        name, body = part.split("\n", 1)
+        sections[name.strip()] = set(re.findall(r"^  --(?:\[no\])?(\w+)", body, re.M))
+    return sections
+
+
+def test_the_guides_training_flags_are_trains_flags():
+    guide = open(os.path.join(ROOT, "docs", "guide.md")).read()
+    listed = guide.split("Training flags: ", 1)[1].split(", and", 1)[0]
+    in_guide = set(re.findall(r"--(\w+)", listed))
+    assert in_guide == cli_sections()["progan_tf.train"]
+
+
+def test_every_command_lists_verbose_in_its_help():
+    for name, names in cli_sections().items():
+        assert "verbose" in names, name

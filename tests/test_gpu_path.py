@@ -319,3 +319,34 @@ def test_the_checkpoint_is_written_before_the_snapshot_of_the_same_count(
         trainer.train()
     names = os.listdir(tmp_path / "run" / "checkpoints")
     assert any(n.startswith("ckpt-32.") for n in names)  # a resume starts after the failure
+
+
+def test_ema_updates_each_replicas_copy_from_its_own_weights():
+    """Two logical devices: G's copies set apart on purpose; each EMA copy must follow its own
+    device's G (no broadcast from one device), and with equal copies equal the one-device EMA."""
+    import keras
+
+    from progan_tf.steps import update_ema
+    from progan_tf.strategies import mirrored_strategy
+
+    def run(strategy, g_values):
+        with strategy.scope():
+            g = keras.Variable(np.zeros(3, np.float32), name="g")
+            ema = keras.Variable(np.full(3, 2.0, np.float32), name="ema")
+        tf_g = g.value
+        for device_value, value in zip(
+            tf_g.values if hasattr(tf_g, "values") else [tf_g], g_values
+        ):
+            device_value.assign(value)
+        tf.function(lambda: update_ema(strategy, [(ema, g)], 0.9))()
+        ema_tf = ema.value
+        return [v.numpy() for v in (ema_tf.values if hasattr(ema_tf, "values") else [ema_tf])]
+
+    a, b = np.array([1.0, 2, 3], np.float32), np.array([-1.0, 0, 5], np.float32)
+    two = run(mirrored_strategy(["/cpu:0", "/cpu:1"]), [a, b])
+    np.testing.assert_allclose(two[0], a + (2.0 - a) * 0.9, rtol=1e-6)
+    np.testing.assert_allclose(two[1], b + (2.0 - b) * 0.9, rtol=1e-6)
+    same = run(mirrored_strategy(["/cpu:0", "/cpu:1"]), [a, a])
+    (one,) = run(tf.distribute.OneDeviceStrategy("/cpu:0"), [a])
+    np.testing.assert_array_equal(same[0], one)
+    np.testing.assert_array_equal(same[1], one)

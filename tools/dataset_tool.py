@@ -72,6 +72,7 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 cli.define_verbose_flag()
+flags.declare_key_flag("verbose")  # listed in --help
 flags.DEFINE_enum("compression", "", ["", "GZIP"], "TFRecord compression.")
 
 
