@@ -184,6 +184,21 @@ def random_mirror(images: tf.Tensor, seed: tf.Tensor | int | None = None) -> tf.
     return tf.where(uniform < 0.5, tf.reverse(images, axis=[2]), images)
 
 
+def flip_seed(position: tf.Tensor, seed: int) -> tf.Tensor:
+    """int64 [2] seed of a batch's mirror flips, from the stream position of its first record:
+    the same flips on a restarted stream."""
+    return position + tf.constant([seed, 0], tf.int64) * 1_000_003
+
+
+def prepare_reals(images: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """uint8 [N, R, R, C] -> float32 in [-1, 1], flipped by `seed` (`random_mirror`) if given.
+    Float images pass unchanged but for the flips. The training step runs it on the device, so
+    that uint8 images (a quarter of float32's bytes) cross from the host."""
+    if images.dtype == tf.uint8:
+        images = to_float(images)
+    return images if seed is None else random_mirror(images, seed=seed)
+
+
 def fade_reals(images: tf.Tensor, alpha: tf.Tensor | float) -> tf.Tensor:
     """`lerp(x, upsample(avgpool(x)), 1 - alpha)` (reference §1): reals blurred like faded fakes."""
     n, h, w, c = (tf.shape(images)[i] for i in range(4))
@@ -231,9 +246,13 @@ def make_dataset(
     with_position: bool = False,
     class_repeats: Sequence[int] = (),
     input_context: tf.distribute.InputContext | None = None,
+    as_uint8: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B, R, R, C] in [-1, 1], one-hot labels [B, num_labels]) and,
     `with_position`, the stream position after the batch (int64 [2]: epoch, records read).
+    `as_uint8`: the images stay uint8 and unflipped, and with `mirror` each batch also carries
+    its flip seed (int64 [2], after the position): `prepare_reals(images, seed)` gives what the
+    float stream would have (the training step does it on the device).
 
     The order is a pure function of (`seed`, `resolution`, epoch): each epoch shuffles the
     files, interleaves them deterministically and permutes each block of `shuffle_buffer`
@@ -292,13 +311,23 @@ def make_dataset(
         )
 
     def block_shuffled(records, seed):
-        """Each block of `shuffle_buffer` records in a random order."""
-        return (
-            records.batch(shuffle_buffer)
-            .enumerate()
-            .map(lambda block, values: permuted(values, seed + tf.stack([block + 1, 0])))
-            .unbatch()
-        )
+        """Each block of `shuffle_buffer` records in a random order (`permuted`'s), taken from
+        the block a 64th at a time: no second copy of a whole block (about 1 GB of encoded
+        records at 1024x1024) is ever gathered."""
+        chunk = max(1, shuffle_buffer // 64)
+
+        def block_order(block, values):
+            first = tf.nest.flatten(values)[0]
+            block_seed = seed + tf.stack([block + 1, 0])
+            order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], block_seed))
+            return (
+                tf.data.Dataset.from_tensor_slices(order)
+                .batch(chunk)
+                .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
+                .unbatch()
+            )
+
+        return records.batch(shuffle_buffer).enumerate().flat_map(block_order)
 
     def spread_copies(records, epoch_seed):
         """The epoch as a random order of every copy, with a record's c copies evenly spread.
@@ -414,18 +443,17 @@ def make_dataset(
 
     def decode(position, serialized, file_labels):
         images, label_ids = decode_batch(serialized, resolution, info.channels)
-        images = to_float(images)
-        if mirror:  # flips seeded by the batch's first position: the same on a restarted stream
-            images = random_mirror(
-                images, seed=position[0] + tf.constant([seed, 0], tf.int64) * 1_000_003
-            )
+        flips = flip_seed(position[0], seed) if mirror else None
+        if not as_uint8:
+            images, flips = prepare_reals(images, flips), None
         if label_array is not None:
             labels = file_labels
         elif num_labels:
             labels = tf.one_hot(label_ids, num_labels)
         else:
             labels = tf.zeros([tf.shape(images)[0], 0])
-        return (images, labels, position[-1]) if with_position else (images, labels)
+        batch = (images, labels, position[-1]) if with_position else (images, labels)
+        return batch if flips is None else (*batch, flips)
 
     # Without tf.data's autotuning thread: a stream torn down at a phase change waits for it to
     # wake from its sleep (up to 60 s). Untuned, the parallel map and the prefetch still feed the

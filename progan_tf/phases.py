@@ -267,6 +267,7 @@ class PhaseRunner:
             seed=self.step.seed,
             start=data.StreamPosition(epoch, index),
             with_position=True,
+            as_uint8=True,  # floats and flips on the device, in the step
         )
         return iter(dataset)
 

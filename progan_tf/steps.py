@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from progan_tf import augment, losses
-from progan_tf.data import fade_reals
+from progan_tf.data import fade_reals, prepare_reals
 from progan_tf.networks import Discriminator, Generator
 from progan_tf.options import StepOptions, parse_augment_policy
 from progan_tf.schedule import Phase
@@ -143,7 +143,9 @@ def update_ema(strategy: tf.distribute.Strategy, pairs, beta: float) -> None:
 
 def _tf_variable(variable):
     """The TensorFlow variable behind a Keras one (a MirroredVariable under a strategy)."""
-    return getattr(variable, "value", variable) if isinstance(variable, keras.Variable) else variable
+    return (
+        getattr(variable, "value", variable) if isinstance(variable, keras.Variable) else variable
+    )
 
 
 def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
@@ -383,7 +385,8 @@ class PhaseStep:
             scaled = loss * loss_scale_of(self.g_optimizer)
         return tape.gradient(scaled, self.g_vars), loss
 
-    def _d_replica(self, reals, labels):
+    def _d_replica(self, reals, labels, flips=None):
+        reals = prepare_reals(reals, flips)
         batch = _batch_size(reals)
         if self.fade_graph:
             reals = fade_reals(reals, self.alpha)
@@ -476,7 +479,9 @@ class PhaseStep:
         def step(i, totals):
             self.set_alpha()
             batch = next(iterator)
+            # uint8 images (and a flip seed if mirrored) from the stream: floats on the device
             reals, labels = batch[0], batch[1]
+            flips = batch[3] if len(batch) > 3 else None
             if self.data_position is not None:
                 # The local replicas take consecutive batches of one input pipeline: the stream has
                 # read up to the latest (epoch, records read) among them, not replica 0's.
@@ -485,7 +490,8 @@ class PhaseStep:
                     positions[tf.argmax(positions[:, 0] * 2**40 + positions[:, 1])]
                 )
             due = self._g_due()
-            d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=(reals, labels))
+            d_args = (reals, labels) if flips is None else (reals, labels, flips)
+            d_loss, d_stats, d_ok = self.strategy.run(self._d_replica, args=d_args)
             penalty_step = first(d_stats.pop("penalty_step"))[0]  # the same on every replica
             if due is True:
                 g_loss, g_ok, g_step = g_update(labels)

@@ -350,3 +350,49 @@ def test_ema_updates_each_replicas_copy_from_its_own_weights():
     (one,) = run(tf.distribute.OneDeviceStrategy("/cpu:0"), [a])
     np.testing.assert_array_equal(same[0], one)
     np.testing.assert_array_equal(same[1], one)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_uint8_stream_prepared_on_the_device_equals_the_float_stream(tiny_dataset, mirror):
+    from progan_tf.strategies import mirrored_strategy
+
+    two = mirrored_strategy(["/cpu:0", "/cpu:1"])
+    kwargs = dict(seed=3, mirror=mirror, shuffle_buffer=16, with_position=True)
+    floats = iter(data.distribute(two, tiny_dataset, 8, 8, **kwargs))
+    raw = iter(data.distribute(two, tiny_dataset, 8, 8, as_uint8=True, **kwargs))
+    local = two.experimental_local_results
+    for _ in range(3):
+        expected, got = next(floats), next(raw)
+        assert len(got) == (4 if mirror else 3)
+        assert all(x.dtype == tf.uint8 for x in local(got[0]))
+        prepared = two.run(
+            lambda *b: data.prepare_reals(b[0], b[3] if len(b) > 3 else None), args=tuple(got)
+        )
+        for a, b in zip(local(expected[0]), local(prepared)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        if mirror:  # each image as stored or its left-right flip, and some flipped
+            stored = [data.to_float(x).numpy() for x in local(got[0])]
+            flipped = [
+                [not np.array_equal(p, s) for p, s in zip(x.numpy(), y)]
+                for x, y in zip(local(prepared), stored)
+            ]
+            for x, y, f in zip(local(prepared), stored, flipped):
+                for p, s, is_flipped in zip(x.numpy(), y, f):
+                    np.testing.assert_array_equal(p, s[:, ::-1] if is_flipped else s)
+            assert any(any(f) for f in flipped)
+
+
+def test_block_shuffle_order_is_the_blocks_permutation(tiny_dataset):
+    """The order a block is read in: the argsort of its seeded uniforms, as one gather would
+    have given it (the reference here), now gathered a chunk at a time."""
+    got = next(iter(data.make_dataset(tiny_dataset, 8, 64, seed=2, shuffle_buffer=16)))[0]
+    plain = next(iter(data.make_dataset(tiny_dataset, 8, 64, shuffle=False)))[0].numpy()
+    # the file order of epoch 0 is shuffled too (one file here): records in file order
+    epoch_seed = tf.stack([tf.constant(2 * 7919 + 8, tf.int64), tf.constant(0, tf.int64)])
+    expected = []
+    for block in range(4):
+        u = tf.random.stateless_uniform(
+            [16], epoch_seed + tf.stack([tf.constant(block + 1, tf.int64), 0])
+        )
+        expected += [block * 16 + int(i) for i in tf.argsort(u)]
+    np.testing.assert_array_equal(got.numpy(), plain[expected])

@@ -230,7 +230,9 @@ def test_bad_flags_and_data_are_named(dataset16, tmp_path):
         env=cli_env(),
     )
     assert plain.returncode == 0, plain.stderr[-2000:]
-    assert plain.stderr.startswith(f"{unlabelled}: no labels: unconditional, no class balancing")
+    first, second = plain.stderr.splitlines()[:2]
+    assert first == "running on 1 CPU, OneDeviceStrategy, 1 replica, float32, XLA off"
+    assert second == f"{unlabelled}: no labels: unconditional, no class balancing"
     config = json.load(open(tmp_path / "r3" / "config.json"))
     assert config["conditional"] is False and config["class_balance"] == 0
     forced = subprocess.run(

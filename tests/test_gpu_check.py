@@ -1,0 +1,45 @@
+"""benchmarks/gpu_check.py in its no-GPU mode, small: the script that a first GPU machine runs
+must not rot where no GPU is."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import cli_env
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_gpu_check_runs_without_a_gpu_and_says_so(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "gpu_check.py"),
+            f"--out={tmp_path}",
+            "--max_resolution=8",
+            "--steps=2",
+        ],
+        cwd=ROOT,
+        env={**cli_env(), "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "no GPU found" in result.stdout
+    report = json.load(open(tmp_path / "gpu_check.json"))
+    assert report["tiny"] and report["devices"]["gpus"] == []
+    assert [(r["resolution"], r["precision"]) for r in report["stages"]] == [
+        (4, "float32"),
+        (4, "mixed bfloat16 + XLA"),
+        (8, "float32"),
+        (8, "mixed bfloat16 + XLA"),
+    ]
+    assert all(r["images_per_s"] > 0 and r["estimate_gib"] > 0 for r in report["stages"])
+    phase = report["phase"]
+    assert phase["ok"] and phase["checkpoints_before_kill"] and phase["snapshots_before_kill"]
+    assert "resuming from kimg 0.008" in phase["resumed_from"]
+    assert report["two_replicas"]["ok"] and "2 replicas" in report["two_replicas"]["running_on"]
+    table = open(tmp_path / "gpu_check.md").read()
+    assert "| 8² | 128 | float32 |" in table and "phase: killed after" in table
