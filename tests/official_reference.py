@@ -247,3 +247,22 @@ def network_state(name, build_func_name, static_kwargs, values):
         "build_func_name": build_func_name,
         "variables": list(values.items()),
     }
+
+
+def celebahq_states(rng, resolution: int = 1024):
+    """(G, D, Gs) states of the release's CelebA-HQ networks (paper widths, fused layers, random
+    weights): a real-size pickle, about 264 MB at 1024."""
+    sizes = dict(resolution=resolution, channels=3, label_size=0, fmap_base=8192, fmap_max=512)
+    common = dict(num_channels=3, resolution=resolution, label_size=0, fmap_base=8192, fmap_max=512)
+    extra = dict(latent_size=512, fused=True, mbstd=4)
+    g_kwargs = {**common, "latent_size": 512}
+    return [
+        network_state("G", "networks.G_paper", g_kwargs, variables("G", rng, **sizes, **extra)),
+        network_state(
+            "D",
+            "networks.D_paper",
+            {**common, "mbstd_group_size": 4},
+            variables("D", rng, **sizes, **extra),
+        ),
+        network_state("Gs", "networks.G_paper", g_kwargs, variables("G", rng, **sizes, **extra)),
+    ]

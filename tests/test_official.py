@@ -357,3 +357,15 @@ def test_a_small_pickle_asking_for_huge_arrays_is_refused():
         official.load_pickle(
             pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "objects.pkl"
         )
+
+
+def test_a_real_size_release_pickle_loads_within_the_unpicklers_budget(rng):
+    # CelebA-HQ's G, D and Gs at paper widths, fused layers: ~264 MB, read in one process with
+    # the budget of twice the file's size (docs/reference.md §2 has the counts)
+    data = ref.release_pickle(ref.celebahq_states(rng))
+    assert len(data) > 250 << 20
+    g, d, gs = official.load_pickle(data, "celebahq.pkl")
+    trainable = lambda state: sum(  # noqa: E731
+        np.size(value) for name, value in state.variables.items() if not name.endswith("lod")
+    )
+    assert (trainable(g), trainable(d), trainable(gs)) == (23_079_115, 23_087_249, 23_079_115)
