@@ -57,7 +57,16 @@ RESUME_KEYS = (
     "d_repeats",
     "gp_interval",
     "carry_fade_step",  # which model (so which optimizer slots) a stable phase trains
+    "loss",
+    "optimizer",  # the checkpoint holds its slots
+    "adam_beta1",
+    "adam_beta2",
 )
+# Keys no resume can take: the checkpoint's optimizer slots are of this optimizer.
+FIXED_KEYS = ("optimizer",)
+# --accept_changes=config.json: resume a run whose config.json is missing, with this command's
+# settings (the networks' shapes are still checked against the checkpoint).
+MISSING_CONFIG = "config.json"
 # What a run whose config.json predates a key was trained with: the defaults, except that such
 # runs penalised the gradient's native norm.
 LEGACY_DEFAULTS = {
@@ -109,6 +118,15 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
     nothing if the run is new. Also a ValueError naming config.json if it cannot be read."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
+        ckpts = os.path.join(run_dir, "checkpoints")
+        held = os.path.isdir(ckpts) and any(_NAME.match(n) for n in os.listdir(ckpts))
+        if held and MISSING_CONFIG not in accept:
+            raise ValueError(
+                f"{run_dir} holds checkpoints but no config.json, so this command cannot be "
+                "checked against the settings the run was trained with; put config.json back "
+                f"to resume, train into a new --run_dir, or resume with this command's settings "
+                f"with --accept_changes={MISSING_CONFIG}"
+            )
         return
     try:
         with open(path) as f:
@@ -120,11 +138,17 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
             f"{path} is unreadable ({error}); restore it from a backup to resume, or train "
             "into a new --run_dir"
         ) from None
-    unknown = [k for k in accept if k not in RESUME_KEYS]
+    unknown = [k for k in accept if k not in RESUME_KEYS and k != MISSING_CONFIG]
     if unknown:
         raise ValueError(
             f"--accept_changes: {', '.join(unknown)} is not a checked key; the checked keys are "
             f"{', '.join(RESUME_KEYS)}"
+        )
+    fixed = [k for k in accept if k in FIXED_KEYS]
+    if fixed:
+        raise ValueError(
+            f"--accept_changes: {', '.join(fixed)} cannot change on resume (the checkpoint "
+            "holds its optimizer's slots); train into a new --run_dir"
         )
 
     # An imported run (import_official) holds weights only: no optimizer state, image count or
@@ -152,7 +176,7 @@ def check_resume_compatible(run_dir: str, config: dict, accept: tuple[str, ...] 
         )
     if changed:
         diffs = ", ".join(f"{k}: {old} -> {new}" for k, old, new in changed)
-        keys = ",".join(k for k, _, _ in changed if k in RESUME_KEYS)
+        keys = ",".join(k for k, _, _ in changed if k in RESUME_KEYS and k not in FIXED_KEYS)
         raise ValueError(
             (
                 f"{run_dir} holds imported networks of other settings ({diffs}); a fine-tune "

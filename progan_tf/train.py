@@ -80,8 +80,9 @@ flags.DEFINE_list(
     "accept_changes",
     [],
     "Resume although these config keys differ from the run's config.json "
-    "(e.g. lod_training_kimg); other differences in the keys that shape the networks, schedule or "
-    "input stream are refused.",
+    "(e.g. lod_training_kimg); other differences in the keys that shape the networks, schedule, "
+    "input stream or step are refused (the optimizer never changes). config.json: resume a run "
+    "whose config.json is missing with this command's settings.",
 )
 cli.define_verbose_flag()
 flags.declare_key_flag("verbose")  # listed in --help

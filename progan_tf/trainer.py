@@ -115,6 +115,19 @@ class Trainer:
         self.directory = RunWriter(run_dir, writable=self.chief)
         if self.chief:
             self.directory.lock()  # before anything is written
+        try:
+            self._build(config, class_repeats)
+        except BaseException:
+            if getattr(self, "runner", None) is not None:
+                self.runner.close()
+            self.directory.unlock()  # a failed constructor leaves the directory free
+            raise
+
+    def _build(self, config: dict | None, class_repeats: tuple[int, ...]) -> None:
+        """The networks, state, checkpoint manager and phase runner; then, once the run's
+        checkpoint is known to fit these networks, config.json and run.json."""
+        arch, schedule, options = self.arch, self.schedule, self.options
+        dataset, run_dir, strategy = self.dataset, self.run_dir, self.strategy
         step = options.step
         keras.mixed_precision.set_global_policy(
             f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32"
@@ -151,6 +164,8 @@ class Trainer:
         # The newest checkpoint that reads completely; CheckpointError if there are checkpoints
         # and none does. Decided before anything is written: a refused resume changes nothing.
         self._restore_from, self._skipped = find_restorable(self.directory.checkpoints)
+        if self._restore_from:
+            self._check_networks_fit(self._restore_from)
         self.runner = PhaseRunner(
             schedule=schedule,
             strategy=strategy,
@@ -191,6 +206,27 @@ class Trainer:
                 "label_names": list(dataset.label_names),
             },
         )
+
+    def _check_networks_fit(self, path: str) -> None:
+        """ValueError, before anything is written, if checkpoint `path` holds networks of other
+        shapes or layers than these (other widths, resolution, channels, growth)."""
+        networks = tf.train.Checkpoint(
+            generator=self.generator.checkpoint(),
+            discriminator=self.discriminator.checkpoint(),
+            ema_generator=self.ema.checkpoint(),
+        )
+        try:
+            status = networks.read(path)
+            status.expect_partial()  # the rest of the checkpoint is read at restore
+            status.assert_existing_objects_matched()  # every layer of these networks is in it
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            detail = str(error).strip().splitlines()[0][:300]
+            raise ValueError(
+                f"{self.run_dir}: {os.path.basename(path)} holds networks that do not fit the "
+                f"ones this command builds ({detail}); nothing in the run directory was changed. "
+                "Resume with the settings the run was trained with, or train into a new --run_dir"
+            ) from None
+        # the values read are those the restore assigns again; a fresh start never gets here
 
     # State ---------------------------------------------------------------------------------
     @property

@@ -43,7 +43,7 @@ def dataset(tmp_path_factory):
     return data.load_info(path)
 
 
-def trainer(dataset, run_dir, total_images: int, keep: int = 3) -> Trainer:
+def trainer(dataset, run_dir, total_images: int, keep: int = 3, arch=ARCH) -> Trainer:
     options = TrainerOptions(
         total_images=total_images,
         tick_images=16,
@@ -55,7 +55,7 @@ def trainer(dataset, run_dir, total_images: int, keep: int = 3) -> Trainer:
         shuffle_buffer=16,
     )
     return Trainer(
-        arch=ARCH,
+        arch=arch,
         schedule=SCHEDULE,
         options=options,
         dataset=dataset,
@@ -125,6 +125,24 @@ def test_resume_falls_back_past_a_lost_or_damaged_newest_checkpoint(
     names = [os.path.basename(p) for p in ckpt.list_checkpoints(str(run_dir / "checkpoints"))]
     assert names == ["ckpt-64", "ckpt-48", "ckpt-32"]  # the good older ones were kept until rotated
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-64")
+
+
+def test_networks_that_do_not_fit_the_checkpoint_are_refused_before_anything_is_written(
+    dataset, run_with_checkpoints
+):
+    run_dir = run_with_checkpoints
+    before = tree_digest(run_dir)
+    for other in (
+        Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=16),  # other widths
+        Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=8, channels=1),
+    ):
+        with pytest.raises(ValueError, match="ckpt-48 holds networks that do not fit"):
+            trainer(dataset, run_dir, 64, arch=other)
+        assert tree_digest(run_dir) == before  # config.json, run.json and the log as they were
+    # the refused constructors let go of the lock: the run's own settings resume in this process
+    resumed = trainer(dataset, run_dir, 64)
+    assert resumed.restore() and resumed.seen == 48
+    resumed.directory.unlock()
 
 
 def test_no_restorable_checkpoint_is_an_error_naming_them_that_changes_nothing(
@@ -279,9 +297,29 @@ def test_resume_refuses_schedule_and_stream_changes_unless_accepted(tmp_path):
         check_resume_compatible(str(tmp_path), {**trained, key: value}, accept=(key,))
     with pytest.raises(ValueError, match="not a checked key"):
         check_resume_compatible(str(tmp_path), trained, accept=("total_kimg",))
+    for key, value in [("loss", "logistic_r1"), ("adam_beta1", 0.5), ("adam_beta2", 0.9)]:
+        with pytest.raises(ValueError, match=f"{key}: .* -> .*--accept_changes={key}"):
+            check_resume_compatible(str(tmp_path), {**trained, key: value})
+        check_resume_compatible(str(tmp_path), {**trained, key: value}, accept=(key,))
+    # Adam's slots cannot become RMSprop's: refused, and not offered
+    with pytest.raises(ValueError, match="optimizer: adam -> rmsprop") as error:
+        check_resume_compatible(str(tmp_path), {**trained, "optimizer": "rmsprop"})
+    assert "--accept_changes" not in str(error.value)
+    with pytest.raises(ValueError, match="optimizer cannot change on resume"):
+        check_resume_compatible(
+            str(tmp_path), {**trained, "optimizer": "rmsprop"}, accept=("optimizer",)
+        )
     (tmp_path / "config.json").write_text("{truncated")
     with pytest.raises(ValueError, match="config.json is unreadable"):
         check_resume_compatible(str(tmp_path), trained)
+    # checkpoints without config.json: nothing to check against, so refused unless accepted
+    os.remove(tmp_path / "config.json")
+    check_resume_compatible(str(tmp_path), trained)  # no checkpoints: a new run
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-16.index").write_bytes(b"")
+    with pytest.raises(ValueError, match="holds checkpoints but no config.json"):
+        check_resume_compatible(str(tmp_path), trained)
+    check_resume_compatible(str(tmp_path), trained, accept=("config.json",))
 
 
 def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_file(
