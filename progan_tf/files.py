@@ -11,6 +11,8 @@ and syncs it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -67,13 +69,29 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Appends one line (logs, stats.jsonl, metrics.jsonl) in a single O_APPEND write, then
     syncs it: two processes appending to one file never interleave within a line, and a crash
-    can at worst lose the last line, never tear an earlier one."""
+    can at worst lose the last line, never tear an earlier one. A short write (disk full, a
+    file-size limit) is cut off again and raised; a torn last line left by anything else (a
+    power loss) is ended before the new line, so no line is ever continued."""
     data = (line + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        written = os.write(fd, data)
-        if written != len(data):  # a full disk mid-line: say so rather than leave it torn silently
-            raise OSError(f"{path}: wrote {written} of {len(data)} bytes")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the tail check and the write, one appender at a time
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, os.fspath(path)) from None
+        if written != len(data):
+            end = os.lseek(fd, 0, os.SEEK_END)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end - written)  # no half line left for the next one to continue
+            raise OSError(
+                errno.ENOSPC,
+                f"wrote {written} of {len(data)} bytes (disk full?)",
+                os.fspath(path),
+            )
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -15,13 +15,12 @@ step, and is timed apart (`progress.PhaseTimes`).
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 
 import tensorflow as tf
 
-from progan_tf import data
+from progan_tf import console, data
 from progan_tf.networks import Discriminator, Generator
 from progan_tf.progress import PhaseTimes
 from progan_tf.schedule import Phase, Schedule, phase_at
@@ -228,10 +227,9 @@ class PhaseRunner:
         step, thread, errors = ahead
         thread.join()
         if errors:
-            print(
+            console.say(
                 f"progan_tf: compiling the {step.phase.name} step ahead failed ({errors[0]!r}); "
-                "compiling it now",
-                file=sys.stderr,
+                "compiling it now"
             )
         if errors or (step.phase.key, step.phase.start_images) != (
             phase.key,

@@ -13,6 +13,7 @@ import dataclasses
 import sys
 import time
 
+from progan_tf import console
 from progan_tf.schedule import Phase, Schedule, phase_list
 
 
@@ -33,7 +34,7 @@ class Progress:
 
     def __init__(self, schedule: Schedule, total_images: int, enabled: bool = True):
         self.schedule, self.total, self.enabled = schedule, int(total_images), enabled
-        self.tty = sys.stderr.isatty()
+        self.tty = console.is_terminal(sys.stderr)
         self.last_time = self.last_images = self.last_resolution = None
         self.rate = None  # seconds per image / resolution**COST_EXPONENT, smoothed
         self.printed_tenths = -1
@@ -83,14 +84,14 @@ class Progress:
             f"{speed} img/s  ETA {eta}"
         )
         if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
+            console.say("\r" + line, end="")
         elif int(10 * fraction) > self.printed_tenths:
             self.printed_tenths = int(10 * fraction)
-            print(line, file=sys.stderr, flush=True)
+            console.say(line)
 
     def close(self) -> None:
         if self.enabled and self.tty:
-            print(file=sys.stderr, flush=True)
+            console.say("")
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from progan_tf import files
+from progan_tf import console, files
 
 
 class RunDirLockedError(RuntimeError):
@@ -93,9 +93,7 @@ class RunWriter:
             return
         files.append_line(self.file("log.txt"), f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
         if echo:
-            print(
-                ("\r\033[K" if sys.stderr.isatty() else "") + message, file=sys.stderr, flush=True
-            )
+            console.say(("\r\033[K" if console.is_terminal(sys.stderr) else "") + message)
 
     def append_stats(self, record: dict) -> None:
         if self.writable:

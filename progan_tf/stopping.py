@@ -4,8 +4,10 @@ call with a checkpoint, so that the same command resumes from where the run stop
 the last `checkpoint_kimg` (docs/reliability.md, "Stopping a run").
 
 The handler only records the signal; the loop acts on it between calls, where saving is safe.
-A second signal acts at once, as it would without this module (the handlers that were there
-before are put back by the first).
+A second Ctrl-C or SIGTERM acts at once, as it would without this module (the handlers that were
+there before are put back by the first). Hang-ups never do: a closing terminal can deliver
+SIGHUP twice (the kernel's, then the shell's to its jobs), so after the first signal further
+SIGHUPs are ignored until the run has stopped.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ class StopRequests:
     def __init__(self):
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._terminals: list[int] = []  # stdout/stderr descriptors that are terminals
 
     def __enter__(self) -> StopRequests:
         self.received = None
+        self._terminals = [fd for fd in (1, 2) if _isatty(fd)]  # a hung-up one no longer says
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:
@@ -58,24 +62,34 @@ class StopRequests:
 
     def _handle(self, signum: int, frame) -> None:
         self.received = signum
-        self._restore()  # a second signal: the old behaviour, at once
+        self._restore()  # a second Ctrl-C or SIGTERM: the old behaviour, at once
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+            self._previous[hangup] = signal.signal(hangup, signal.SIG_IGN)  # back at exit
         # os.write: safe wherever the main thread was interrupted (print could re-enter a write)
-        with contextlib.suppress(OSError):  # a hung-up terminal
+        with contextlib.suppress(OSError):  # a hung-up terminal, a closed pipe
             os.write(
                 2,
                 f"\n{signal.Signals(signum).name}: stopping after the current step call with a "
-                "checkpoint (send it again to stop at once, losing the training since the last "
-                "checkpoint)\n".encode(),
+                "checkpoint (Ctrl-C or SIGTERM again stops at once, losing the training since "
+                "the last checkpoint)\n".encode(),
             )
-        if signum == getattr(signal, "SIGHUP", None):
-            # The terminal is gone, and writing to it would fail: from here on what the run
-            # prints goes nowhere (log.txt keeps every line).
+        if signum == hangup:
+            # The terminal is gone, and writing to it would fail: what the run would print there
+            # goes nowhere from here on (log.txt keeps every line). Files and pipes stay.
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
+            for fd in self._terminals:
+                os.dup2(devnull, fd)
             os.close(devnull)
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

@@ -11,13 +11,14 @@ SIGHUP saves a checkpoint where the run is and exits with 128 + the signal's num
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from progan_tf import cli
+from progan_tf import cli, console
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data", "emoji32")
@@ -133,6 +134,7 @@ def main(argv):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
+    trainer = run_dir = None
     try:
         dataset = data.load_info(config.data_dir)
         resolution = config.resolution or dataset.resolution
@@ -201,7 +203,7 @@ def main(argv):
                 )
             )
             return
-        trainer = Trainer(
+        trainer = Trainer(  # from here on an error is also written to the run's log.txt
             arch=arch,
             schedule=schedule,
             options=options,
@@ -214,26 +216,29 @@ def main(argv):
     except RunInterrupted as stopped:  # Ctrl-C, SIGTERM, SIGHUP: checkpointed, and logged
         sys.exit(stopped.exit_code)
     except KeyboardInterrupt:  # a second Ctrl-C: at once
-        print(
-            "error: interrupted; the same command resumes from the last checkpoint",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+        fail(trainer, "interrupted; the same command resumes from the last checkpoint", 130)
     except (
         ValueError,
         TrainingError,
         RunDirLockedError,
         CheckpointWriteError,
     ) as error:  # DatasetError: ValueError
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        fail(trainer, str(error))
     except OSError as error:  # the run directory: read-only, full, gone
-        print(
-            f"error: cannot write {error.filename or run_dir}: {error.strerror or error}",
-            file=sys.stderr,
-        )
-        sys.exit(1)
-    print(f"done: {run_dir} (samples in {os.path.join(run_dir, 'samples')})")
+        fail(trainer, f"cannot write {error.filename or run_dir}: {error.strerror or error}")
+    console.say(
+        f"done: {run_dir} (samples in {os.path.join(run_dir, 'samples')})", stream=sys.stdout
+    )
+
+
+def fail(trainer, message: str, code: int = 1) -> None:
+    """`error: message` on stderr (if it is still there) and, once a Trainer holds the run
+    directory, in its log.txt too; then exits with `code`."""
+    console.say(f"error: {message}")
+    if trainer is not None:
+        with contextlib.suppress(OSError):  # the disk that failed may be the log's
+            trainer.directory.log(f"error: {message}", echo=False)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,32 @@ def test_tampered_run_files_and_corrupt_checkpoints_are_one_error_naming_the_fil
         run_reader.load_run(str(run_dir))
 
 
+def test_a_short_append_is_cut_off_and_a_torn_line_is_never_continued(tmp_path):
+    log = tmp_path / "log.txt"
+    # a file-size limit 100 bytes in: the third line fits only partly
+    script = (
+        "import resource, sys\n"
+        "from progan_tf import files\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))\n"
+        "files.append_line(sys.argv[1], 'a' * 39)\n"
+        "files.append_line(sys.argv[1], 'b' * 39)\n"
+        "try:\n"
+        "    files.append_line(sys.argv[1], 'c' * 39)\n"
+        "except OSError as error:\n"
+        "    print(error)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(log)], capture_output=True, text=True, check=True
+    )
+    assert "wrote 20 of 40 bytes" in out.stdout and str(log) in out.stdout
+    assert log.read_text() == "a" * 39 + "\n" + "b" * 39 + "\n"  # the half line cut off
+    # a torn last line from elsewhere (a power loss): the next line starts on its own
+    with open(log, "a") as f:
+        f.write('{"kimg": 1.2')
+    files.append_line(log, "next")
+    assert log.read_text().splitlines()[-2:] == ['{"kimg": 1.2', "next"]
+
+
 def test_two_processes_appending_never_tear_a_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     script = (

@@ -71,11 +71,12 @@ def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before(n
             os.kill(os.getpid(), signum)
             assert requests.received == signum and before == []
             os.kill(os.getpid(), signum)  # the second: the handler from before
-            assert before == [signum]
+            # ... except a hang-up's: a closing terminal may send two (ignored until the end)
+            assert before == ([] if name == "SIGHUP" else [signum])
         with StopRequests():
             pass  # no signal: leaving puts the handler from before back
         os.kill(os.getpid(), signum)
-        assert before == [signum] * 2
+        assert before == [signum] * (1 if name == "SIGHUP" else 2)
     finally:
         signal.signal(signum, previous)
     assert (

@@ -175,6 +175,8 @@ def test_a_terminal_that_hangs_up_stops_the_run_with_a_checkpoint(dataset16, tmp
         if select.select([terminal], [], [], 0.2)[0]:
             os.read(terminal, 65536)  # keep the terminal from filling up
     os.close(terminal)  # the hang-up: the kernel sends SIGHUP to the child's session
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGHUP)  # and the shell sends its jobs another: it must not kill the run
     while not (exited := os.waitpid(pid, os.WNOHANG))[0]:
         if time.time() > deadline:
             os.kill(pid, signal.SIGKILL)
@@ -185,6 +187,76 @@ def test_a_terminal_that_hangs_up_stops_the_run_with_a_checkpoint(dataset16, tmp
     stopped = re.search(r"stopped by SIGHUP, saved ckpt-(\d+); the same command resumes", log)
     assert stopped, log[-2000:]
     assert find_restorable(str(run_dir / "checkpoints"))[0].endswith(f"ckpt-{stopped.group(1)}")
+
+
+def test_a_reader_that_goes_away_never_ends_the_run_or_costs_its_checkpoint(dataset16, tmp_path):
+    # `train ... 2>&1 | tee log`, then Ctrl-C: tee dies with it, so the run's next writes meet a
+    # closed pipe. The stop must still save where the run is and exit 130.
+    run_dir = tmp_path / "run"
+    proc = start_long_run(dataset16, run_dir)
+    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
+    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert proc.poll() is None
+        if select.select([proc.stdout], [], [], 0.2)[0]:
+            os.read(proc.stdout.fileno(), 65536)
+    proc.stdout.close()  # the reader is gone
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, (run_dir / "log.txt").read_text()[-2000:]
+    log = (run_dir / "log.txt").read_text()
+    stopped = re.search(r"stopped by SIGINT, saved ckpt-(\d+); the same command resumes", log)
+    assert stopped, log[-2000:]
+    assert find_restorable(str(run_dir / "checkpoints"))[0].endswith(f"ckpt-{stopped.group(1)}")
+
+
+def test_after_a_hang_up_output_to_a_file_is_kept(dataset16, tmp_path):
+    # `train ... > out.txt 2>&1` in a terminal that closes: only a terminal is silenced
+    run_dir, out = tmp_path / "run", tmp_path / "out.txt"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen(
+            command(dataset16, run_dir, 100.0),
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=cli_env(),
+        )
+    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
+    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 129
+    text = out.read_text()
+    assert re.search(r"stopped by SIGHUP, saved ckpt-\d+", text), text[-2000:]
+    assert "time per phase" in text
+
+
+def test_a_file_size_limit_is_one_error_in_the_terminal_and_the_log(dataset16, tmp_path):
+    # `ulimit -f`: the first checkpoint cannot be written (Python ignores SIGXFSZ, so the write
+    # fails): one line, exit 1, and the same line in log.txt, where a failed stop checkpoint
+    # after a hang-up is seen too.
+    import resource  # noqa: PLC0415
+
+    run_dir = tmp_path / "run"
+    limit = 64 << 10
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        command(dataset16, run_dir, 0.256),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+        preexec_fn=small_files,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "checkpoint" in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    log = (run_dir / "log.txt").read_text()
+    assert log.rstrip("\n").splitlines()[-1].endswith(errors[0]), log[-2000:]
 
 
 def test_bad_flags_and_data_are_named(dataset16, tmp_path):
