@@ -14,6 +14,7 @@ configs/*.py import it before a command has set TensorFlow's log level.
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 
 import ml_collections
@@ -244,6 +245,14 @@ def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
         metrics_num_images=c.metrics_num_images,
         inception_weights=c.inception_weights,
     )
+
+
+def check_numbers(c: ml_collections.ConfigDict) -> None:
+    """ValueError naming the first key whose number is not finite (inf, nan), checked before
+    anything is computed from them."""
+    for key, value in c.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--config.{key}={value} is not a finite number")
 
 
 def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:

@@ -63,6 +63,10 @@ _OFFICIAL = re.compile(r"^(?P<name>.+)-r(?P<stage>\d\d)\.tfrecords$")
 def load_info(path: str | os.PathLike) -> DatasetInfo:
     """Reads `dataset.json`, or recognises the official release's file names."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DatasetError(
+            f"{path} is a file, not a dataset directory (make one with tools/dataset_tool.py)"
+        )
     if not os.path.isdir(path):
         raise DatasetError(
             f"dataset directory {path} does not exist (make one with tools/dataset_tool.py)"

@@ -62,18 +62,31 @@ def main(argv):
             file=sys.stderr,
         )
         sys.exit(1)
+    except OSError as error:  # an unreadable dataset file, the Inception weights
+        print(
+            f"error: cannot read {error.filename or f.data_dir}: {error.strerror}", file=sys.stderr
+        )
+        sys.exit(1)
     print(format_table(results))
-    record(
-        f.run_dir,
-        results,
-        kimg=run.kimg,
-        step=run.images_seen,
-        extra={
-            "checkpoint": os.path.basename(run.checkpoint),
-            "num_images": f.num_images,
-            "resolution": run.resolution,
-        },
-    )
+    try:
+        record(
+            f.run_dir,
+            results,
+            kimg=run.kimg,
+            step=run.images_seen,
+            extra={
+                "checkpoint": os.path.basename(run.checkpoint),
+                "num_images": f.num_images,
+                "resolution": run.resolution,
+            },
+        )
+    except OSError as error:  # a read-only or full run directory: the scores above stand
+        print(
+            f"error: cannot record the scores in {error.filename or f.run_dir}: "
+            f"{error.strerror or error}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 def _define_flags() -> None:

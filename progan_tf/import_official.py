@@ -31,6 +31,9 @@ def main(argv):
     except (ValueError, OfficialImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except OSError as error:  # an unreadable --pkl, an unwritable --run_dir
+        print(f"error: {error.filename or f.run_dir}: {error.strerror or error}", file=sys.stderr)
+        sys.exit(1)
     print(f"imported {f.pkl} into {f.run_dir} ({path})")
 
 

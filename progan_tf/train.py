@@ -136,6 +136,7 @@ def main(argv):
 
     trainer = run_dir = None
     try:
+        config_lib.check_numbers(config)  # inf / nan before anything is computed from them
         dataset = data.load_info(config.data_dir)
         resolution = config.resolution or dataset.resolution
         config.resolution = resolution

@@ -369,3 +369,27 @@ def test_a_real_size_release_pickle_loads_within_the_unpicklers_budget(rng):
         np.size(value) for name, value in state.variables.items() if not name.endswith("lod")
     )
     assert (trainable(g), trainable(d), trainable(gs)) == (23_079_115, 23_087_249, 23_079_115)
+
+
+def test_a_run_dir_that_cannot_be_made_is_one_line(rng, tmp_path):
+    states, _ = release(rng, resolution=32, fused=False)
+    pkl = tmp_path / "net.pkl"
+    pkl.write_bytes(ref.release_pickle(states))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.import_official",
+            f"--pkl={pkl}",
+            f"--run_dir={a_file}/r",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-2000:]
+    assert str(a_file) in errors[0] and "Traceback" not in result.stderr

@@ -395,3 +395,35 @@ def test_evaluate_mirrors_the_reals_of_a_mirrored_run(trained):
     )
     assert mirrored == pytest.approx(again)  # seeded
     assert mirrored["swd8_real"] != pytest.approx(plain["swd8_real"])  # the reals were flipped
+
+
+def test_paths_a_command_cannot_use_are_one_line_naming_them(trained, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    run_dir = trained[0].run_dir
+    commands = {
+        "generate": (["--run_dir", run_dir, "--out", f"{a_file}/out"], f"{a_file}/out"),
+        "export": (["--run_dir", run_dir, "--export_dir", f"{a_file}/models"], str(a_file)),
+        "evaluate": (
+            ["--run_dir", run_dir, "--data_dir", str(a_file), "--metrics=swd"],
+            f"{a_file} is a file, not a dataset directory",
+        ),
+        "train": (["--data_dir", str(a_file)], f"{a_file} is a file, not a dataset directory"),
+    }
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", f"progan_tf.{name}", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
+        for name, (args, _) in commands.items()
+    }
+    for name, process in running.items():
+        _, stderr = process.communicate(timeout=300)
+        expected = commands[name][1]
+        errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert process.returncode == 1 and len(errors) == 1, f"{name}: {stderr[-2000:]}"
+        assert expected in errors[0] and "Traceback" not in stderr, f"{name}: {stderr[-2000:]}"

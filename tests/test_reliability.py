@@ -242,6 +242,21 @@ def test_unworkable_config_values_name_the_key(key, value):
         config_lib.validate(c, config_lib.schedule(c, resolution=8, num_replicas=1))
 
 
+@pytest.mark.parametrize(
+    "flag", ["--total_kimg=inf", "--total_kimg=nan", "--config.lod_training_kimg=inf"]
+)
+def test_numbers_that_are_not_finite_are_one_line_naming_the_key(flag, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "progan_tf.train", flag, f"--run_dir={tmp_path}/r", "--dry_run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    key, value = flag.removeprefix("--").removeprefix("config.").split("=")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip() == f"error: --config.{key}={value} is not a finite number"
+
+
 def _photos(folder, count=3):
     from PIL import Image  # noqa: PLC0415
 
