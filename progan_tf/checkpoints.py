@@ -194,12 +194,22 @@ def images_seen_of(path: str) -> int:
     return int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def remove_tree_or_file(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
 class CheckpointError(ValueError):
     """A run directory holds checkpoints and none of them can be read; nothing was changed."""
 
 
 _NAME = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
-_TEMPORARY = re.compile(r"^ckpt-\d+_temp")  # the folder TensorFlow writes a checkpoint's shards in
+# TensorFlow's temporaries of a checkpoint write: the folder it writes the shards in, the files
+# it renames into place (".tempstate<n>"), the state file's ("checkpoint.tmp<hex>")
+_TEMPORARY = re.compile(r"^ckpt-\d+_temp|\.tempstate\d*$|^checkpoint\.tmp[0-9a-f]+$")
 STATE_FILE = "checkpoint"  # TensorFlow's name: tf.train.latest_checkpoint and TensorBoard read it
 
 
@@ -314,11 +324,9 @@ class Checkpoints:
         path = os.path.join(self.directory, f"ckpt-{int(images_seen)}")
         try:
             os.makedirs(self.directory, exist_ok=True)
-            for name in os.listdir(
-                self.directory
-            ):  # TensorFlow's temporaries of a write that was killed
-                if _TEMPORARY.match(name):
-                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            for name in os.listdir(self.directory):  # of a write that was killed (we hold the lock)
+                if _TEMPORARY.search(name):
+                    remove_tree_or_file(os.path.join(self.directory, name))
             self.checkpoint.write(path)
             for name in _files_of(self.directory)[int(images_seen)]:
                 files.fsync_path(os.path.join(self.directory, name))

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import dataclasses
 import gzip
 import io
 import math
 import multiprocessing
 import os
+import re
+import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +50,45 @@ class ConvertOptions:
     max_pixels: int = 2**28
 
 
+# Seconds one worker may spend on one file's header or decode (a large JPEG takes about 1 s)
+DECODE_SECONDS = 120
+
+
 def _image_files(source: Path) -> list[Path]:
-    extensions = {ext.lower() for ext in Image.registered_extensions()}
+    extensions = dataset_io.raster_extensions()
     return sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int = DECODE_SECONDS):
+    """TimeoutError if the block runs longer than `seconds` (SIGALRM: decoding workers run it
+    in their main thread; elsewhere no limit). Pillow's readers turn it into an ImageError
+    naming the file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise TimeoutError(f"took over {seconds} s to read")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _header(job):
     path, max_pixels = job
     try:
-        size = dataset_io.image_size(path)
+        with _time_limit():
+            size = dataset_io.image_size(path)
     except dataset_io.ImageError as error:
         return str(path), None, str(error)
+    except TimeoutError as error:
+        return str(path), None, f"{path}: {error}"
     if size[0] * size[1] > max_pixels:
         return (
             str(path),
@@ -71,9 +104,12 @@ def _header(job):
 def _decode(job):
     path, resolution, channels, crop = job
     try:
-        return path, dataset_io.load_image(path, resolution, channels, crop), None
+        with _time_limit():
+            return path, dataset_io.load_image(path, resolution, channels, crop), None
     except dataset_io.ImageError as error:
         return path, None, str(error)
+    except TimeoutError as error:
+        return path, None, f"{path}: {error}"
 
 
 def _worker_init() -> None:
@@ -336,25 +372,50 @@ def info(source: str) -> tuple[list[str], list[tuple[str, str]]]:
     return lines, bad
 
 
+_EXTRACTED = re.compile(r"^\d{8}\.png$")  # what extract writes
+
+
 def extract(source: str, dest: str, resolution: int | None = None, overwrite: bool = False) -> int:
-    """Writes one level's images as PNG files (00000000.png, ...); returns how many."""
-    from progan_tf import data  # noqa: PLC0415
+    """Writes one level's images as PNG files (00000000.png, ...) into a new folder `dest`
+    (written beside it, synced, then renamed into place); returns how many. `overwrite`
+    replaces only a folder of such files."""
+    from progan_tf import data, files  # noqa: PLC0415
 
     dataset = data.load_info(source)
     resolution = resolution or dataset.resolution
-    out = Path(dest)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConversionError(
-            f"--dest={dest} is not empty; choose another folder or pass --overwrite"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for images, _ in data.iterate_level(dataset, resolution):
-        for image in images:
-            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(
-                out / f"{count:08d}.png"
+    out = Path(os.path.realpath(dest)) if os.path.islink(dest) else Path(dest)
+    dataset_io.recover_interrupted_replace(out)
+    if out.exists() and not out.is_dir():
+        raise ConversionError(f"--dest={dest} is a file; choose a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConversionError(
+                f"--dest={dest} is not empty; choose another folder or pass --overwrite"
             )
-            count += 1
+        foreign = sorted(p.name for p in out.iterdir() if not _EXTRACTED.match(p.name))
+        if foreign:
+            raise ConversionError(
+                f"--dest={dest} also holds {', '.join(foreign[:3])}"
+                f"{f' and {len(foreign) - 3} more' if len(foreign) > 3 else ''}, which extract "
+                "did not write; --overwrite replaces only a folder of extract's numbered PNGs"
+            )
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    count = 0
+    try:
+        for images, _ in data.iterate_level(dataset, resolution):
+            for image in images:
+                Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(
+                    tmp / f"{count:08d}.png"
+                )
+                count += 1
+        files.fsync_tree(tmp)
+        dataset_io.replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return count
 
 

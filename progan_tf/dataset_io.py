@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from progan_tf import files
 
 FORMAT = "progan_tf-1"
 CROP_MODES = ("center", "pad", "none")
@@ -63,6 +66,19 @@ def _square(image: Image.Image, crop: str, name: str) -> Image.Image:
     return canvas
 
 
+# Plain raster formats Pillow decodes itself. Not EPS/PS (Ghostscript: an interpreter run on the
+# file, without a time limit), not PDF, not formats that hand files to outside programs: a file
+# of another kind is skipped by name, whatever its extension says.
+RASTER_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "TGA")  # JPEG covers MPO
+
+
+def raster_extensions() -> set[str]:
+    """File extensions (lower case, with the dot) of RASTER_FORMATS."""
+    return {
+        ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in RASTER_FORMATS
+    }
+
+
 def load_image(
     path: str | os.PathLike, resolution: int, channels: int, crop: str = "center"
 ) -> np.ndarray:
@@ -71,7 +87,7 @@ def load_image(
     Raises ImageError naming the file when it cannot be used.
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=RASTER_FORMATS) as image:
             image = ImageOps.exif_transpose(image)
             image.load()
             image = _square(_to_mode(image, channels), crop, str(path))
@@ -88,7 +104,7 @@ def load_image(
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the file header, after EXIF rotation; raises ImageError."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=RASTER_FORMATS) as image:
             w, h = image.size
             orientation = image.getexif().get(0x0112, 1)
     except Exception as error:  # noqa: BLE001 - any failure to read the header: the file is skipped, named
@@ -145,7 +161,10 @@ class DatasetWriter:
 
         if resolution < 4 or resolution & (resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
-        self.dest = Path(dest)
+        # A symlinked --dest: the dataset replaces the folder the link points to, which the
+        # link then names again (the link itself is never moved or removed).
+        self.dest = Path(os.path.realpath(dest)) if os.path.islink(dest) else Path(dest)
+        recover_interrupted_replace(self.dest)
         if self.dest.exists() and not overwrite:
             raise FileExistsError(f"{self.dest} exists; choose another --dest or pass --overwrite")
         if self.dest.exists():
@@ -218,11 +237,12 @@ class DatasetWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in self.meta["skipped"][:5])
             raise ValueError(f"no valid image to write{' (' + reasons + ')' if reasons else ''}")
-        for files in self.meta["levels"].values():
-            files.sort()
+        for names in self.meta["levels"].values():
+            names.sort()
         self.meta["levels"] = {str(r): self.meta["levels"][str(r)] for r in self._levels}
         (self.tmp / "dataset.json").write_text(json.dumps(self.meta, indent=2) + "\n")
-        _replace_dir(self.tmp, self.dest)
+        files.fsync_tree(self.tmp)  # every record and dataset.json on disk before the rename
+        replace_dir(self.tmp, self.dest)
 
 
 def check_replaceable(dest: Path, source: str | os.PathLike | None = None) -> None:
@@ -261,15 +281,36 @@ def check_replaceable(dest: Path, source: str | os.PathLike | None = None) -> No
         )
 
 
-def _replace_dir(src: Path, dest: Path) -> None:
-    """Renames src to dest; an existing dest is moved aside first and removed last."""
+def replace_dir(src: Path, dest: Path) -> None:
+    """Renames src (synced) to dest; an existing dest is moved aside first and removed only
+    once both renames are on disk, so a power loss leaves the old dataset or the new one (a
+    backup left without its dest is put back by the next run: recover_interrupted_replace)."""
     backup = None
     if dest.exists():
         backup = dest.parent / f".{dest.name}.old-{os.getpid()}"
         dest.rename(backup)
     src.rename(dest)
+    files.fsync_path(dest.parent)
     if backup is not None:
         shutil.rmtree(backup)
+
+
+def recover_interrupted_replace(dest: Path) -> None:
+    """Tidies what an interrupted conversion into `dest` left beside it, for processes that no
+    longer run: its partial output is removed; the old dataset it had moved aside is put back
+    if `dest` is missing (the new one never arrived), else removed (the new one is in place)."""
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.(partial|old)-(\d+)$")
+    if not dest.parent.is_dir():
+        return
+    for entry in sorted(dest.parent.iterdir()):
+        match = pattern.match(entry.name)
+        if not match or not files.pid_is_dead(int(match.group(2))) or entry.is_symlink():
+            continue
+        if match.group(1) == "old" and not dest.exists():
+            entry.rename(dest)
+            files.fsync_path(dest.parent)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def write_arrays(

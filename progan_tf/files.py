@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -45,6 +46,7 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    remove_stale_temporaries(parent)
     try:
         yield tmp
         fsync_tree(tmp)
@@ -58,6 +60,38 @@ def atomic_output(path: str | os.PathLike, *, directory: bool = False) -> Iterat
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.lexists(tmp):
             os.remove(tmp)
+
+
+def pid_is_dead(pid: int) -> bool:
+    """Whether no process has this id (so the temporaries it named are nobody's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")  # atomic_output's
+_tidied: set[str] = set()  # directories already tidied by this process
+
+
+def remove_stale_temporaries(parent: str) -> None:
+    """Removes atomic_output's temporaries in `parent` left by processes that no longer run (a
+    kill or power loss mid-write); once per directory and process."""
+    if parent in _tidied:
+        return
+    _tidied.add(parent)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(parent):
+            match = _TEMPORARY.match(entry)
+            if match and pid_is_dead(int(match.group(1))):
+                stale = os.path.join(parent, entry)
+                if os.path.isdir(stale) and not os.path.islink(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    os.remove(stale)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,6 +1,7 @@
 """tools/dataset_tool.py on a messy folder: every kind of input, bad files reported by name."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -244,3 +245,114 @@ def test_load_image_modes_directly(tmp_path):
     assert padded[0, 0, 0] == 0 and padded[4, 4, 0] == Image.new("RGB", (1, 1), (1, 2, 3)).convert(
         "L"
     ).getpixel((0, 0))
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+
+
+def _a_dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_plain_raster_formats_are_read_and_no_outside_program_runs(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin  # noqa: PLC0415
+
+    from progan_tf import convert  # noqa: PLC0415
+
+    ran = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    (tmp_path / "a.eps").write_bytes(EPS)
+    (tmp_path / "b.ps").write_bytes(EPS)
+    (tmp_path / "c.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "disguised.png").write_bytes(EPS)  # an EPS file under a raster name
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    assert [p.name for p in convert._image_files(tmp_path)] == ["disguised.png", "ok.png"]
+    with pytest.raises(dataset_io.ImageError, match="disguised.png"):
+        dataset_io.image_size(tmp_path / "disguised.png")
+    with pytest.raises(dataset_io.ImageError, match="disguised.png"):
+        dataset_io.load_image(tmp_path / "disguised.png", 4, 3)
+    assert ran == []
+    assert dataset_io.load_image(tmp_path / "ok.png", 4, 3).shape == (4, 4, 3)
+
+
+def test_a_decode_that_runs_too_long_is_stopped():
+    import time  # noqa: PLC0415
+
+    from progan_tf import convert  # noqa: PLC0415
+
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="took over 1 s"), convert._time_limit(1):
+        time.sleep(5)
+    assert time.monotonic() - start < 3
+
+
+def test_a_conversion_is_synced_before_it_replaces_the_old_dataset(tmp_path, monkeypatch):
+    from progan_tf import files  # noqa: PLC0415
+
+    events = []
+    monkeypatch.setattr(files, "fsync_tree", lambda p: events.append(("sync", Path(p).name)))
+    monkeypatch.setattr(files, "fsync_path", lambda p: events.append(("sync dir", Path(p).name)))
+    real_rename = Path.rename
+    monkeypatch.setattr(
+        Path,
+        "rename",
+        lambda self, to: (events.append(("rename", self.name)), real_rename(self, to))[1],
+    )
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    dataset_io.write_arrays(tmp_path / "ds", images, None, name="ds")
+    events.clear()
+    dataset_io.write_arrays(tmp_path / "ds", images + 1, None, name="ds", overwrite=True)
+    partial = f".ds.partial-{os.getpid()}"
+    assert events == [
+        ("sync", partial),  # every record and dataset.json
+        ("rename", "ds"),  # the old one aside
+        ("rename", partial),  # the new one in place
+        ("sync dir", tmp_path.name),  # both renames on disk before the old one goes
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_an_interrupted_replace_is_recovered_and_leftovers_of_dead_runs_go(tmp_path):
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    dataset_io.write_arrays(tmp_path / "ds", images, None, name="ds")
+    dead = _a_dead_pid()
+    # power lost between "old one aside" and "new one in place": only the backup is left
+    (tmp_path / "ds").rename(tmp_path / f".ds.old-{dead}")
+    (tmp_path / f".ds.partial-{dead}").mkdir()
+    (tmp_path / f".ds.partial-{dead}" / "half.tfrecords").write_bytes(b"x")
+    (tmp_path / f".ds.partial-{os.getppid()}").mkdir()  # a live process's: kept
+    dataset_io.recover_interrupted_replace(tmp_path / "ds")
+    assert data.load_info(tmp_path / "ds").num_images == 2  # the old dataset is back
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".ds.partial-{os.getppid()}",
+        "ds",
+    ]
+
+
+def test_a_symlinked_dest_is_replaced_where_it_points(tmp_path):
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    (tmp_path / "disk").mkdir()
+    dataset_io.write_arrays(tmp_path / "disk" / "ds", images, None, name="ds")
+    (tmp_path / "link").symlink_to(tmp_path / "disk" / "ds")
+    dataset_io.write_arrays(
+        tmp_path / "link", np.ones((3, 4, 4, 3), np.uint8), None, name="ds", overwrite=True
+    )
+    assert (tmp_path / "link").is_symlink()
+    assert data.load_info(tmp_path / "link").num_images == 3
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["ds"]
+
+
+def test_extract_overwrites_only_its_own_pngs(messy_dataset, tmp_path):
+    dest, _ = messy_dataset
+    out = tmp_path / "png"
+    run_tool("extract", f"--data_dir={dest}", f"--dest={out}", "--resolution=8")
+    run_tool("extract", f"--data_dir={dest}", f"--dest={out}", "--resolution=4", "--overwrite")
+    assert Image.open(out / "00000000.png").size == (4, 4)
+    (out / "notes.txt").write_text("mine")
+    result = run_tool("extract", f"--data_dir={dest}", f"--dest={out}", "--overwrite", check=False)
+    assert result.returncode == 1 and "notes.txt, which extract did not write" in result.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["png"]

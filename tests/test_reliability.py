@@ -555,3 +555,29 @@ def test_generate_and_export_never_write_into_the_checkpoints(
         generate.generate_files(run, str(out), num=2, seed=1)
     serving.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
     assert tree_digest(run_dir / "checkpoints") == before
+
+
+def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, live = child.pid, os.getppid()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in (f".a.png.tmp-{dead}", f".b.json.tmp-{live}", f"c.tmp-{dead}"):
+        (folder / name).write_bytes(b"half")
+    files.write_text(folder / "d.json", "{}")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f".b.json.tmp-{live}",
+        f"c.tmp-{dead}",
+        "d.json",
+    ]
+    # TensorFlow's, in a run's checkpoints (the trainer holds the run's lock while it saves)
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    junk = ["ckpt-16.index.tempstate8817", "checkpoint.tmp0f3a9c", "ckpt-16_temp"]
+    for name in junk[:2]:
+        (checkpoints / name).write_bytes(b"half")
+    (checkpoints / junk[2]).mkdir()
+    Checkpoints(tf.train.Checkpoint(v=tf.Variable(1.0)), str(checkpoints), keep=2).save(32)
+    assert not any((checkpoints / name).exists() for name in junk)
+    assert (checkpoints / "ckpt-32.index").exists()
