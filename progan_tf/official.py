@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import files
+from progan_tf import files, plan
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule
 
@@ -108,6 +108,12 @@ class NetworkState:
         self.version = int(state.get("version", 0))
         self.name = str(state.get("name", ""))
         self.static_kwargs = dict(state.get("static_kwargs", {}))
+        for key, value in self.static_kwargs.items():  # the release's are all plain values
+            if not isinstance(value, (bool, int, float, str, type(None), np.generic)):
+                raise OfficialImportError(
+                    f"static_kwargs[{str(key)[:40]!r}] is a {type(value).__name__}; a release "
+                    "pickle's settings are plain numbers and strings"
+                )
         self.build_module_src = str(state.get("build_module_src", ""))
         self.build_func_name = str(state.get("build_func_name", ""))
         self.variables = {
@@ -141,12 +147,25 @@ class _BoundedArray(np.ndarray):
 
 
 class _ReleaseUnpickler(pickle.Unpickler):
-    """Resolves `tfutil.Network` to NetworkState and numpy's array globals (arrays within a memory
-    budget of twice the file's size); refuses the rest."""
+    """Resolves `tfutil.Network` to NetworkState and numpy's array globals (arrays and scalars
+    within a memory budget of twice the file's size); refuses the rest."""
+
+    MAX_SCALAR_BYTES = 16  # a release pickle's scalars: numbers (float64, int64, bool)
 
     def __init__(self, file, *, budget: int, **kwargs):
         super().__init__(file, **kwargs)
         self.array_type = type("_Arrays", (_BoundedArray,), {"remaining": [int(budget)]})
+
+    def _bounded_scalar(self, dtype, *args):
+        """numpy's scalar reconstructor, for numbers only: a scalar of a huge void dtype
+        (`V1000000000`) would take that memory from a few bytes of pickle."""
+        dtype = np.dtype(dtype)
+        if dtype.hasobject or dtype.itemsize > self.MAX_SCALAR_BYTES:
+            raise OfficialImportError(
+                f"the pickle holds a scalar of type {str(dtype)[:40]} ({dtype.itemsize:,} bytes); "
+                "a release pickle's scalars are numbers"
+            )
+        return np._core.multiarray.scalar(dtype, *args)
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("tfutil", "Network"):
@@ -155,6 +174,8 @@ class _ReleaseUnpickler(pickle.Unpickler):
             return self.array_type
         if (module, name) in _NUMPY_GLOBALS:
             target_module, target = _NUMPY_GLOBALS[(module, name)]
+            if target == "scalar":
+                return self._bounded_scalar
             return getattr(__import__(target_module, fromlist=[target]), target)
         raise OfficialImportError(
             f"the pickle names the global {module}.{name}, which a ProGAN release pickle does not "
@@ -242,6 +263,25 @@ def architecture_kwargs(g: NetworkState, d: NetworkState) -> dict:
         "pixelnorm_epsilon": float(g.static_kwargs.get("pixelnorm_epsilon", 1e-8)),
         "fused_scale": bool(kw.get("fused_scale", True)),
     }
+
+
+def check_sizes(arch, g: NetworkState, d: NetworkState, gs: NetworkState, source: str) -> None:
+    """OfficialImportError unless each network's arrays hold the parameters its static_kwargs
+    describe (Table 2's counts for `arch`): checked before any network is built, so that kwargs
+    asking for huge networks cost nothing."""
+    expected = {
+        "G": plan.generator_parameters(arch),
+        "D": plan.discriminator_parameters(arch),
+        "Gs": plan.generator_parameters(arch),
+    }
+    for state, key in ((g, "G"), (d, "D"), (gs, "Gs")):
+        held = sum(int(np.size(v)) for name, v in state.variables.items() if name != "lod")
+        if held != expected[key]:
+            raise OfficialImportError(
+                f"{source}: {key}'s settings (resolution {arch.resolution}, fmap_base "
+                f"{arch.fmap_base}, fmap_max {arch.fmap_max}, latent_size {arch.latent_size}) "
+                f"describe {expected[key]:,} weights, and its arrays hold {held:,}"
+            )
 
 
 def _nchw_rows(weight: np.ndarray, channels: int) -> np.ndarray:
@@ -379,7 +419,11 @@ def import_pickle(
     g_state, d_state, gs_state = load_pickle(raw, pkl_path)
     kwargs = architecture_kwargs(g_state, d_state)
     fused = kwargs["fused_scale"]
-    arch = Architecture(**kwargs)
+    try:
+        arch = Architecture(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise OfficialImportError(f"{pkl_path}: {error}") from None
+    check_sizes(arch, g_state, d_state, gs_state, pkl_path)
     alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
     generator, discriminator, ema = (
         Generator(arch, alpha),

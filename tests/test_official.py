@@ -393,3 +393,32 @@ def test_a_run_dir_that_cannot_be_made_is_one_line(rng, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1 and len(errors) == 1, result.stderr[-2000:]
     assert str(a_file) in errors[0] and "Traceback" not in result.stderr
+
+
+def test_scalar_bombs_huge_settings_and_nested_settings_are_refused(rng, tmp_path):
+    # numpy's scalar reconstructor with a 1 GB void dtype: a few bytes of pickle
+    class Bomb:
+        def __reduce__(self):
+            return (np._core.multiarray.scalar, (np.dtype("V1000000000"),))  # 1 GB of zeros
+
+    with pytest.raises(official.OfficialImportError, match="scalar of type"):
+        official.load_pickle(pickle.dumps([Bomb()], protocol=2), "bomb.pkl")
+    # settings that describe networks far larger than the arrays: refused before any is built
+    states, _ = release(rng, resolution=32, fused=False)
+    for state in states:
+        state["static_kwargs"]["fmap_max"] = 1 << 20
+        state["static_kwargs"]["fmap_base"] = 1 << 24
+    pkl = tmp_path / "huge.pkl"
+    pkl.write_bytes(ref.release_pickle(states))
+    with pytest.raises(official.OfficialImportError, match="describe .* weights, and its arrays"):
+        import_pickle(str(pkl), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    # a setting nested 100,000 deep (spliced in: Python's pickler cannot write one)
+    states, _ = release(rng, resolution=32, fused=False)
+    states[0]["static_kwargs"]["fmap_max"] = "DEEPMARK"
+    marker = b"\x8c\x08DEEPMARK\x94"  # the string, then its memo entry
+    data = ref.release_pickle(states)
+    assert data.count(marker) == 1
+    nested = b"]" * 100_000 + b"a" * 99_999 + b"\x94"  # lists in lists, memoized as the string was
+    with pytest.raises(official.OfficialImportError, match="release pickle's settings are plain"):
+        official.load_pickle(data.replace(marker, nested), "nested.pkl")
