@@ -102,6 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.class_balance = 0.0
     # Speed and scale.
     c.strategy = "auto"  # auto, mirrored, one_device, multi_worker, tpu
+    c.multi_worker_start_timeout = 600.0  # seconds a worker waits for the cluster to join
     c.tpu = ""  # TPU name or address, --strategy=tpu only
     c.mixed_precision = False  # float16 activations, float32 variables, dynamic loss scaling
     c.mixed_precision_dtype = "auto"  # float16, bfloat16, or auto: bfloat16 on TPUs, else float16

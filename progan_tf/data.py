@@ -289,6 +289,13 @@ def make_dataset(
         and input_context is not None
         and len(files) >= input_context.num_input_pipelines
     )
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    if not shard_files and records_per_epoch < pipelines:  # an empty shard would loop forever
+        raise DatasetError(
+            f"{info.path}: {records_per_epoch} image(s) at {resolution}x{resolution} for "
+            f"{pipelines} workers; each worker reads its own share and needs at least one: use "
+            "fewer workers or more images"
+        )
 
     def permuted(values, seed):
         """The leading axis of every tensor in `values`, in one stateless random order."""

@@ -10,11 +10,12 @@ import os
 import tensorflow as tf
 
 
-def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 0):
+def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 0, start_timeout_s: float = 600.0):
     """The tf.distribute strategy for `--strategy` (auto: all GPUs mirrored, else one device).
     `cpu_replicas` > 1 splits the CPU into that many logical devices and mirrors over them (a
     rehearsal of a multi-GPU run's batches and replica logic, not a speed-up); it must come
-    before anything initialises TensorFlow's devices."""
+    before anything initialises TensorFlow's devices. `start_timeout_s`: how long a worker of a
+    multi-worker cluster waits for the others to join before it stops with an error."""
     if cpu_replicas > 1:
         if name not in ("auto", "mirrored"):
             raise ValueError(
@@ -30,7 +31,7 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 0):
             raise ValueError(
                 "--strategy=multi_worker needs the TF_CONFIG environment variable (see README)"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multi_worker_strategy(start_timeout_s)
     if name == "tpu":
         try:  # an empty --tpu: the resolver looks at $TPU_NAME (and GKE's variable)
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
@@ -50,6 +51,50 @@ def make_strategy(name: str, tpu: str = "", cpu_replicas: int = 0):
     if name == "mirrored":
         return mirrored_strategy()
     raise ValueError(f"--strategy={name!r}")
+
+
+def multi_worker_strategy(start_timeout_s: float) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy over TF_CONFIG's cluster, whose start waits at most
+    `start_timeout_s` for every task to join: a task that stopped before it made its strategy
+    (a bad flag, a missing dataset on its machine) must not leave the others waiting for good.
+    ValueError if the cluster did not come together in time."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    _configure_coordination(resolver, start_timeout_s)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
+        raise ValueError(
+            f"--strategy=multi_worker: the cluster in TF_CONFIG did not come together within "
+            f"{start_timeout_s:g} s ({str(error).strip().splitlines()[0][:120]}); every task must "
+            "run train (one that stopped early says why in its own output); "
+            "--config.multi_worker_start_timeout sets the wait"
+        ) from None
+
+
+def _configure_coordination(resolver, start_timeout_s: float) -> None:
+    """TensorFlow's own coordination-service setup for MultiWorkerMirroredStrategy
+    (collective_all_reduce_strategy.py), with a registration deadline: the strategy keeps a
+    service configured before it. Internal modules: if they move, the start is unbounded, as
+    TensorFlow's default."""
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2  # noqa: PLC0415
+        from tensorflow.python.distribute import multi_worker_util  # noqa: PLC0415
+        from tensorflow.python.eager import context  # noqa: PLC0415
+    except ImportError:
+        return
+    spec = resolver.cluster_spec()
+    if resolver.task_type not in ("chief", "worker") or context.context().coordination_service:
+        return
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker")
+            if job in spec.jobs
+        ],
+        cluster_register_timeout_in_ms=int(start_timeout_s * 1000),
+    )
 
 
 def split_cpu(count: int) -> None:

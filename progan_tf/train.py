@@ -152,7 +152,9 @@ def main(argv):
             )
         config.run_dir = run_dir
         named_preset = config.minibatch_preset
-        strategy = make_strategy(config.strategy, config.tpu, FLAGS.cpu_replicas)
+        strategy = make_strategy(
+            config.strategy, config.tpu, FLAGS.cpu_replicas, config.multi_worker_start_timeout
+        )
         replicas = strategy.num_replicas_in_sync
         # "auto" settled here, as config.json records it: TPUs compute in bfloat16, GPUs in float16
         tpu = isinstance(strategy, tf.distribute.TPUStrategy)

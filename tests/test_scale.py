@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import cli_env
 from progan_tf import data, dataset_io
 from progan_tf.checkpoints import find_restorable
 from progan_tf.networks import Architecture
@@ -292,3 +293,47 @@ def test_a_failing_chief_stops_every_worker_within_bounded_time(dataset, tmp_pat
         0
     ][-2000:]
     assert procs[1].returncode != 0, outputs[1][-2000:]
+
+
+def test_a_worker_whose_chief_never_starts_stops_within_its_timeout(dataset, tmp_path):
+    # The chief stopped before it made its strategy (a bad flag, a missing dataset on its
+    # machine): worker 1 must leave TensorFlow's start barrier with one line, not wait for good.
+    ports = free_ports(2)
+    env = {
+        **cli_env(),
+        "TF_CONFIG": json.dumps(
+            {
+                "cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                "task": {"type": "worker", "index": 1},
+            }
+        ),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "progan_tf.train",
+            "--strategy=multi_worker",
+            "--config.multi_worker_start_timeout=5",
+            f"--data_dir={dataset.path}",
+            f"--run_dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    expected = "error: --strategy=multi_worker: the cluster in TF_CONFIG did not come together"
+    assert last.startswith(f"{expected} within 5 s"), result.stderr[-2000:]
+
+
+def test_fewer_images_than_workers_is_an_error_not_an_endless_loop(tmp_path):
+    path = tmp_path / "two"
+    dataset_io.write_arrays(path, np.zeros((2, 4, 4, 3), np.uint8), None, name="two")
+    context = tf.distribute.InputContext(num_input_pipelines=4, input_pipeline_id=3)
+    with pytest.raises(data.DatasetError, match="2 image\\(s\\) at 4x4 for 4 workers"):
+        data.make_dataset(data.load_info(path), 4, 1, input_context=context)
