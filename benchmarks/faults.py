@@ -3,6 +3,7 @@ checkpoints, resume it.
 
     python benchmarks/faults.py             # 20 kills (half during a checkpoint write), 6 SIGTERMs
     python benchmarks/faults.py --kills=4 --terms=2 --seed=1
+    python benchmarks/faults.py --hostile   # hostile input instead (benchmarks/hostile.py)
 
 One run directory is trained on the bundled emoji at 8x8 (networks wide enough that a checkpoint
 takes a moment to write) and killed `--kills` times with SIGKILL: at a random moment, or, for
@@ -106,6 +107,9 @@ def wait_started(
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--hostile", action="store_true", help="only the hostile-input cases (hostile.py)"
+    )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--terms", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -113,6 +117,11 @@ def main(argv):
         "--json", default=os.path.join(ROOT, "benchmarks", "results", "faults.jsonl")
     )
     args = parser.parse_args(argv)
+    if args.hostile:
+        import hostile  # noqa: PLC0415 - this directory
+
+        hostile.main([])
+        return
     rng = random.Random(args.seed)
     interval = round(CHECKPOINT_KIMG * 1000)
     counts = {

@@ -194,6 +194,14 @@ def images_seen_of(path: str) -> int:
     return int(tf.train.load_variable(path, "images_seen/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def _short(error: Exception) -> str:
+    """The first line of an OSError or TensorFlow error without TensorFlow's
+    `{{function_node ...}}` prefix and the path (the message names the directory)."""
+    text = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.strip().splitlines()[0] if text.strip() else "")
+    return re.sub(r"\S*/\S*ckpt-\d+\S*\s*", "", text).strip(" :;") or type(error).__name__
+
+
 def remove_tree_or_file(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -333,9 +341,8 @@ class Checkpoints:
             files.fsync_path(self.directory)
         except (OSError, tf.errors.OpError, KeyError) as error:
             self._remove(int(images_seen))  # our own half-written files
-            reason = getattr(error, "message", None) or str(error)
             raise CheckpointWriteError(
-                f"cannot write a checkpoint to {self.directory} ({reason.splitlines()[0]}); "
+                f"cannot write a checkpoint to {self.directory} ({_short(error)}); "
                 f"the previous checkpoint {self.latest() or '(none)'} is intact. Free space or "
                 "make the "
                 "directory writable, then run the same command again to resume"

@@ -254,6 +254,9 @@ def check_numbers(c: ml_collections.ConfigDict) -> None:
     for key, value in c.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--config.{key}={value} is not a finite number")
+    r = c.get("resolution")
+    if r and (r < 4 or r > 1024 or r & (r - 1)):
+        raise ValueError(f"--resolution={r}: use a power of two from 4 to 1024")
 
 
 def validate(c: ml_collections.ConfigDict, schedule: Schedule) -> None:

@@ -80,11 +80,16 @@ def _time_limit(seconds: int = DECODE_SECONDS):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _reason(path, error: str) -> str:
+    """Why a file was skipped, without its path in front (the listing names the file)."""
+    return error.removeprefix(f"{path}: ")
+
+
 def _header(job):
     path, max_pixels = job
     try:
         with _time_limit():
-            size = dataset_io.image_size(path)
+            size = dataset_io.image_size(path, max_pixels)
     except dataset_io.ImageError as error:
         return str(path), None, str(error)
     except TimeoutError as error:
@@ -164,7 +169,7 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
     channels, crop = int(options.channels), options.crop
     with _Workers(options.workers) as pool:
         headers = list(pool.map(_header, [(f, options.max_pixels) for f in files], chunksize=64))
-        skipped = [(path, error) for path, size, error in headers if error]
+        skipped = [(path, _reason(path, error)) for path, size, error in headers if error]
         sizes = {path: size for path, size, error in headers if not error}
         if crop == "none":
             skipped += [
@@ -213,7 +218,7 @@ def create_from_images(source: str, dest: str, options: ConvertOptions = Convert
                 writer.skip(path, error)
             for path, image, error in _progress(pool.map(_decode, jobs, chunksize=16), len(jobs)):
                 if error:
-                    writer.skip(path, error)
+                    writer.skip(path, _reason(path, error))
                     continue
                 writer.add(image)
                 if _usable_side(sizes[path], crop) < resolution:

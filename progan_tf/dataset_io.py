@@ -101,11 +101,15 @@ def load_image(
     return array.reshape(resolution, resolution, channels)
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the file header, after EXIF rotation; raises ImageError."""
+def image_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from the file header, after EXIF rotation; raises ImageError. Over
+    `max_pixels`, the size as stored: reading EXIF can decode the whole image (Pillow loads a
+    PNG to find its eXIf chunk), which for a decompression bomb is the harm itself."""
     try:
         with Image.open(path, formats=RASTER_FORMATS) as image:
             w, h = image.size
+            if max_pixels is not None and w * h > max_pixels:
+                return w, h
             orientation = image.getexif().get(0x0112, 1)
     except Exception as error:  # noqa: BLE001 - any failure to read the header: the file is skipped, named
         raise ImageError(f"{path}: {error or type(error).__name__}") from None

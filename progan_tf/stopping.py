@@ -7,7 +7,7 @@ The handler only records the signal; the loop acts on it between calls, where sa
 A second Ctrl-C or SIGTERM acts at once, as it would without this module (the handlers that were
 there before are put back by the first). Hang-ups never do: a closing terminal can deliver
 SIGHUP twice (the kernel's, then the shell's to its jobs), so after the first signal further
-SIGHUPs are ignored until the run has stopped.
+SIGHUPs are ignored, also after the stop while the process exits.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ class StopRequests:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        hangup = getattr(signal, "SIGHUP", None)
+        if self.received is not None and hangup in self._previous:
+            # A stop is ending the process: a late hang-up (the shell's, after the terminal's)
+            # must not turn a saved stop into a kill, so SIGHUP stays ignored.
+            del self._previous[hangup]
         self._restore()
 
     def _handle(self, signum: int, frame) -> None:

@@ -356,3 +356,13 @@ def test_extract_overwrites_only_its_own_pngs(messy_dataset, tmp_path):
     assert result.returncode == 1 and "notes.txt, which extract did not write" in result.stderr
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["png"]
+
+
+def test_an_image_over_max_pixels_is_never_decoded_for_its_header(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin  # noqa: PLC0415
+
+    Image.new("RGB", (400, 300)).save(tmp_path / "big.png")
+    decoded = []
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: decoded.append(1))
+    assert dataset_io.image_size(tmp_path / "big.png", max_pixels=10_000) == (400, 300)
+    assert decoded == []  # (without the limit Pillow loads a PNG to look for its EXIF)

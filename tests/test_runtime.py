@@ -73,6 +73,9 @@ def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before(n
             os.kill(os.getpid(), signum)  # the second: the handler from before
             # ... except a hang-up's: a closing terminal may send two (ignored until the end)
             assert before == ([] if name == "SIGHUP" else [signum])
+        if name == "SIGHUP":  # after a stop, a late hang-up stays ignored while it exits
+            assert signal.getsignal(signum) is signal.SIG_IGN
+            signal.signal(signum, lambda signum, frame: before.append(signum))
         with StopRequests():
             pass  # no signal: leaving puts the handler from before back
         os.kill(os.getpid(), signum)
