@@ -27,13 +27,14 @@ def get_config():
     # 32 at 4x4 and 8x8, where a step costs little more than its fixed overhead.
     c.minibatch_default = 16
     c.minibatch_dict = {"4": 32, "8": 32}
-    # Three times the paper's 0.001: a run this short gains from larger steps (docs/quality.md,
-    # "Ablations at the retuned recipe"). The paper's presets keep 0.001.
+    # Three times the paper's 0.001: a run this short gains from larger steps
+    # (benchmarks/results/quality_log.md, "Ablations at the retuned recipe"). The paper's
+    # presets keep 0.001.
     c.learning_rate = 0.003
     # 16-kimg phases: 32x32 is reached at 96 kimg and trained stable for the rest (144 kimg),
     # where most of the quality is made. Against 8-kimg phases the same SWD, with the hearts,
     # in fewer minutes (32x32 steps are the dearest); much longer phases would leave too little
-    # of the budget at 32x32 (docs/quality.md, "16-kimg phases").
+    # of the budget at 32x32 (benchmarks/results/quality_log.md, "16-kimg phases").
     c.lod_training_kimg = 16.0
     c.lod_transition_kimg = 16.0
     c.total_kimg = 240.0
@@ -42,13 +43,14 @@ def get_config():
     # trains unconditionally, with no flag to add.
     # Every class about equally often (each of the 25 hearts 15 times per epoch): without it
     # hearts are too rare for G to learn them; it costs some SWD over the other classes
-    # (docs/quality.md, "Hearts"). Ignored for a dataset without labels.
+    # (benchmarks/results/quality_log.md, "Hearts"). Ignored for a dataset without labels.
     c.class_balance = 1.0
     c.mirror_augment = True
     # The gradient penalty on every 8th D step only, weighted x8 (StyleGAN2's lazy
     # regularization): 7 D steps in 8 skip the penalty's pass through D and its double
     # backward, the largest part of the step that can go, and SWD stayed within the two seeds'
-    # spread (docs/quality.md, "The penalty on every 8th D step"). The paper's presets keep 1.
+    # spread (benchmarks/results/quality_log.md, "The penalty on every 8th D step"). The
+    # paper's presets keep 1.
     c.gp_interval = 8
     # The paper's 0.999 averages over ~16 kimg at this batch: most of a demo phase, so the
     # EMA would still hold much of the random initial weights. 0.99: a half-life of ~1 kimg.
@@ -60,11 +62,15 @@ def get_config():
     c.steps_per_call = 25
     # 8x8 and 16x16 stable go on with their fade-in's compiled step: the compile saved per
     # resolution outweighed the fade-in model's slightly slower steps (measured at 8-kimg
-    # phases; docs/performance.md, "Stable phases on the fade-in's compiled step").
+    # phases; benchmarks/results/performance_log.md, "Stable phases on the fade-in's
+    # compiled step").
     c.carry_fade_step = True
     # The next phase's step compiles in a thread while this one trains, so no phase waits for
-    # its first step's compile (docs/performance.md, "Compiling the next phase's step ahead").
+    # its first step's compile (benchmarks/results/performance_log.md, "Compiling the next
+    # phase's step ahead").
     c.compile_ahead = True
     c.strategy = "one_device"
-    c.xla = True  # fuses the narrow networks' many small ops (docs/performance.md, "XLA on or off")
+    # XLA fuses the narrow networks' many small ops (benchmarks/results/performance_log.md,
+    # "XLA on or off")
+    c.xla = True
     return c

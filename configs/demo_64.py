@@ -1,6 +1,6 @@
 """Demo at 64x64: the bundled Twemoji emoji at 64x64 (progan_tf/demo_data/emoji64), 4x4 -> 64x64,
 the 32x32 demo's narrow networks with one more stage, conditional on the 10 emoji classes.
-Time and quality measured in docs/quality.md ("The 64x64 demo").
+Time and quality measured in benchmarks/results/quality_log.md ("The 64×64 demo").
 
     python -m progan_tf.train --config=configs/demo_64.py
     python -m progan_tf.train --config=configs/demo_64.py --data_dir=DIR   # another 64x64 set
@@ -32,11 +32,12 @@ def get_config():
     c.fmap_max = 32
     # 8-kimg phases as at 32x32: 64x64 fades in from 56 kimg and is stable from 64 kimg on, for
     # 104 kimg. A 64x64 step costs about twice a 32x32 one: 168 kimg is what fits the time the
-    # issue allows a 64x64 demo on a 2-core CPU (docs/quality.md, "The 64x64 demo").
+    # issue allows a 64x64 demo on a 2-core CPU (benchmarks/results/quality_log.md, "The 64×64
+    # demo").
     c.lod_training_kimg = 8.0
     c.lod_transition_kimg = 8.0
     c.total_kimg = 168.0
     # The penalty on every D step: every 8th (the 32x32 demo's) was faster here but its SWD
-    # fell outside the seeds' spread (docs/quality.md, "The 64x64 demo").
+    # fell outside the seeds' spread (benchmarks/results/quality_log.md, "The 64×64 demo").
     c.gp_interval = 1
     return c

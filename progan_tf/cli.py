@@ -3,8 +3,8 @@
 TensorFlow reads its environment once, when it is first imported, so `quiet_tensorflow` must
 run before anything imports it (this module imports nothing heavy). It always sets
 TF_ENABLE_ONEDNN_OPTS=1 (oneDNN's kernels) unless the user set it: the demo trains faster with
-it on a CPU without AVX-512, with the same images (docs/performance.md, "oneDNN on"); on AVX-512
-CPUs TensorFlow turns oneDNN on by itself.
+it on a CPU without AVX-512, with the same images (benchmarks/results/performance_log.md,
+"Before / after: oneDNN on"); on AVX-512 CPUs TensorFlow turns oneDNN on by itself.
 
 Quiet (the default) also means TF_CPP_MIN_LOG_LEVEL=3, TensorFlow's Python logger at ERROR,
 and TensorFlow imported with its standard error captured: with oneDNN on, the import prints a

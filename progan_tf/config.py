@@ -111,7 +111,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Stable phases below the final resolution train on their fade-in's compiled step at alpha 1
     # (as the reference's single graph does) instead of compiling their own: one compile fewer
     # per resolution, for slightly slower steps (the fade-in model's extra branch at alpha 1;
-    # docs/performance.md, "Stable phases on the fade-in's compiled step"). For short phases.
+    # benchmarks/results/performance_log.md,
+    # "Stable phases on the fade-in's compiled step"). For short phases.
     c.carry_fade_step = False
     # Make the next phase's step and trace and XLA-compile it in a thread while this phase trains,
     # so that a phase does not wait for its compile (docs/performance.md). Single-device and

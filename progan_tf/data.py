@@ -468,7 +468,7 @@ def make_dataset(
 
     # Without tf.data's autotuning thread: a stream torn down at a phase change waits for it to
     # wake from its sleep (up to 60 s). Untuned, the parallel map and the prefetch still feed the
-    # step many times over (docs/performance.md, "The rest of the setup waits").
+    # step many times over (benchmarks/results/performance_log.md, "The rest of the setup waits").
     options = tf.data.Options()
     options.autotune.enabled = False
     return records.map(decode, num_parallel_calls=autotune).prefetch(autotune).with_options(options)
@@ -490,8 +490,8 @@ def distribute(
     """`make_dataset` for every replica of `strategy`, each with its share of the global batch.
 
     On one CPU device the dataset itself: TF's distributed stream would add a stream of its own
-    on top, whose autotuning thread its teardown waits for (docs/performance.md, "One CPU device
-    without TF's distributed stream")."""
+    on top, whose autotuning thread its teardown waits for
+    (benchmarks/results/performance_log.md, "One CPU device without TF's distributed stream")."""
     device = strategy.extended.worker_devices[0]
     if (
         isinstance(strategy, tf.distribute.OneDeviceStrategy)

@@ -106,7 +106,7 @@ class PhaseRunner:
                     # a new resolution reads its level from the start
                     self.data_position.assign([0, 0])
                 # The old level's stream goes (torn down in a thread) before the new one starts
-                # (docs/performance.md, "The 16x16 fade-in's 20-s setup").
+                # (benchmarks/results/performance_log.md, "The 16×16 fade-in's 20-s setup").
                 self.release_stream()
                 parts.lap("release_stream")
                 self.iterator = self._make_iterator(phase)

@@ -54,3 +54,59 @@ def test_the_guides_training_flags_are_trains_flags():
 def test_every_command_lists_verbose_in_its_help():
     for name, names in cli_sections().items():
         assert "verbose" in names, name
+
+
+# `(docs/performance.md, "Memory per stage")` or `docs/x.md ("Title")`: a page and the title
+# (or the start of the title) of one of its sections, which may run over a comment's lines
+CITATION = re.compile(r"([\w./-]+\.md)(?:,\s+|\s+\()\"([^\"]+)\"", re.S)
+CITING = ("progan_tf", "configs", "tools", "benchmarks", "docs", "tests", "README.md")
+
+
+def _citations():
+    for top in CITING:
+        path = os.path.join(ROOT, top)
+        names = (
+            [path]
+            if os.path.isfile(path)
+            else [
+                os.path.join(folder, name)
+                for folder, _, files in os.walk(path)
+                for name in files
+                if name.endswith((".py", ".md"))
+                and "results" not in folder
+                and name != "test_docs.py"  # its comments show the form
+            ]
+        )
+        for name in names:
+            text = open(name, encoding="utf-8").read()
+            for match in CITATION.finditer(text):
+                title = re.sub(r"\n\s*#", " ", match.group(2))  # a comment's next line
+                yield name, match.group(1), " ".join(title.split())
+
+
+def _target(citing: str, page: str) -> str | None:
+    for base in (ROOT, os.path.dirname(citing), os.path.join(ROOT, "docs")):
+        path = os.path.normpath(os.path.join(base, page))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def test_every_section_a_page_is_cited_by_exists():
+    # Code comments and docs cite measurements as (page, "section title"); when a page is
+    # restructured, its citations must follow (the dated records live in benchmarks/results/).
+    checked, broken = 0, []
+    for citing, page, title in _citations():
+        target = _target(citing, page)
+        if target is None:
+            broken.append(f"{os.path.relpath(citing, ROOT)}: {page} does not exist")
+            continue
+        headings = [
+            " ".join(line.lstrip("#").split())
+            for line in open(target, encoding="utf-8")
+            if line.startswith("#")
+        ]
+        checked += 1
+        if not any(h.startswith(title) or title in h for h in headings):
+            broken.append(f'{os.path.relpath(citing, ROOT)}: {page} has no section "{title}"')
+    assert checked >= 20 and not broken, "\n".join(broken)

@@ -1,5 +1,6 @@
-"""Schedule values against the reference (docs/reference.md, "Schedule"): tables of images
-shown -> resolution, phase, alpha, batch, lr; and integer-image properties for any kimg."""
+"""Schedule values against the reference (docs/reference.md, "4. Optimiser, EMA,
+schedule"): tables of images shown -> resolution, phase, alpha, batch, lr; and integer-image
+properties for any kimg."""
 
 import math
 
