@@ -46,8 +46,9 @@ import tensorflow as tf  # noqa: E402
 
 import machine  # noqa: E402  (this directory)
 from progan_tf import config as config_lib, dataset_io, plan  # noqa: E402
-from progan_tf.networks import Architecture, Discriminator, Generator  # noqa: E402
+from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Phase  # noqa: E402
+from progan_tf.state import TrainState  # noqa: E402
 from progan_tf.steps import PhaseStep, StepOptions  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,15 +109,7 @@ def time_stage(
     keras.mixed_precision.set_global_policy(f"mixed_{dtype}" if mixed else "float32")
     strategy = tf.distribute.OneDeviceStrategy(device)
     try:
-        with strategy.scope():
-            alpha = tf.Variable(1.0, trainable=False)
-            g, d = Generator(arch, alpha), Discriminator(arch, alpha)
-            ema = Generator(arch, alpha, name="g_ema")
-            seen = tf.Variable(0, dtype=tf.int64)
-            counters = {
-                k: tf.Variable(0, dtype=tf.int64)
-                for k in ("consecutive_nonfinite", "nonfinite_total")
-            }
+        state = TrainState(arch, strategy)
         reals = tf.cast(
             tf.random.uniform([batch * 2, resolution, resolution, arch.channels], 0, 255), tf.uint8
         )
@@ -129,12 +122,8 @@ def time_stage(
         iterator = iter(strategy.experimental_distribute_dataset(stream))
         step = PhaseStep(
             strategy=strategy,
-            generator=g,
-            discriminator=d,
-            ema=ema,
+            state=state,
             phase=Phase(resolution, False, 0, None, 1.0, batch, 0.001),
-            images_seen=seen,
-            counters=counters,
             options=StepOptions(mixed_precision=mixed, mixed_precision_dtype=dtype, xla=mixed),
         )
         memory_device = "GPU:0" if device.startswith("/gpu") else None

@@ -35,8 +35,9 @@ cli.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
 
-from progan_tf.networks import Architecture, Discriminator, Generator  # noqa: E402
+from progan_tf.networks import Architecture  # noqa: E402
 from progan_tf.schedule import Phase  # noqa: E402
+from progan_tf.state import TrainState  # noqa: E402
 from progan_tf.steps import PhaseStep, StepOptions  # noqa: E402
 
 PAPER = Architecture(resolution=64)
@@ -83,17 +84,7 @@ def stable_phase(arch: Architecture, resolution: int, batch: int):
     """(a function making `PhaseStep`s of one stable phase on shared networks, an iterator
     of random in-memory reals at that stage) on one CPU device."""
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        alpha = tf.Variable(1.0, trainable=False)
-        g, d, ema = (
-            Generator(arch, alpha),
-            Discriminator(arch, alpha),
-            Generator(arch, alpha, name="g_ema"),
-        )
-        images_seen = tf.Variable(0, dtype=tf.int64)
-        counters = {
-            k: tf.Variable(0, dtype=tf.int64) for k in ("consecutive_nonfinite", "nonfinite_total")
-        }
+    state = TrainState(arch, strategy)
     phase = Phase(resolution, False, 0, None, 1.0, batch, 0.001)
     reals = tf.random.uniform([batch * 4, resolution, resolution, arch.channels], -1, 1)
     dataset = (
@@ -107,12 +98,8 @@ def stable_phase(arch: Architecture, resolution: int, batch: int):
     def make_trainer(options: StepOptions, **kwargs) -> PhaseStep:
         return PhaseStep(
             strategy=strategy,
-            generator=g,
-            discriminator=d,
-            ema=ema,
+            state=state,
             phase=phase,
-            images_seen=images_seen,
-            counters=counters,
             options=options,
             **kwargs,
         )

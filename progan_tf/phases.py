@@ -21,58 +21,35 @@ import time
 import tensorflow as tf
 
 from progan_tf import console, data
-from progan_tf.networks import Discriminator, Generator
+from progan_tf.options import TrainerOptions
 from progan_tf.progress import PhaseTimes
 from progan_tf.schedule import Phase, Schedule, phase_at
-from progan_tf.steps import PhaseStep, StepOptions
+from progan_tf.state import TrainState
+from progan_tf.steps import PhaseStep
 
 
 class PhaseRunner:
     """Owns the current phase, its `PhaseStep` and its input iterator; the trainer's loop asks
     it to run up to an image count and to move on when the count leaves the phase. Entering a
-    phase hands its optimizers to `checkpoint` (saved from then on) and sets alpha."""
+    phase attaches its optimizers to the state's checkpoint (saved from then on) and sets
+    alpha."""
 
     def __init__(
         self,
         *,
         schedule: Schedule,
         strategy: tf.distribute.Strategy,
-        checkpoint: tf.train.Checkpoint,
-        generator: Generator,
-        discriminator: Discriminator,
-        ema: Generator,
-        images_seen: tf.Variable,
-        counters: dict[str, tf.Variable],
-        data_position: tf.Variable,
+        state: TrainState,
         dataset: data.DatasetInfo,
-        step: StepOptions,
-        steps_per_call: int,
-        mirror_augment: bool,
-        shuffle_buffer: int,
-        shuffle_mb: int = 1024,
+        options: TrainerOptions,
         class_repeats: tuple[int, ...] = (),
-        carry_fade_step: bool = False,
-        compile_ahead: bool = False,
-        total_images: int | None = None,
     ):
-        """`compile_ahead`: once a phase has run its first call, make the next phase's step
-        and trace and compile it in a thread while this phase trains (single-device and
-        mirrored strategies; the phases up to `total_images`)."""
-        self.schedule, self.strategy, self.dataset, self.step = schedule, strategy, dataset, step
-        self.checkpoint = checkpoint
-        self.generator, self.discriminator, self.ema = generator, discriminator, ema
-        self.images_seen, self.counters, self.data_position = images_seen, counters, data_position
-        self.steps_per_call, self.mirror_augment, self.shuffle_buffer = (
-            steps_per_call,
-            mirror_augment,
-            shuffle_buffer,
-        )
-        self.class_repeats, self.shuffle_mb = class_repeats, shuffle_mb
-        self.carry_fade_step, self.compile_ahead, self.total_images = (
-            carry_fade_step,
-            compile_ahead,
-            total_images,
-        )
+        """`options.compile_ahead`: once a phase has run its first call, make the next phase's
+        step and trace and compile it in a thread while this phase trains (single-device and
+        mirrored strategies; the phases up to `options.total_images`). `class_repeats`: each
+        class's copies per epoch (data.class_repeats_for)."""
+        self.schedule, self.strategy, self.state, self.dataset = schedule, strategy, state, dataset
+        self.options, self.class_repeats = options, class_repeats
         # (step, thread, errors)
         self._ahead: tuple[PhaseStep, threading.Thread, list] | None = None
         self.current: PhaseStep | None = None
@@ -86,7 +63,7 @@ class PhaseRunner:
 
     def due(self) -> Phase | None:
         """The phase the image count has moved into, if it is not the current one."""
-        phase = phase_at(self.schedule, int(self.images_seen.numpy()))
+        phase = phase_at(self.schedule, self.state.seen)
         return phase if self.current is None or phase.key != self.current.phase.key else None
 
     def enter(self, phase: Phase) -> PhaseStep:
@@ -103,8 +80,7 @@ class PhaseRunner:
         else:
             if previous is None or previous.phase.resolution != phase.resolution:
                 if previous is not None:
-                    # a new resolution reads its level from the start
-                    self.data_position.assign([0, 0])
+                    self.state.restart_stream()  # a new resolution reads its level from the start
                 # The old level's stream goes (torn down in a thread) before the new one starts
                 # (benchmarks/results/performance_log.md, "The 16×16 fade-in's 20-s setup").
                 self.release_stream()
@@ -121,31 +97,27 @@ class PhaseRunner:
                 self.current = self._make_step(phase, previous.loss_scales if previous else None)
             parts.lap("new_step")
             self._compiled = False
-        self.checkpoint.g_optimizer = self.current.g_optimizer
-        self.checkpoint.d_optimizer = self.current.d_optimizer
+        self.state.attach_optimizers(self.current.g_optimizer, self.current.d_optimizer)
         self.current.set_alpha()
-        self.times.start(
-            phase, int(self.images_seen.numpy()), time.perf_counter() - started, parts.laps
-        )
+        self.times.start(phase, self.state.seen, time.perf_counter() - started, parts.laps)
         return self.current
 
     def run(self, stop: int) -> tuple[dict[str, float], bool]:
         """One call of the current phase's step towards image count `stop`: returns its
         statistics and whether the call also traced and compiled the step."""
-        seen, phase = int(self.images_seen.numpy()), self.current.phase
-        steps = max(1, min(self.steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
+        seen, phase = self.state.seen, self.current.phase
+        per_call = self.options.steps_per_call
+        steps = max(1, min(per_call, math.ceil((stop - seen) / phase.global_batch_size)))
         compiling = not self._compiled
         if compiling:
             steps = 1
         start = time.perf_counter()
         stats = self.current.train(self.iterator, tf.constant(steps, tf.int64))
         stats = {k: float(v) for k, v in stats.items()}  # waits for the call to finish
-        self.times.add_call(
-            int(self.images_seen.numpy()) - seen, time.perf_counter() - start, compiling
-        )
+        self.times.add_call(self.state.seen - seen, time.perf_counter() - start, compiling)
         self._compiled = True
         self.current.set_alpha()  # the count has moved on since the call's last step began
-        if self.compile_ahead and self._ahead is None:
+        if self.options.compile_ahead and self._ahead is None:
             self._start_ahead()
         return stats, compiling
 
@@ -174,14 +146,10 @@ class PhaseRunner:
     def _make_step(self, phase: Phase, loss_scales: tuple[float, float] | None) -> PhaseStep:
         return PhaseStep(
             strategy=self.strategy,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            ema=self.ema,
+            state=self.state,
             phase=phase,
-            images_seen=self.images_seen,
-            counters=self.counters,
-            options=self.step,
-            data_position=self.data_position,
+            options=self.options.step,
+            with_position=True,
             fade_graph=phase.fade or self._on_fade_model(phase),
             **({"loss_scales": loss_scales} if loss_scales else {}),
         )
@@ -192,7 +160,8 @@ class PhaseRunner:
         phase = self.current.phase
         while True:
             end = phase.end_images
-            if end is None or (self.total_images is not None and end >= self.total_images):
+            total = self.options.total_images
+            if end is None or (total is not None and end >= total):
                 return None
             following = phase_at(self.schedule, end)
             if not (phase.fade and self._on_fade_model(following)):
@@ -243,7 +212,7 @@ class PhaseRunner:
         """Whether stable `phase` trains its fade-in's model: a function of the schedule alone,
         so a resumed run builds the step (and optimizer slots) the interrupted one had."""
         return (
-            self.carry_fade_step
+            self.options.carry_fade_step
             and not phase.fade
             and self.schedule.fade_images > 0
             and 4 < phase.resolution < self.schedule.final_resolution
@@ -251,18 +220,18 @@ class PhaseRunner:
 
     def _make_iterator(self, phase: Phase):
         data.require_records(self.dataset, phase.resolution)  # an empty level would wait forever
-        epoch, index = (int(v) for v in self.data_position.numpy())
+        epoch, index = (int(v) for v in self.state.data_position.numpy())
         dataset = data.distribute(
             self.strategy,
             self.dataset,
             phase.resolution,
             phase.global_batch_size,
-            mirror=self.mirror_augment,
+            mirror=self.options.mirror_augment,
             shuffle_buffer=data.shuffle_records(
-                self.dataset, phase.resolution, self.shuffle_buffer, self.shuffle_mb
+                self.dataset, phase.resolution, self.options.shuffle_buffer, self.options.shuffle_mb
             ),
             class_repeats=self.class_repeats,
-            seed=self.step.seed,
+            seed=self.options.step.seed,
             start=data.StreamPosition(epoch, index),
             with_position=True,
             as_uint8=True,  # floats and flips on the device, in the step

@@ -118,7 +118,9 @@ class Phase:
         return f"{self.resolution}x{self.resolution} {'fade-in' if self.fade else 'stable'}"
 
     def alpha_at(self, images_seen: int) -> float:
-        """Alpha after `images_seen` images: the fade-in's linear ramp, 1 in stable phases."""
+        """Alpha after `images_seen` images: the fade-in's linear ramp, 1 in stable phases.
+        The one ramp: `phase_at` uses it, and `steps.PhaseStep.set_alpha` is its in-graph form
+        (tests/test_schedule.py checks the two agree)."""
         if not self.fade:
             return 1.0
         return min(
@@ -160,16 +162,16 @@ def phase_at(schedule: Schedule, images_seen: int) -> Phase:
     else:
         resolution, is_fade = 4 * 2 ** (index + 1), True
         start, end = index * period + stable, (index + 1) * period
-    alpha = min(1.0, (images_seen - start) / fade) if is_fade else 1.0
-    return Phase(
+    phase = Phase(
         resolution=resolution,
         fade=is_fade,
         start_images=start,
         end_images=end,
-        alpha=alpha,
+        alpha=1.0,
         global_batch_size=schedule.global_batch_size(resolution),
         learning_rate=schedule.lr(resolution),
     )
+    return dataclasses.replace(phase, alpha=phase.alpha_at(images_seen))
 
 
 def phase_list(schedule: Schedule, total_images: int, start_images: int = 0) -> list[Phase]:

@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from progan_tf import augment, losses
 from progan_tf.data import fade_reals, prepare_reals
-from progan_tf.networks import Discriminator, Generator
 from progan_tf.options import StepOptions, parse_augment_policy
 from progan_tf.schedule import Phase
+from progan_tf.state import TrainState
 
 # Every random draw of a step has a stream of its own; a draw's seed is (image count, a number
 # unique to the run seed, replica and stream), and each DiffAugment call within a stream folds
@@ -182,20 +182,16 @@ class PhaseStep:
         self,
         *,
         strategy: tf.distribute.Strategy,
-        generator: Generator,
-        discriminator: Discriminator,
-        ema: Generator,
+        state: TrainState,
         phase: Phase,
-        images_seen: tf.Variable,
-        counters: dict[str, tf.Variable],
         options: StepOptions,
-        data_position: tf.Variable | None = None,
+        with_position: bool = False,
         loss_scales: tuple[float, float] = (2.0**15, 2.0**15),
         fade_graph: bool | None = None,
     ):
-        """`data_position`: if given, the iterator yields (images, labels, stream position) and
-        the step stores the latest position of the local replicas there (for an exact resume);
-        else (images, labels).
+        """`with_position`: the iterator yields (images, labels, stream position) and the step
+        stores the latest position of the local replicas in `state.data_position` (for an
+        exact resume); else (images, labels).
         `fade_graph`: train the stage's fade-in model (default: if `phase` is a fade-in). A
         stable phase run on it has alpha 1, where the blend passes the new branch alone and
         the old one gets zero gradients; `continue_into` then carries the compiled step from
@@ -204,8 +200,9 @@ class PhaseStep:
         self.fade_graph = phase.fade if fade_graph is None else fade_graph
         if phase.fade and not self.fade_graph:
             raise ValueError(f"{phase.name} needs the fade-in model")
-        self.data_position = data_position
-        self.images_seen, self.counters = images_seen, counters
+        generator, discriminator, ema = state.generator, state.discriminator, state.ema
+        self.data_position = state.data_position if with_position else None
+        self.images_seen, self.counters = state.images_seen, state.counters
         self.alpha = generator.alpha
         self.g_model = generator.stage_model(phase.resolution, self.fade_graph)
         self.d_model = discriminator.stage_model(phase.resolution, self.fade_graph)

@@ -61,7 +61,8 @@ class StopRequests:
         hangup = getattr(signal, "SIGHUP", None)
         if self.received is not None and hangup in self._previous:
             # A stop is ending the process: a late hang-up (the shell's, after the terminal's)
-            # must not turn a saved stop into a kill, so SIGHUP stays ignored.
+            # must not turn a saved stop into a kill, so SIGHUP stays ignored — by a handler
+            # that does nothing, not SIG_IGN, which processes started later would inherit.
             del self._previous[hangup]
         self._restore()
 
@@ -70,7 +71,7 @@ class StopRequests:
         self._restore()  # a second Ctrl-C or SIGTERM: the old behaviour, at once
         hangup = getattr(signal, "SIGHUP", None)
         if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
-            self._previous[hangup] = signal.signal(hangup, signal.SIG_IGN)  # back at exit
+            self._previous[hangup] = signal.signal(hangup, _ignore)  # back at exit
         # os.write: safe wherever the main thread was interrupted (print could re-enter a write)
         with contextlib.suppress(OSError):  # a hung-up terminal, a closed pipe
             os.write(
@@ -98,3 +99,7 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
+
+
+def _ignore(signum: int, frame) -> None:
+    """A hang-up after a stop: nothing to do."""

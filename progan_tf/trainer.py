@@ -29,11 +29,12 @@ import tensorflow as tf
 
 from progan_tf import data, evaluation, images, plan
 from progan_tf.checkpoints import Checkpoints, find_restorable, has_optimizers, images_seen_of
-from progan_tf.networks import Architecture, Discriminator, Generator, generate_images
+from progan_tf.networks import Architecture, generate_images
 from progan_tf.phases import PhaseRunner
 from progan_tf.progress import PhaseTimes, Progress
 from progan_tf.run_writer import RunWriter
 from progan_tf.schedule import Phase, Schedule, phase_at
+from progan_tf.state import TrainState
 from progan_tf.options import TrainerOptions
 from progan_tf.steps import PhaseStep
 from progan_tf.stopping import SIGNALS, RunInterrupted, StopRequests
@@ -133,34 +134,11 @@ class Trainer:
             f"mixed_{step.mixed_precision_dtype}" if step.mixed_precision else "float32"
         )
         keras.utils.set_random_seed(step.seed)  # initial weights: the same seed, the same run
-        with strategy.scope():
-            self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
-            self.generator = Generator(arch, self.alpha)
-            self.discriminator = Discriminator(arch, self.alpha, name="d")
-            self.ema = Generator(arch, self.alpha, name="g_ema")
-            self.ema.copy_weights_from(self.generator)
-            self.images_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_seen")
-            # (epoch, records read) of the current resolution's input stream, after the step's last
-            # batch
-            self.data_position = tf.Variable(
-                [0, 0], dtype=tf.int64, trainable=False, name="data_position"
-            )
-            self.counters = {
-                name: tf.Variable(0, dtype=tf.int64, trainable=False, name=name)
-                for name in ("consecutive_nonfinite", "nonfinite_total")
-            }
-        self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator.checkpoint(),
-            discriminator=self.discriminator.checkpoint(),
-            ema_generator=self.ema.checkpoint(),
-            images_seen=self.images_seen,
-            data_position=self.data_position,
-            **self.counters,
-        )
+        self.state = TrainState(arch, strategy)
         ckpt_dir = self.directory.checkpoints
         if not self.chief:
             ckpt_dir = os.path.join(run_dir, f".scratch-worker-{strategy.cluster_resolver.task_id}")
-        self.checkpoints = Checkpoints(self.checkpoint, ckpt_dir, options.keep_checkpoints)
+        self.checkpoints = Checkpoints(self.state.checkpoint, ckpt_dir, options.keep_checkpoints)
         # The newest checkpoint that reads completely; CheckpointError if there are checkpoints
         # and none does. Decided before anything is written: a refused resume changes nothing.
         self._restore_from, self._skipped = find_restorable(self.directory.checkpoints)
@@ -169,22 +147,9 @@ class Trainer:
         self.runner = PhaseRunner(
             schedule=schedule,
             strategy=strategy,
-            checkpoint=self.checkpoint,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            ema=self.ema,
-            images_seen=self.images_seen,
-            counters=self.counters,
-            data_position=self.data_position,
+            state=self.state,
             dataset=dataset,
-            step=step,
-            steps_per_call=options.steps_per_call,
-            carry_fade_step=options.carry_fade_step,
-            compile_ahead=options.compile_ahead,
-            total_images=options.total_images,
-            mirror_augment=options.mirror_augment,
-            shuffle_buffer=options.shuffle_buffer,
-            shuffle_mb=options.shuffle_mb,
+            options=options,
             class_repeats=class_repeats,
         )
         # conditional: whole rows per class
@@ -210,11 +175,7 @@ class Trainer:
     def _check_networks_fit(self, path: str) -> None:
         """ValueError, before anything is written, if checkpoint `path` holds networks of other
         shapes or layers than these (other widths, resolution, channels, growth)."""
-        networks = tf.train.Checkpoint(
-            generator=self.generator.checkpoint(),
-            discriminator=self.discriminator.checkpoint(),
-            ema_generator=self.ema.checkpoint(),
-        )
+        networks = self.state.networks_checkpoint()
         try:
             status = networks.read(path)
             status.expect_partial()  # the rest of the checkpoint is read at restore
@@ -232,7 +193,17 @@ class Trainer:
     @property
     def seen(self) -> int:
         """Real images shown to D so far."""
-        return int(self.images_seen.numpy())
+        return self.state.seen
+
+    # The state's parts, read through the trainer (it owns none of them: `self.state` does).
+    generator = property(lambda self: self.state.generator)
+    discriminator = property(lambda self: self.state.discriminator)
+    ema = property(lambda self: self.state.ema)
+    alpha = property(lambda self: self.state.alpha)
+    images_seen = property(lambda self: self.state.images_seen)
+    data_position = property(lambda self: self.state.data_position)
+    counters = property(lambda self: self.state.counters)
+    checkpoint = property(lambda self: self.state.checkpoint)
 
     @property
     def kimg(self) -> float:
@@ -266,7 +237,7 @@ class Trainer:
             # numbers only grow), on the new data from its first record.
             start = max(final_stable_start(self.schedule), images_seen_of(path))
             self.images_seen.assign(start)
-            self.data_position.assign([0, 0])
+            self.state.restart_stream()
         else:
             self.images_seen.assign(images_seen_of(path))
             self.data_position.assign(
@@ -277,7 +248,7 @@ class Trainer:
         self.checkpoints.restore(path)
         if fine_tune:
             self.images_seen.assign(start)  # the restore read the import's count
-            self.data_position.assign([0, 0])
+            self.state.restart_stream()
             self.runner.current.set_alpha()
         optimizers = (
             "fine-tuning imported networks: G, D and the EMA G as imported, fresh optimizers"

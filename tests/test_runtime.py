@@ -73,8 +73,16 @@ def test_a_stop_request_records_the_first_signal_and_the_second_acts_as_before(n
             os.kill(os.getpid(), signum)  # the second: the handler from before
             # ... except a hang-up's: a closing terminal may send two (ignored until the end)
             assert before == ([] if name == "SIGHUP" else [signum])
-        if name == "SIGHUP":  # after a stop, a late hang-up stays ignored while it exits
-            assert signal.getsignal(signum) is signal.SIG_IGN
+        if name == "SIGHUP":  # after a stop, a late hang-up stays ignored while it exits ...
+            os.kill(os.getpid(), signum)
+            assert before == [] and signal.getsignal(signum) is not signal.SIG_IGN
+            # ... by a handler, not SIG_IGN: a process started now does not inherit it
+            child = subprocess.run(
+                [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGHUP))"],
+                capture_output=True,
+                text=True,
+            )
+            assert child.stdout.strip() in ("0", "Handlers.SIG_DFL"), child.stdout  # SIG_DFL
             signal.signal(signum, lambda signum, frame: before.append(signum))
         with StopRequests():
             pass  # no signal: leaving puts the handler from before back

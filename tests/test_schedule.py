@@ -218,3 +218,25 @@ def test_eta_weighs_the_images_left_in_each_phase_by_resolution():
     progress.rate = 1.0
     assert progress.eta_seconds(500) == pytest.approx(500 * 4**1.5 + 2000 * 8**1.5)
     assert progress.eta_seconds(1500) == pytest.approx(1500 * 8**1.5)
+
+
+def test_the_steps_in_graph_alpha_is_the_schedules_ramp():
+    import tensorflow as tf  # noqa: PLC0415
+
+    from progan_tf.networks import Architecture  # noqa: PLC0415
+    from progan_tf.state import TrainState  # noqa: PLC0415
+    from progan_tf.steps import PhaseStep, StepOptions  # noqa: PLC0415
+
+    schedule = Schedule(final_resolution=8, stable_kimg=0.3, fade_kimg=0.7, minibatch={})
+    fade = phase_at(schedule, 300)
+    assert fade.fade and fade.resolution == 8
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    state = TrainState(
+        Architecture(resolution=8, latent_size=8, fmap_base=16, fmap_max=8), strategy
+    )
+    step = PhaseStep(strategy=strategy, state=state, phase=fade, options=StepOptions())
+    for seen in (300, 301, 650, 999, 1000):
+        state.images_seen.assign(seen)
+        step.set_alpha()
+        assert abs(float(state.alpha.numpy()) - phase_at(schedule, seen).alpha_at(seen)) < 1e-6
+        assert phase_at(schedule, seen).alpha == fade.alpha_at(seen)
