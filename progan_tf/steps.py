@@ -232,7 +232,7 @@ class PhaseStep:
         jit = options.xla or None
         self._d_grads = tf.function(self._d_grads_fn, jit_compile=jit, autograph=False)
         self._g_grads = tf.function(self._g_grads_fn, jit_compile=jit, autograph=False)
-        self.train = tf.function(self._train_chunk, autograph=False)
+        self._train_fn = tf.function(self._train_chunk, autograph=False)
 
     def continue_into(self, phase: Phase) -> None:
         """Moves this fade-in's step on to the stable phase after it (same resolution, batch
@@ -457,6 +457,11 @@ class PhaseStep:
             self.images_seen.read_value() - self.phase.start_images
         ) // self.phase.global_batch_size
         return tf.equal(d_steps % repeats, repeats - 1)
+
+    def train(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Runs `num_steps` (an int64 tensor: one trace for any count) steps from `iterator`
+        in one compiled call; returns the call's statistics (`_train_chunk`)."""
+        return self._train_fn(iterator, num_steps)
 
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps

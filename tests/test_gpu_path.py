@@ -292,7 +292,7 @@ def test_out_of_memory_in_the_step_is_one_line_naming_the_setting(
     run = PhaseRunner.run
 
     def run_then_fail(self, stop):
-        if int(self.images_seen.numpy()) >= 32:
+        if self.state.seen >= 32:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
         return run(self, stop)
 

@@ -382,3 +382,24 @@ def test_corrupt_shard_is_one_message_naming_file_and_offset(dataset16, tmp_path
     ), out.stderr
     assert "{{" not in errors[0] and "Op:" not in errors[0]  # no TensorFlow op decorations
     assert "Traceback" not in out.stderr
+
+
+def test_a_refused_resume_prints_one_line_and_no_tensorflow_log(dataset16, tmp_path):
+    # Networks that do not fit the checkpoint are refused before the input stream or any op on
+    # images runs (issue 46: a oneDNN C++ line reached the user on this path).
+    run_dir = tmp_path / "run"
+    assert run_to(dataset16, run_dir, 0.128).returncode == 0
+    before = (run_dir / "config.json").read_text()
+    refused = subprocess.run(
+        [*command(dataset16, run_dir, 0.256), "--config.fmap_max=8", "--accept_changes=fmap_max"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+    )
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds networks that do not fit" in lines[0], refused.stderr
+    assert_no_tensorflow_log(refused.stderr)
+    assert (run_dir / "config.json").read_text() == before
