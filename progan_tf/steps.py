@@ -463,6 +463,10 @@ class PhaseStep:
         in one compiled call; returns the call's statistics (`_train_chunk`)."""
         return self._train_fn(iterator, num_steps)
 
+    def tracing_count(self) -> int:
+        """How many times `train` was traced (once per phase: the step count is a tensor)."""
+        return self._train_fn.experimental_get_tracing_count()
+
     def _train_chunk(self, iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs `num_steps` steps; returns each statistic's mean over the applied (finite) steps
         (NaN if there were none; g_loss over the steps that updated G, gradient_penalty over

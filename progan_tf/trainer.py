@@ -161,7 +161,9 @@ class Trainer:
             if self.chief
             else None
         )
-        self.directory.prepare(
+        # Written once the checkpoint has restored (or the run is new): a refused resume
+        # leaves config.json and run.json as they were.
+        self._run_files = (
             config,
             {  # what generate/evaluate/export rebuild from (progan_tf.run_reader)
                 "architecture": dataclasses.asdict(arch),
@@ -245,7 +247,15 @@ class Trainer:
             )
         phase = phase_at(self.schedule, self.seen)
         self.runner.enter(phase)
-        self.checkpoints.restore(path)
+        try:
+            self.checkpoints.restore(path)
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            raise ValueError(
+                f"{self.run_dir}: {os.path.basename(path)} does not fit this command's settings "
+                f"({detail or type(error).__name__}); nothing in the run directory was changed. "
+                "Resume with the settings the run was trained with, or train into a new --run_dir"
+            ) from None
         if fine_tune:
             self.images_seen.assign(start)  # the restore read the import's count
             self.state.restart_stream()
@@ -292,7 +302,9 @@ class Trainer:
             echo=False,
         )
         self.directory.log(self._labels_line())
-        if not self.restore():
+        resumed = self.restore()
+        self.directory.prepare(*self._run_files)
+        if not resumed:
             self.directory.log(f"starting a new run in {self.run_dir}")
             self._write_reals()
         if self.runner.class_repeats:

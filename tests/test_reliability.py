@@ -27,6 +27,7 @@ from progan_tf.checkpoints import (
 )
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
+from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
 
 ARCH = Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=8)
@@ -43,8 +44,11 @@ def dataset(tmp_path_factory):
     return data.load_info(path)
 
 
-def trainer(dataset, run_dir, total_images: int, keep: int = 3, arch=ARCH) -> Trainer:
+def trainer(
+    dataset, run_dir, total_images: int, keep: int = 3, arch=ARCH, config=None, **step
+) -> Trainer:
     options = TrainerOptions(
+        step=StepOptions(**step),
         total_images=total_images,
         tick_images=16,
         snapshot_images=10_000,
@@ -61,7 +65,7 @@ def trainer(dataset, run_dir, total_images: int, keep: int = 3, arch=ARCH) -> Tr
         dataset=dataset,
         run_dir=str(run_dir),
         strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-        config={"test": True},
+        config=config or {"test": True},
     )
 
 
@@ -143,6 +147,19 @@ def test_networks_that_do_not_fit_the_checkpoint_are_refused_before_anything_is_
     resumed = trainer(dataset, run_dir, 64)
     assert resumed.restore() and resumed.seen == 48
     resumed.directory.unlock()
+
+
+def test_a_restore_that_fails_leaves_the_run_files_as_they_were(dataset, run_with_checkpoints):
+    # The networks fit, but the checkpoint's optimizer slots are Adam's and this command's
+    # optimizer is RMSprop: refused at restore, and config.json / run.json not rewritten.
+    run_dir = run_with_checkpoints
+    kept = ("config.json", "run.json")
+    before = {name: (run_dir / name).read_text() for name in kept}
+    resumed = trainer(dataset, run_dir, 64, config={"test": "other"}, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="ckpt-48 does not fit this command's settings"):
+        resumed.train()
+    assert {name: (run_dir / name).read_text() for name in kept} == before
+    assert "error" not in before["config.json"]
 
 
 def test_no_restorable_checkpoint_is_an_error_naming_them_that_changes_nothing(

@@ -215,7 +215,7 @@ def test_a_phase_is_traced_once(fade_run):
         if "phase_time" not in s
     ]
     assert len([s for s in stats if (s["resolution"], s["phase"]) == (8, "stable")]) >= 2
-    assert trainer.phase_step.train.experimental_get_tracing_count() == 1
+    assert trainer.phase_step.tracing_count() == 1
 
 
 def test_run_directory_outputs(fade_run):
@@ -419,7 +419,7 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
         }
         seen[phase_step.phase.name] = (
             phase_step,
-            phase_step.train.experimental_get_tracing_count(),
+            phase_step.tracing_count(),
             state,
         )
 
@@ -428,7 +428,7 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     fade, fade_traces, _ = seen["8x8 fade-in"]
     stable, stable_traces, stable_state = seen["8x8 stable"]
     assert stable is fade and stable.fade_graph and fade_traces == 0 and stable_traces == 1
-    assert fade.train.experimental_get_tracing_count() == 1  # both phases, one trace
+    assert fade.tracing_count() == 1  # both phases, one trace
     assert all(not np.any(v) for v in stable_state.values()), [
         k for k, v in stable_state.items() if np.any(v)
     ]
@@ -502,7 +502,7 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
         # D's with and without the penalty (gp_interval=2), G's: all there when the phase
         # started, and no more after it
         assert at_entry == traces(step) == [2, 1], name
-        assert step.train.experimental_get_tracing_count() == 1, name
+        assert step.tracing_count() == 1, name
     a, b = (
         tf.train.load_checkpoint(
             tf.train.latest_checkpoint(str(tmp_path / f"run{ahead}" / "checkpoints"))
