@@ -223,7 +223,7 @@ class StreamPosition:
 
 
 # Records placed, or copies gathered, per call when spreading a class-balanced epoch's copies
-# (spread_copies): tf.data functions per record would cost the training step CPU time.
+# (ClassCopies.spread): tf.data functions per record would cost the training step CPU time.
 _PLACE_BATCH = 256
 
 
@@ -234,6 +234,136 @@ def shuffle_records(info: DatasetInfo, resolution: int, records: int, megabytes:
         return int(records)
     image_bytes = resolution * resolution * info.channels
     return max(1, ((int(megabytes) << 20) - 1) // image_bytes + 1)
+
+
+def _permuted(values, seed):
+    """The leading axis of every tensor in `values`, in one stateless random order."""
+    first = tf.nest.flatten(values)[0]
+    order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
+    return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
+
+
+def block_shuffled(records: tf.data.Dataset, seed, shuffle_buffer: int) -> tf.data.Dataset:
+    """Each block of `shuffle_buffer` records in a random order (`_permuted`'s), taken from the
+    block a 64th at a time: no second copy of a whole block (about 1 GB of encoded records at
+    1024x1024) is ever gathered."""
+    chunk = max(1, shuffle_buffer // 64)
+
+    def block_order(block, values):
+        first = tf.nest.flatten(values)[0]
+        block_seed = seed + tf.stack([block + 1, 0])
+        order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], block_seed))
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(chunk)
+            .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
+            .unbatch()
+        )
+
+    return records.batch(shuffle_buffer).enumerate().flat_map(block_order)
+
+
+class ClassCopies:
+    """Class-balanced epochs: each record of class c appears `class_repeats[c]` times.
+    Records are serialized examples with a `label` feature (`labels_in_records`), or
+    (serialized, one-hot label) pairs (the official format)."""
+
+    def __init__(self, class_repeats: Sequence[int], labels_in_records: bool = True):
+        self.class_repeats, self.labels_in_records = tuple(class_repeats), labels_in_records
+
+    def copies_of(self, record) -> tf.Tensor:
+        """How many times `record` (serialized, or (serialized, label)) appears in an epoch; a
+        batch of records gives a vector of counts."""
+        record = record if isinstance(record, tuple) else (record,)
+        if not self.labels_in_records:
+            label = tf.argmax(record[1], axis=-1)
+        else:
+            label = tf.io.parse_example(record[0], {"label": _FEATURES["label"]})["label"]
+        repeats = self.class_repeats
+        return tf.gather(
+            tf.constant(repeats, tf.int64), tf.clip_by_value(label, 0, len(repeats) - 1)
+        )
+
+    def repeated(self, *record):
+        """One record as a dataset of its class's number of copies (in a row: unshuffled epochs)."""
+        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(
+            self.copies_of(record)
+        )
+
+    def spread(self, records, epoch_seed, shuffle_buffer: int, records_per_epoch: int):
+        """The epoch as a random order of every copy, with a record's c copies evenly spread.
+
+        Copy j of a record with c copies is given the place (j + u) / c in [0, 1), u uniform per
+        record and epoch: a common record (c = 1) a uniform random place, a rare one's copies
+        1/c apart. The epoch is read as R = max(class_repeats) segments of places [s/R, (s+1)/R),
+        one read of the records each, every block of `shuffle_buffer` records in a segment in
+        the order of its places. Blocks of a segment that fit the buffer give exactly the
+        order of the places; larger segments keep each record's copies about a segment apart.
+        """
+        rounds = max(self.class_repeats)
+        # a stream of its own
+        offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)
+
+        def offsets(i):
+            """u of the records numbered `i` (int64 [n]): one stateless draw per record."""
+            return tf.map_fn(
+                lambda k: tf.random.stateless_uniform(
+                    [], tf.random.experimental.stateless_fold_in(offset_seed, k), dtype=tf.float64
+                ),
+                i,
+                fn_output_signature=tf.float64,
+            )
+
+        def segment(s):
+            def places(i, records):
+                """Of a batch of records, those with a copy in segment s, and that copy's place."""
+                c = tf.cast(self.copies_of(records), tf.float64)
+                u = offsets(i)
+                s_ = tf.cast(s, tf.float64)
+                # Copy j is in segment s if s <= (j + u) * R / c < s + 1: at most one j, this one.
+                j = tf.math.ceil(s_ * c / rounds - u)
+                inside = j < (s_ + 1) * c / rounds - u
+                return tf.nest.map_structure(
+                    lambda v: tf.boolean_mask(v, inside), ((j + u) / c, records)
+                )
+
+            chosen = records.enumerate().batch(_PLACE_BATCH).map(places).unbatch()
+            return (
+                chosen.batch(shuffle_buffer)
+                .map(
+                    lambda where, values: tf.nest.map_structure(
+                        lambda v: tf.gather(v, tf.argsort(where)), values
+                    )
+                )
+                .unbatch()
+            )
+
+        if 0 <= records_per_epoch <= shuffle_buffer:
+            return self._whole_epoch(records, offsets, shuffle_buffer)
+        return tf.data.Dataset.range(rounds).flat_map(segment)
+
+    def _whole_epoch(self, records, offsets, shuffle_buffer: int):
+        """`spread` for an epoch whose records fit one shuffle block: the same order (every
+        copy by its place), from one read of the records instead of R."""
+        block = records.enumerate().batch(shuffle_buffer)
+
+        def spread(i, values):
+            c = self.copies_of(values)
+            u = offsets(i)
+            record = tf.repeat(tf.range(tf.size(c, tf.int64)), c)  # the record of each copy
+            first = tf.gather(tf.cumsum(c, exclusive=True), record)
+            j = tf.cast(tf.range(tf.size(record, tf.int64)) - first, tf.float64)  # copy j of c
+            where = (j + tf.gather(u, record)) / tf.cast(tf.gather(c, record), tf.float64)
+            order = tf.gather(record, tf.argsort(where))
+            # Copies gathered a batch at a time: the epoch's copies are never all in memory.
+            return (
+                tf.data.Dataset.from_tensor_slices(order)
+                .batch(_PLACE_BATCH)
+                .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
+                .unbatch()
+            )
+
+        return block.flat_map(spread)
 
 
 def make_dataset(
@@ -266,11 +396,8 @@ def make_dataset(
     restarting reads and drops at most one epoch of raw records.
 
     `class_repeats` (labelled data; one count per class, `class_repeats_for`): each record of
-    class c appears that many times in every epoch, so rare classes are drawn more often. In a
-    shuffled epoch a record's copies are spread evenly over the whole epoch, at a random offset
-    (spread_copies below: one read of the raw records per max(class_repeats)-th of the epoch,
-    or a single read where the epoch's records fit the shuffle buffer), not bunched in one
-    shuffle block. The stream stays a pure function of its arguments.
+    class c appears that many times in every epoch, its copies spread evenly over a shuffled
+    epoch (`ClassCopies.spread`). The stream stays a pure function of its arguments.
 
     `batch_size` is the batch of this pipeline: the per-replica batch under a strategy, whose
     `input_context` shards the files (or, with fewer files than pipelines, the records).
@@ -297,123 +424,7 @@ def make_dataset(
             "fewer workers or more images"
         )
 
-    def permuted(values, seed):
-        """The leading axis of every tensor in `values`, in one stateless random order."""
-        first = tf.nest.flatten(values)[0]
-        order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
-        return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
-
-    def copies_of(record) -> tf.Tensor:
-        """How many times `record` (serialized, or (serialized, label)) appears in an epoch; a
-        batch of records gives a vector of counts."""
-        record = record if isinstance(record, tuple) else (record,)
-        if label_array is not None:
-            label = tf.argmax(record[1], axis=-1)
-        else:
-            label = tf.io.parse_example(record[0], {"label": _FEATURES["label"]})["label"]
-        return tf.gather(
-            tf.constant(class_repeats, tf.int64), tf.clip_by_value(label, 0, len(class_repeats) - 1)
-        )
-
-    def repeated(*record):
-        """One record as a dataset of its class's number of copies (in a row: unshuffled epochs)."""
-        return tf.data.Dataset.from_tensors(record if len(record) > 1 else record[0]).repeat(
-            copies_of(record)
-        )
-
-    def block_shuffled(records, seed):
-        """Each block of `shuffle_buffer` records in a random order (`permuted`'s), taken from
-        the block a 64th at a time: no second copy of a whole block (about 1 GB of encoded
-        records at 1024x1024) is ever gathered."""
-        chunk = max(1, shuffle_buffer // 64)
-
-        def block_order(block, values):
-            first = tf.nest.flatten(values)[0]
-            block_seed = seed + tf.stack([block + 1, 0])
-            order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], block_seed))
-            return (
-                tf.data.Dataset.from_tensor_slices(order)
-                .batch(chunk)
-                .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
-                .unbatch()
-            )
-
-        return records.batch(shuffle_buffer).enumerate().flat_map(block_order)
-
-    def spread_copies(records, epoch_seed):
-        """The epoch as a random order of every copy, with a record's c copies evenly spread.
-
-        Copy j of a record with c copies is given the place (j + u) / c in [0, 1), u uniform per
-        record and epoch: a common record (c = 1) a uniform random place, a rare one's copies
-        1/c apart. The epoch is read as R = max(class_repeats) segments of places [s/R, (s+1)/R),
-        one read of the records each, every block of `shuffle_buffer` records in a segment in
-        the order of its places. Blocks of a segment that fit the buffer give exactly the
-        order of the places; larger segments keep each record's copies about a segment apart.
-        """
-        rounds = max(class_repeats)
-        # a stream of its own
-        offset_seed = tf.random.experimental.stateless_fold_in(epoch_seed, -1)
-
-        def offsets(i):
-            """u of the records numbered `i` (int64 [n]): one stateless draw per record."""
-            return tf.map_fn(
-                lambda k: tf.random.stateless_uniform(
-                    [], tf.random.experimental.stateless_fold_in(offset_seed, k), dtype=tf.float64
-                ),
-                i,
-                fn_output_signature=tf.float64,
-            )
-
-        def segment(s):
-            def places(i, records):
-                """Of a batch of records, those with a copy in segment s, and that copy's place."""
-                c = tf.cast(copies_of(records), tf.float64)
-                u = offsets(i)
-                s_ = tf.cast(s, tf.float64)
-                # Copy j is in segment s if s <= (j + u) * R / c < s + 1: at most one j, this one.
-                j = tf.math.ceil(s_ * c / rounds - u)
-                inside = j < (s_ + 1) * c / rounds - u
-                return tf.nest.map_structure(
-                    lambda v: tf.boolean_mask(v, inside), ((j + u) / c, records)
-                )
-
-            chosen = records.enumerate().batch(_PLACE_BATCH).map(places).unbatch()
-            return (
-                chosen.batch(shuffle_buffer)
-                .map(
-                    lambda where, values: tf.nest.map_structure(
-                        lambda v: tf.gather(v, tf.argsort(where)), values
-                    )
-                )
-                .unbatch()
-            )
-
-        if 0 <= records_per_epoch <= shuffle_buffer:
-            return whole_epoch(records, offsets)
-        return tf.data.Dataset.range(rounds).flat_map(segment)
-
-    def whole_epoch(records, offsets):
-        """spread_copies for an epoch whose records fit one shuffle block: the same order (every
-        copy by its place), from one read of the records instead of R."""
-        block = records.enumerate().batch(shuffle_buffer)
-
-        def spread(i, values):
-            c = copies_of(values)
-            u = offsets(i)
-            record = tf.repeat(tf.range(tf.size(c, tf.int64)), c)  # the record of each copy
-            first = tf.gather(tf.cumsum(c, exclusive=True), record)
-            j = tf.cast(tf.range(tf.size(record, tf.int64)) - first, tf.float64)  # copy j of c
-            where = (j + tf.gather(u, record)) / tf.cast(tf.gather(c, record), tf.float64)
-            order = tf.gather(record, tf.argsort(where))
-            # Copies gathered a batch at a time: the epoch's copies are never all in memory.
-            return (
-                tf.data.Dataset.from_tensor_slices(order)
-                .batch(_PLACE_BATCH)
-                .map(lambda k: tf.nest.map_structure(lambda v: tf.gather(v, k), values))
-                .unbatch()
-            )
-
-        return block.flat_map(spread)
+    copies = ClassCopies(class_repeats, labels_in_records=label_array is None)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         epoch_seed = tf.stack([tf.constant(seed * 7919 + resolution, tf.int64), epoch])
@@ -427,7 +438,9 @@ def make_dataset(
             if shard_files:
                 file_ds = _shard(file_ds, input_context)
             if shuffle:  # the file order of this epoch
-                file_ds = file_ds.batch(len(files)).map(lambda f: permuted(f, epoch_seed)).unbatch()
+                file_ds = (
+                    file_ds.batch(len(files)).map(lambda f: _permuted(f, epoch_seed)).unbatch()
+                )
             records = file_ds.interleave(
                 lambda f: tf.data.TFRecordDataset(f, compression_type=info.compression),
                 cycle_length=min(len(files), 16),
@@ -437,11 +450,11 @@ def make_dataset(
             if not shard_files:
                 records = _shard(records, input_context)
         if class_repeats and shuffle:
-            records = spread_copies(records, epoch_seed)
+            records = copies.spread(records, epoch_seed, shuffle_buffer, records_per_epoch)
         elif class_repeats:
-            records = records.flat_map(repeated)
+            records = records.flat_map(copies.repeated)
         elif shuffle:
-            records = block_shuffled(records, epoch_seed)
+            records = block_shuffled(records, epoch_seed, shuffle_buffer)
         skip = tf.where(epoch == start.epoch, tf.constant(start.index, tf.int64), 0)
         records = records.enumerate().skip(skip)
         if label_array is not None:

@@ -362,3 +362,21 @@ def test_class_counts_name_the_file_whose_labels_are_out_of_range(small_dataset)
         match=rf"{re.escape(info.files[4][0])}: labels outside 0..{labels.max() - 1}",
     ):
         data.class_counts(fewer)
+
+
+def test_class_copies_count_each_record_by_its_class_alone():
+    import tensorflow as tf  # noqa: PLC0415
+
+    def example(label):
+        feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    copies = data.ClassCopies((1, 4, 2))
+    batch = tf.constant([example(0), example(1), example(2), example(1)])
+    assert copies.copies_of(batch).numpy().tolist() == [1, 4, 2, 4]
+    # the official format: (serialized, one-hot label) pairs
+    official = data.ClassCopies((1, 4, 2), labels_in_records=False)
+    onehot = tf.one_hot([2, 0], 3)
+    assert official.copies_of((tf.constant([b"", b""]), onehot)).numpy().tolist() == [2, 1]
+    repeated = list(copies.repeated(tf.constant(example(1))).as_numpy_iterator())
+    assert len(repeated) == 4
