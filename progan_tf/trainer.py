@@ -125,8 +125,9 @@ class Trainer:
             raise
 
     def _build(self, config: dict | None, class_repeats: tuple[int, ...]) -> None:
-        """The networks, state, checkpoint manager and phase runner; then, once the run's
-        checkpoint is known to fit these networks, config.json and run.json."""
+        """The state, checkpoint manager and phase runner, after checking that the run's
+        newest checkpoint fits these networks; config.json and run.json are written by `_train`
+        once the checkpoint has restored (or the run is new)."""
         arch, schedule, options = self.arch, self.schedule, self.options
         dataset, run_dir, strategy = self.dataset, self.run_dir, self.strategy
         step = options.step
