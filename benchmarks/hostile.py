@@ -98,6 +98,15 @@ def run(command: list[str], *, limit_bytes: int = 0, stdin_pipe_reader: int = 0)
     return outcome(os.waitstatus_to_exitcode(status), text, seconds, usage.ru_maxrss)
 
 
+def finish(process: subprocess.Popen, start: float) -> dict:
+    """`outcome` of a process started at perf_counter `start`, once it ends (its line is the
+    caller's to fill: its output went elsewhere)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    return outcome(
+        os.waitstatus_to_exitcode(status), "", time.perf_counter() - start, usage.ru_maxrss
+    )
+
+
 def outcome(code: int, text: str, seconds: float, maxrss_kib: int) -> dict:
     lines = [line for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
@@ -331,10 +340,7 @@ def main(argv=None) -> list[dict]:
         for _ in range(2):
             process.stdout.readline()
         process.stdout.close()
-        _, status, usage = os.wait4(process.pid, 0)
-        result = outcome(
-            os.waitstatus_to_exitcode(status), "", time.perf_counter() - start, usage.ru_maxrss
-        )
+        result = finish(process, start)
         result["line"] = (
             f"(nothing: the reader is gone) ran on to ckpt-{newest_checkpoint(run_dir)}"
         )
@@ -358,10 +364,7 @@ def main(argv=None) -> list[dict]:
         process.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         process.send_signal(signal.SIGHUP)
-        _, status, usage = os.wait4(process.pid, 0)
-        result = outcome(
-            os.waitstatus_to_exitcode(status), "", time.perf_counter() - start, usage.ru_maxrss
-        )
+        result = finish(process, start)
         log = open(os.path.join(run_dir, "log.txt")).read()
         stopped = [line for line in log.splitlines() if "stopped by SIGHUP" in line]
         result["line"] = "log.txt: " + (stopped[-1].split(" ", 2)[-1][:180] if stopped else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -217,6 +218,10 @@ def main(argv):
         )
         trainer.train()
     except RunInterrupted as stopped:  # Ctrl-C, SIGTERM, SIGHUP: checkpointed, and logged
+        if hasattr(signal, "SIGHUP"):
+            # Exiting: Python resets its own handlers at exit, so a late hang-up (the shell's,
+            # after the terminal's) would turn the saved stop into a kill; ignored from here.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         sys.exit(stopped.exit_code)
     except KeyboardInterrupt:  # a second Ctrl-C: at once
         fail(trainer, "interrupted; the same command resumes from the last checkpoint", 130)

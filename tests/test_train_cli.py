@@ -73,7 +73,7 @@ def start_long_run(data_dir, run_dir) -> subprocess.Popen:
     )
 
 
-def run_to(data_dir, run_dir, total_kimg) -> subprocess.CompletedProcess:
+def run_to(data_dir, run_dir, total_kimg, **popen) -> subprocess.CompletedProcess:
     """`train` to `total_kimg` in the foreground (a resume, in these tests)."""
     return subprocess.run(
         command(data_dir, run_dir, total_kimg),
@@ -82,7 +82,14 @@ def run_to(data_dir, run_dir, total_kimg) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
         env=cli_env(),
+        **popen,
     )
+
+
+def ticks(run_dir) -> int:
+    """Lines a run has written to its stats.jsonl so far."""
+    stats = run_dir / "stats.jsonl"
+    return stats.read_text().count("\n") if stats.exists() else 0
 
 
 def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
@@ -138,9 +145,8 @@ def test_kill_9_mid_run_then_the_same_command_resumes(dataset16, tmp_path):
 def test_ctrl_c_saves_where_the_run_is_and_the_same_command_resumes(dataset16, tmp_path):
     run_dir = tmp_path / "run"
     proc = start_long_run(dataset16, run_dir)
-    stats = run_dir / "stats.jsonl"
     deadline = time.time() + 240
-    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+    while time.time() < deadline and ticks(run_dir) < 3:
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -170,8 +176,8 @@ def test_a_terminal_that_hangs_up_stops_the_run_with_a_checkpoint(dataset16, tmp
     if pid == 0:  # the child: train, its output on the terminal
         os.chdir(ROOT)
         os.execve(sys.executable, command(dataset16, run_dir, 100.0), cli_env())
-    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
-    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+    deadline = time.time() + 240
+    while time.time() < deadline and ticks(run_dir) < 3:
         if select.select([terminal], [], [], 0.2)[0]:
             os.read(terminal, 65536)  # keep the terminal from filling up
     os.close(terminal)  # the hang-up: the kernel sends SIGHUP to the child's session
@@ -194,8 +200,8 @@ def test_a_reader_that_goes_away_never_ends_the_run_or_costs_its_checkpoint(data
     # closed pipe. The stop must still save where the run is and exit 130.
     run_dir = tmp_path / "run"
     proc = start_long_run(dataset16, run_dir)
-    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
-    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+    deadline = time.time() + 240
+    while time.time() < deadline and ticks(run_dir) < 3:
         assert proc.poll() is None
         if select.select([proc.stdout], [], [], 0.2)[0]:
             os.read(proc.stdout.fileno(), 65536)
@@ -219,8 +225,8 @@ def test_after_a_hang_up_output_to_a_file_is_kept(dataset16, tmp_path):
             stderr=subprocess.STDOUT,
             env=cli_env(),
         )
-    stats, deadline = run_dir / "stats.jsonl", time.time() + 240
-    while time.time() < deadline and not (stats.exists() and stats.read_text().count("\n") >= 3):
+    deadline = time.time() + 240
+    while time.time() < deadline and ticks(run_dir) < 3:
         assert proc.poll() is None
         time.sleep(0.2)
     proc.send_signal(signal.SIGHUP)
@@ -242,15 +248,7 @@ def test_a_file_size_limit_is_one_error_in_the_terminal_and_the_log(dataset16, t
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run(
-        command(dataset16, run_dir, 0.256),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=cli_env(),
-        preexec_fn=small_files,
-    )
+    result = run_to(dataset16, run_dir, 0.256, preexec_fn=small_files)
     assert result.returncode == 1, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "checkpoint" in errors[0], result.stderr[-3000:]
