@@ -1,10 +1,12 @@
 """Short real training runs: a fade on two replicas, exact resume, EMA, non-finite steps."""
 
+import gc
 import json
 import math
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -547,6 +549,23 @@ def test_a_new_resolution_lets_the_old_input_stream_go_before_starting_its_own(
         trainer.images_seen.assign(seen)
         trainer.runner.enter(runner.due())
     assert made == [("4x4 stable", True), ("8x8 fade-in", True)]
+
+
+def test_a_phase_lets_the_last_phases_compiled_step_go(dataset, tmp_path):
+    """Catches a finished phase's step (its traced functions, optimizers, compiled graphs) kept
+    alive into the next phases: a run through 17 phases would hold all of them. Each phase
+    runs one compiled call before the next is entered."""
+    trainer = make_trainer(
+        dataset, tmp_path, 0.192, strategy=tf.distribute.OneDeviceStrategy("/cpu:0")
+    )
+    runner, steps = trainer.runner, []
+    for seen in (0, 64, 128):  # 4x4 stable, 8x8 fade-in, 8x8 stable
+        trainer.images_seen.assign(seen)
+        steps.append(weakref.ref(runner.enter(runner.due())))
+        runner.run(seen + 8)
+    gc.collect()
+    assert [ref() is not None for ref in steps] == [False, False, True]
+    runner.close()
 
 
 def test_an_input_stream_let_go_is_torn_down_off_the_loops_thread(dataset, tmp_path):
