@@ -155,22 +155,34 @@ def _int_keys(d: ml_collections.ConfigDict) -> dict[int, float]:
     return {int(k): v for k, v in d.to_dict().items()}
 
 
+def _same_keys(c: ml_collections.ConfigDict, typed, **settled):
+    """`typed` (a dataclass) from the config keys of its fields' names, or of `<name>_kimg` for
+    its `<name>_images` fields (converted to images); `settled` gives the fields the config
+    does not hold as such. The typed options' list is theirs alone: a new field needs only its
+    config key (of the same name) in `get_config`."""
+    values = {}
+    for field in dataclasses.fields(typed):
+        name = field.name
+        if name in settled:
+            values[name] = settled[name]
+        elif name.endswith("_images") and name[: -len("_images")] + "_kimg" in c:
+            values[name] = kimg_to_images(c[name[: -len("_images")] + "_kimg"])
+        else:
+            values[name] = c[name]  # KeyError: the config lacks a key the options take
+    return typed(**values)
+
+
 def architecture(
     c: ml_collections.ConfigDict, *, resolution: int, channels: int, num_labels: int
 ) -> Architecture:
-    return Architecture(
+    return _same_keys(
+        c,
+        Architecture,
         resolution=resolution,
         channels=channels,
         num_labels=num_labels if c.conditional else 0,
-        latent_size=c.latent_size,
-        fmap_base=c.fmap_base,
-        fmap_max=c.fmap_max,
-        mbstd_group_size=c.mbstd_group_size,
         pixelnorm_epsilon=1e-4 if c.mixed_precision else 1e-8,
-        progressive=c.progressive,
-        equalized_lr=c.equalized_lr,
-        pixel_norm=c.pixel_norm,
-        normalization=c.normalization,
+        fused_scale=Architecture.fused_scale,  # imported release networks set it otherwise
     )
 
 
@@ -224,29 +236,10 @@ def precision_dtype(c: ml_collections.ConfigDict, tpu: bool = False) -> str:
 
 
 def trainer_options(c: ml_collections.ConfigDict) -> TrainerOptions:
-    step = {f.name: c[f.name] for f in dataclasses.fields(StepOptions)}  # same key names
-    step["mixed_precision_dtype"] = precision_dtype(c)  # the train CLI has settled it per strategy
-    step = StepOptions(**step)
-    return TrainerOptions(
-        total_images=kimg_to_images(c.total_kimg),
-        step=step,
-        max_nonfinite_steps=c.max_nonfinite_steps,
-        steps_per_call=c.steps_per_call,
-        carry_fade_step=c.carry_fade_step,
-        compile_ahead=c.compile_ahead,
-        mirror_augment=c.mirror_augment,
-        shuffle_buffer=c.shuffle_buffer,
-        shuffle_mb=c.shuffle_mb,
-        class_balance=c.class_balance,
-        tick_images=kimg_to_images(c.tick_kimg),
-        snapshot_images=kimg_to_images(c.snapshot_kimg),
-        checkpoint_images=kimg_to_images(c.checkpoint_kimg),
-        keep_checkpoints=c.keep_checkpoints,
-        grid_size=c.grid_size,
-        metrics=tuple(m for m in c.metrics.split(",") if m),
-        metrics_num_images=c.metrics_num_images,
-        inception_weights=c.inception_weights,
-    )
+    # the train CLI has settled mixed_precision_dtype per strategy; "auto" here is the default
+    step = _same_keys(c, StepOptions, mixed_precision_dtype=precision_dtype(c))
+    metrics = tuple(m for m in c.metrics.split(",") if m)
+    return _same_keys(c, TrainerOptions, step=step, metrics=metrics)
 
 
 def check_numbers(c: ml_collections.ConfigDict) -> None:

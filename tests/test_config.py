@@ -26,6 +26,31 @@ def test_config_builds_the_typed_arguments_without_importing_tensorflow():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_the_typed_options_take_every_config_key_of_their_names_and_its_default():
+    """Catches an option added to options.py without its config key, or the two defaults
+    disagreeing (a library user and a command-line user would train different runs)."""
+    import dataclasses  # noqa: PLC0415
+
+    from progan_tf.options import StepOptions, TrainerOptions  # noqa: PLC0415
+
+    c = config_lib.get_config()
+    c.conditional = False
+    built = {
+        Architecture: config_lib.architecture(c, resolution=32, channels=3, num_labels=0),
+        StepOptions: config_lib.trainer_options(c).step,
+        TrainerOptions: config_lib.trainer_options(c),
+    }
+    differs = []
+    for typed, value in built.items():
+        for field in dataclasses.fields(typed):
+            if field.default is dataclasses.MISSING:
+                continue  # resolution, step: given, not defaulted
+            if getattr(value, field.name) != field.default:
+                differs.append(f"{typed.__name__}.{field.name}")
+    assert differs == []
+    assert built[TrainerOptions].tick_images == 10_000  # from tick_kimg
+
+
 def test_zero_feature_maps_names_fmap_base_and_a_value_that_works():
     with pytest.raises(
         ValueError,
