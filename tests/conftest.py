@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+
 # Must run before TensorFlow initialises its devices, i.e. before any op.
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
@@ -46,6 +48,79 @@ def cli_env() -> dict:
         for k, v in os.environ.items()
         if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
     }
+
+
+def noise_dataset(path, count: int, resolution: int, seed: int = 0, **write):
+    """A dataset of `count` uniform-noise RGB images at `resolution` (every level), written to
+    `path` and loaded; `write` goes to `dataset_io.write_arrays` (labels, shards)."""
+    from progan_tf import data, dataset_io  # noqa: PLC0415
+
+    images = np.random.default_rng(seed).integers(
+        0, 256, (count, resolution, resolution, 3), dtype=np.uint8
+    )
+    dataset_io.write_arrays(path, images, write.pop("labels", None), name="noise", **write)
+    return data.load_info(path)
+
+
+def tiny_schedule(stable_kimg=0.032, fade_kimg=0.032, batch=8, num_replicas=1):
+    """4x4 -> 8x8 in phases of a few dozen images at one global batch."""
+    from progan_tf.schedule import Schedule  # noqa: PLC0415
+
+    return Schedule(
+        final_resolution=8,
+        stable_kimg=stable_kimg,
+        fade_kimg=fade_kimg,
+        minibatch={},
+        minibatch_default=batch,
+        num_replicas=num_replicas,
+    )
+
+
+def tiny_arch(**changes):
+    """The tests' 8x8 networks: 8 latents, 8 feature maps (a few thousand weights)."""
+    from progan_tf.options import Architecture  # noqa: PLC0415
+
+    return Architecture(
+        **{**dict(resolution=8, latent_size=8, fmap_base=32, fmap_max=8), **changes}
+    )
+
+
+def tiny_trainer(
+    dataset,
+    run_dir,
+    total_images: int,
+    *,
+    arch=None,
+    schedule=None,
+    strategy=None,
+    step=None,
+    config=None,
+    **options,
+):
+    """A Trainer of the tiny networks on one CPU device (unless `strategy`), a log tick every
+    32 images, one checkpoint and sample grid at the end (unless `options` say otherwise)."""
+    from progan_tf.options import StepOptions, TrainerOptions  # noqa: PLC0415
+    from progan_tf.trainer import Trainer  # noqa: PLC0415
+
+    base = dict(
+        total_images=total_images,
+        tick_images=32,
+        snapshot_images=total_images,
+        checkpoint_images=total_images,
+        steps_per_call=2,
+        grid_size=4,
+        shuffle_buffer=32,
+        step=step or StepOptions(),
+    )
+    return Trainer(
+        arch=arch or tiny_arch(),
+        schedule=schedule or tiny_schedule(),
+        options=TrainerOptions(**{**base, **options}),
+        dataset=dataset,
+        run_dir=str(run_dir),
+        strategy=strategy or tf.distribute.OneDeviceStrategy("/cpu:0"),
+        config=config or {"test": True},
+    )
 
 
 @pytest.fixture

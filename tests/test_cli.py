@@ -4,11 +4,9 @@ import os
 import subprocess
 import sys
 
-from conftest import cli_env
+from conftest import ROOT, cli_env
 
 from progan_tf import cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_onednn_is_turned_on_unless_the_user_chose(monkeypatch):

@@ -13,9 +13,10 @@ from PIL import Image
 
 from progan_tf import data, dataset_io
 
+from conftest import ROOT as REPOSITORY  # noqa: E402
 from conftest import assert_no_tensorflow_log, cli_env  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(REPOSITORY)
 TOOL = [sys.executable, str(ROOT / "tools" / "dataset_tool.py")]
 
 

@@ -6,8 +6,7 @@ import sys
 import re
 
 from progan_tf.train import DEMO_DATA
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
 
 
 def test_use_it_from_python_snippet_runs(tmp_path, capsys):

@@ -6,9 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import cli_env
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, cli_env
 
 
 def test_gpu_check_runs_without_a_gpu_and_says_so(tmp_path):

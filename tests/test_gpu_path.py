@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import cli_env
-from progan_tf import config as config_lib, data, dataset_io, plan
+from conftest import ROOT, cli_env, noise_dataset, tiny_trainer
+from progan_tf import config as config_lib, data, plan
 from progan_tf.networks import Architecture, Discriminator, Generator, generate_images
 from progan_tf.schedule import LEARNING_RATE_PRESETS, generation_batch, preset_for_replicas
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELEBAHQ = os.path.join(ROOT, "configs", "celebahq_1024.py")
 
 
@@ -144,11 +143,7 @@ def test_mirrored_without_a_gpu_warns_in_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    rng = np.random.default_rng(5)
-    images = (rng.random((64, 8, 8, 3)) * 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("data") / "noise"
-    dataset_io.write_arrays(path, images, None, name="noise")
-    return data.load_info(path)
+    return noise_dataset(tmp_path_factory.mktemp("data") / "noise", 64, 8, seed=5)
 
 
 def test_eight_replica_run_has_a_live_minibatch_stddev(tiny_dataset, tmp_path):
@@ -219,31 +214,16 @@ def test_exported_signature_runs_in_chunks_and_equals_the_model(tmp_path):
     assert out["images"].shape == (7, 8, 8, 3)
 
 
-def tiny_trainer(dataset, run_dir, total_images=64, **overrides):
-    from progan_tf.schedule import Schedule
-    from progan_tf.trainer import Trainer, TrainerOptions
-
-    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
-    schedule = Schedule(
-        final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
-    )
-    options = dict(
-        total_images=total_images,
-        tick_images=32,
+def make_trainer(dataset, run_dir, total_images=64, **overrides):
+    return tiny_trainer(
+        dataset,
+        run_dir,
+        total_images,
         snapshot_images=32,
         checkpoint_images=32,
-        steps_per_call=2,
         grid_size=6,
         shuffle_buffer=64,
-    )
-    return Trainer(
-        arch=arch,
-        schedule=schedule,
-        options=TrainerOptions(**{**options, **overrides}),
-        dataset=dataset,
-        run_dir=str(run_dir),
-        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-        config={"test": True},
+        **overrides,
     )
 
 
@@ -257,7 +237,7 @@ def test_sample_grid_runs_in_per_replica_chunks(tiny_dataset, tmp_path, monkeypa
         return generate_images(model, latents, labels, batch_size=batch_size)
 
     monkeypatch.setattr(trainer_lib, "generate_images", spy)
-    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=32)
+    trainer = make_trainer(tiny_dataset, tmp_path / "run", total_images=32)
     trainer.train()
     assert seen and set(seen) == {8}  # the stage's batch on one replica, not the grid's 6... or 64
 
@@ -271,7 +251,7 @@ def test_a_failed_snapshot_keeps_the_checkpoint_of_its_image_count(
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
     monkeypatch.setattr(Trainer, "sample_grid", no_memory)
-    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    trainer = make_trainer(tiny_dataset, tmp_path / "run", total_images=64)
     trainer.train()  # goes on
     names = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
     assert any(n.startswith("ckpt-32.") for n in names) and any(
@@ -288,7 +268,7 @@ def test_out_of_memory_in_the_step_is_one_line_naming_the_setting(
     from progan_tf.phases import PhaseRunner
     from progan_tf.trainer import TrainingError
 
-    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    trainer = make_trainer(tiny_dataset, tmp_path / "run", total_images=64)
     run = PhaseRunner.run
 
     def run_then_fail(self, stop):
@@ -314,7 +294,7 @@ def test_the_checkpoint_is_written_before_the_snapshot_of_the_same_count(
         raise RuntimeError("the grid failed")
 
     monkeypatch.setattr(Trainer, "sample_grid", broken)
-    trainer = tiny_trainer(tiny_dataset, tmp_path / "run", total_images=64)
+    trainer = make_trainer(tiny_dataset, tmp_path / "run", total_images=64)
     with pytest.raises(RuntimeError, match="the grid failed"):
         trainer.train()
     names = os.listdir(tmp_path / "run" / "checkpoints")

@@ -12,12 +12,10 @@ import pytest
 import tensorflow as tf
 
 import official_reference as ref
-from conftest import cli_env
+from conftest import ROOT, cli_env
 from progan_tf import official, run_reader
 from progan_tf.official import import_pickle
 from progan_tf.networks import Architecture, Discriminator, Generator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def release(

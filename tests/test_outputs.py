@@ -13,13 +13,12 @@ from PIL import Image
 
 from progan_tf import data, dataset_io, evaluation, export, generate, run_reader, serving
 from progan_tf import images as image_utils
-from conftest import assert_no_tensorflow_log, cli_env
+from conftest import ROOT, assert_no_tensorflow_log, cli_env
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEDULE = Schedule(
     final_resolution=8, stable_kimg=0.032, fade_kimg=0.032, minibatch={}, minibatch_default=8
 )

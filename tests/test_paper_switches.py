@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from progan_tf import config as config_lib, data, dataset_io
+from progan_tf import config as config_lib
 from progan_tf import layers as L
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule, phase_at
 from progan_tf.strategies import mirrored_strategy
 from progan_tf.trainer import Trainer, TrainerOptions
+from conftest import noise_dataset, tiny_trainer
 
 # reference §2 at 32x32: every toRGB (512*3 + 3) and fromRGB (3*512 + 512) counted
 G32, D32, TO_RGB, FROM_RGB = 20_719_628, 20_726_785, 512 * 3 + 3, 3 * 512 + 512
@@ -167,34 +168,22 @@ def test_table1_rows_are_cumulative_presets():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
-    path = tmp_path_factory.mktemp("data") / "noise"
-    dataset_io.write_arrays(path, images, None, name="noise")
-    return data.load_info(path)
+    return noise_dataset(tmp_path_factory.mktemp("data") / "noise", 32, 8)
 
 
 def train(dataset, run_dir, arch, schedule, total_images, **step):
     from progan_tf.steps import StepOptions  # noqa: PLC0415
 
-    options = TrainerOptions(
-        total_images=total_images,
-        tick_images=32,
+    trainer = tiny_trainer(
+        dataset,
+        run_dir,
+        total_images,
+        arch=arch,
+        schedule=schedule,
+        step=StepOptions(**step),
         snapshot_images=10_000,
         checkpoint_images=64,
         steps_per_call=4,
-        grid_size=4,
-        shuffle_buffer=32,
-        step=StepOptions(**step),
-    )
-    trainer = Trainer(
-        arch=arch,
-        schedule=schedule,
-        options=options,
-        dataset=dataset,
-        run_dir=str(run_dir),
-        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-        config={"test": True},
     )
     trainer.train()
     return trainer

@@ -29,6 +29,7 @@ from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions
 from progan_tf.trainer import Trainer, TrainerOptions
+from conftest import noise_dataset, tiny_trainer
 
 ARCH = Architecture(resolution=4, latent_size=8, fmap_base=32, fmap_max=8)
 SCHEDULE = Schedule(
@@ -38,34 +39,25 @@ SCHEDULE = Schedule(
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    images = np.random.default_rng(0).integers(0, 256, (16, 4, 4, 3), dtype=np.uint8)
-    path = tmp_path_factory.mktemp("data") / "noise"
-    dataset_io.write_arrays(path, images, None, name="noise")
-    return data.load_info(path)
+    return noise_dataset(tmp_path_factory.mktemp("data") / "noise", 16, 4)
 
 
 def trainer(
     dataset, run_dir, total_images: int, keep: int = 3, arch=ARCH, config=None, **step
 ) -> Trainer:
-    options = TrainerOptions(
+    return tiny_trainer(
+        dataset,
+        run_dir,
+        total_images,
+        arch=arch,
+        schedule=SCHEDULE,
         step=StepOptions(**step),
-        total_images=total_images,
+        config=config,
         tick_images=16,
         snapshot_images=10_000,
         checkpoint_images=16,
         keep_checkpoints=keep,
-        steps_per_call=2,
-        grid_size=4,
         shuffle_buffer=16,
-    )
-    return Trainer(
-        arch=arch,
-        schedule=SCHEDULE,
-        options=options,
-        dataset=dataset,
-        run_dir=str(run_dir),
-        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
-        config=config or {"test": True},
     )
 
 

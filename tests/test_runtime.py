@@ -12,8 +12,7 @@ import tensorflow as tf
 from progan_tf.checkpoints import CheckpointWriteError, Checkpoints
 from progan_tf.run_writer import RunWriter, RunDirLockedError, snapshot_name
 from progan_tf.stopping import RunInterrupted, StopRequests
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
 
 
 def determinism_run(tmp_path, **env) -> dict:

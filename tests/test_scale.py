@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import cli_env
+from conftest import ROOT, cli_env
 from progan_tf import data, dataset_io
 from progan_tf.checkpoints import find_restorable
 from progan_tf.networks import Architecture
@@ -19,8 +19,6 @@ from progan_tf.schedule import Schedule
 from progan_tf.steps import StepOptions, apply_if_finite
 from progan_tf.strategies import make_strategy, mirrored_strategy
 from progan_tf.trainer import Trainer, TrainerOptions
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_ports(n):

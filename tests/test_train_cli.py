@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_no_tensorflow_log, cli_env
+from conftest import ROOT, assert_no_tensorflow_log, cli_env
 from progan_tf import dataset_io
 from progan_tf.checkpoints import find_restorable
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule, phase_at
 from progan_tf.strategies import mirrored_strategy
 from progan_tf.steps import StepOptions, loss_scale_of, make_optimizer, reset_optimizer
-from progan_tf.trainer import Progress, Trainer, TrainerOptions, TrainingError
+from progan_tf.trainer import Progress, Trainer, TrainingError
+from conftest import tiny_trainer
 
 ARCH = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
 # 64 images per phase at a global batch of 8: 4x4 stable [0, 64), 8x8 fade [64, 128), 8x8 stable.
@@ -29,19 +30,6 @@ SCHEDULE = Schedule(
     minibatch_default=8,
     num_replicas=2,
 )
-
-
-def options(total_kimg: float, **overrides) -> TrainerOptions:
-    base = dict(
-        total_images=round(total_kimg * 1000),
-        tick_images=32,
-        snapshot_images=64,
-        checkpoint_images=64,
-        steps_per_call=3,
-        grid_size=4,
-        shuffle_buffer=64,
-    )
-    return TrainerOptions(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +53,19 @@ def two_replicas() -> tf.distribute.Strategy:
     return mirrored_strategy(["/cpu:0", "/cpu:1"])
 
 
-def make_trainer(dataset, run_dir, total_kimg, strategy=None, **overrides) -> Trainer:
-    return Trainer(
-        arch=ARCH,
-        schedule=SCHEDULE,
-        options=options(total_kimg, **overrides),
-        dataset=dataset,
-        run_dir=str(run_dir),
+def make_trainer(
+    dataset, run_dir, total_kimg, *, arch=ARCH, schedule=SCHEDULE, strategy=None, **options
+) -> Trainer:
+    """The module's trainer: 4x4 -> 8x8 in 64-image phases, on two replicas unless `strategy`."""
+    base = dict(snapshot_images=64, checkpoint_images=64, steps_per_call=3, shuffle_buffer=64)
+    return tiny_trainer(
+        dataset,
+        run_dir,
+        round(total_kimg * 1000),
+        arch=arch,
+        schedule=schedule,
         strategy=strategy or two_replicas(),
-        config={"test": True},
+        **{**base, **options},
     )
 
 
@@ -399,13 +391,15 @@ def test_a_carried_stable_phase_reuses_the_fade_ins_step_with_fresh_optimizers(d
     )
     # 4x4 stable [0, 32), 8x8 fade-in [32, 64), 8x8 stable [64, 96), 16x16 fade-in from 96;
     # on two replicas: the in-place reset of mirrored optimizer variables
-    trainer = Trainer(
+    trainer = make_trainer(
+        _dataset16(dataset, tmp_path),
+        str(tmp_path / "run"),
+        0.104,
         arch=arch,
         schedule=schedule,
-        dataset=_dataset16(dataset, tmp_path),
-        run_dir=str(tmp_path / "run"),
-        options=options(0.104, carry_fade_step=True, tick_images=16),
         strategy=two_replicas(),
+        carry_fade_step=True,
+        tick_images=16,
     )
     seen = {}
     switch = trainer._switch_phase
@@ -469,19 +463,17 @@ def test_compile_ahead_hands_phases_their_compiled_step_and_changes_no_number(da
     data16 = _dataset16(dataset, tmp_path)
     runs = {}
     for ahead in (True, False):
-        trainer = Trainer(
+        trainer = make_trainer(
+            data16,
+            str(tmp_path / f"run{ahead}"),
+            0.104,
             arch=arch,
             schedule=schedule,
-            dataset=data16,
-            run_dir=str(tmp_path / f"run{ahead}"),
-            options=options(
-                0.104,
-                carry_fade_step=True,
-                compile_ahead=ahead,
-                tick_images=16,
-                step=StepOptions(xla=True, gp_interval=2),
-            ),
             strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+            carry_fade_step=True,
+            compile_ahead=ahead,
+            tick_images=16,
+            step=StepOptions(xla=True, gp_interval=2),
         )
         entered = {}
         switch = trainer._switch_phase
@@ -620,13 +612,8 @@ def test_lazy_penalty_comes_every_kth_d_step_at_k_times_its_weight(dataset, tmp_
     # gp_interval=3: the D steps whose image count is a multiple of 3 batches compute the
     # penalty, weighted x 3; the others leave it out. Gradients against the loss module's own.
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    trainer = Trainer(
-        arch=ARCH,
-        schedule=SCHEDULE,
-        options=options(0.064, step=StepOptions(gp_interval=3, loss=loss)),
-        dataset=dataset,
-        run_dir=str(tmp_path),
-        strategy=strategy,
+    trainer = make_trainer(
+        dataset, str(tmp_path), 0.064, strategy=strategy, step=StepOptions(gp_interval=3, loss=loss)
     )
     step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
     due = []
@@ -674,13 +661,12 @@ def test_a_calls_penalty_is_the_mean_over_the_steps_that_computed_it(dataset, tm
     # steps returns that step's penalty, as a call of that step alone does from the same state
     # (not a third of it: the other two are not averaged in); the next call NaN (none
     # computed); d_loss over all steps.
-    trainer = Trainer(
-        arch=ARCH,
-        schedule=SCHEDULE,
-        options=options(0.064, step=StepOptions(gp_interval=1000)),
-        dataset=dataset,
-        run_dir=str(tmp_path),
+    trainer = make_trainer(
+        dataset,
+        str(tmp_path),
+        0.064,
         strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        step=StepOptions(gp_interval=1000),
     )
     step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
     rng = np.random.default_rng(2)
@@ -716,13 +702,13 @@ def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(datas
     # copied from a batch of reals that here are all class 0; "data" (official) copies them.
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    trainer = Trainer(
+    trainer = make_trainer(
+        dataset,
+        str(tmp_path),
+        0.064,
         arch=arch,
-        schedule=SCHEDULE,
-        options=options(0.064, step=StepOptions(fake_labels=mode)),
-        dataset=dataset,
-        run_dir=str(tmp_path),
         strategy=strategy,
+        step=StepOptions(fake_labels=mode),
     )
     step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
     reals = tf.one_hot(tf.zeros([3000], tf.int32), 3)
@@ -756,13 +742,13 @@ def test_class_balance_feeds_rare_classes_more_often_and_needs_labels(dataset, t
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     shares = {}
     for balance in (0.0, 1.0):
-        trainer = Trainer(
+        trainer = make_trainer(
+            data.load_info(path),
+            str(tmp_path / f"run{balance}"),
+            0.064,
             arch=arch,
-            schedule=SCHEDULE,
-            options=options(0.064, class_balance=balance),
-            dataset=data.load_info(path),
-            run_dir=str(tmp_path / f"run{balance}"),
             strategy=strategy,
+            class_balance=balance,
         )
         stream = trainer.runner._make_iterator(phase_at(SCHEDULE, 0))
         # 480 images, 8 epochs or more
@@ -772,12 +758,7 @@ def test_class_balance_feeds_rare_classes_more_often_and_needs_labels(dataset, t
     with pytest.raises(
         ValueError, match=f"class_balance=1.0 needs labels and {dataset.path} has none"
     ):
-        Trainer(
-            arch=ARCH,
-            schedule=SCHEDULE,
-            options=options(0.064, class_balance=1.0),
-            dataset=dataset,
-            run_dir=str(tmp_path / "unlabelled"),
-            strategy=strategy,
+        make_trainer(
+            dataset, str(tmp_path / "unlabelled"), 0.064, strategy=strategy, class_balance=1.0
         )
     assert not (tmp_path / "unlabelled").exists()
