@@ -116,22 +116,56 @@ def test_final_resolution_4_is_one_stable_phase():
     assert phase_at(Schedule(final_resolution=4), 5_000_000).key == (4, False)
 
 
-def simulate(
+def run_phases(
     schedule: Schedule, total: int, steps_per_call: int = 7
 ) -> list[tuple[tuple[int, bool], int]]:
-    """The trainer's loop arithmetic on integers: (phase key, images at entry) per phase entered."""
-    seen, entered, guard = 0, [], 0
-    phase = phase_at(schedule, 0)
-    entered.append((phase.key, 0))
-    while seen < total:
-        guard += 1
-        assert guard < 100_000, "the loop does not terminate"
-        stop = min([total] + ([phase.end_images] if phase.end_images is not None else []))
-        steps = max(1, min(steps_per_call, math.ceil((stop - seen) / phase.global_batch_size)))
-        seen += steps * phase.global_batch_size
-        if phase_at(schedule, seen).key != phase.key:
-            phase = phase_at(schedule, seen)
-            entered.append((phase.key, seen))
+    """(phase key, images at entry) per phase entered, by the trainer's `PhaseRunner` (its
+    `due`, `enter` and `run`: steps per call, stopping at the phase end) with a stand-in step
+    that counts images instead of training; the loop's stop is the trainer's without ticks."""
+    from progan_tf.options import TrainerOptions  # noqa: PLC0415
+    from progan_tf.phases import PhaseRunner  # noqa: PLC0415
+
+    class State:  # the counts the runner reads and moves
+        seen = 0
+
+        def restart_stream(self):
+            pass
+
+        def attach_optimizers(self, g, d):
+            pass
+
+    class CountingStep:
+        g_optimizer = d_optimizer = loss_scales = None
+
+        def __init__(self, phase):
+            self.phase = phase
+
+        def train(self, iterator, steps):
+            state.seen += int(steps) * self.phase.global_batch_size
+            return {}
+
+        def set_alpha(self):
+            pass
+
+    state = State()
+    runner = PhaseRunner(
+        schedule=schedule,
+        strategy=None,
+        state=state,
+        dataset=None,
+        options=TrainerOptions(total_images=total, steps_per_call=steps_per_call),
+    )
+    runner._make_step = lambda phase, loss_scales: CountingStep(phase)
+    runner._make_iterator = lambda phase: None
+    entered, calls = [], 0
+    while state.seen < total:
+        calls += 1
+        assert calls < 100_000, "the loop does not terminate"
+        if (due := runner.due()) is not None:
+            entered.append((due.key, state.seen))
+            runner.enter(due)
+        end = runner.phase.end_images
+        runner.run(min([total] + ([end] if end is not None else [])))
     return entered
 
 
@@ -144,7 +178,7 @@ def test_any_kimg_and_batch_reaches_every_phase_once_and_ends(kimg, batch):
         final_resolution=32, stable_kimg=kimg, fade_kimg=kimg, minibatch={}, minibatch_default=batch
     )
     total = kimg_to_images(kimg) * 8
-    entered = simulate(schedule, total)
+    entered = run_phases(schedule, total)
     keys = [key for key, _ in entered]
     assert keys == [
         (4, False),
