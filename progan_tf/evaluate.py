@@ -28,7 +28,7 @@ def main(argv):
     import tensorflow as tf  # noqa: PLC0415 - after its log level
 
     from progan_tf import data, run_reader  # noqa: PLC0415
-    from progan_tf.evaluation import evaluate_generator, format_table, record  # noqa: PLC0415
+    from progan_tf.metrics.measure import evaluate_generator, format_table, record  # noqa: PLC0415
 
     metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
     try:

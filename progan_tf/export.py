@@ -41,7 +41,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.quiet_tensorflow(flags.FLAGS.verbose)
     from progan_tf import run_reader  # noqa: PLC0415 - TensorFlow after its log level
-    from progan_tf.serving import export_generator  # noqa: PLC0415
+    from progan_tf.savedmodel import export_generator  # noqa: PLC0415
 
     try:
         run = run_reader.load_run(f.run_dir, f.checkpoint)

@@ -3,7 +3,7 @@
     python -m progan_tf.import_official --pkl=karras2018iclr-celebahq-1024x1024.pkl \\
         --run_dir=runs/celebahq-official
 
-The pickle is read without executing anything in it (progan_tf.official). The run directory
+The pickle is read without executing anything in it (progan_tf.release_pickle). The run directory
 gets the EMA generator from `Gs` and the generator and discriminator from `G` and `D`, at the
 final resolution's stable phase, so `generate`, `evaluate` and `export` work on it unchanged
 and `train` can fine-tune it (with fresh optimizers; give the same network settings).
@@ -24,7 +24,7 @@ def main(argv):
     f = flags.FLAGS
     cli.quiet_tensorflow(f.verbose)
     # TensorFlow after its log level
-    from progan_tf.official import OfficialImportError, import_pickle  # noqa: PLC0415
+    from progan_tf.release_pickle import OfficialImportError, import_pickle  # noqa: PLC0415
 
     try:
         path = import_pickle(f.pkl, f.run_dir)

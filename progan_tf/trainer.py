@@ -27,7 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from progan_tf import data, evaluation, images, plan
+from progan_tf import data, images, plan
+from progan_tf.metrics import measure
 from progan_tf.checkpoints import Checkpoints, find_restorable, has_optimizers, images_seen_of
 from progan_tf.networks import Architecture, generate_images
 from progan_tf.phases import PhaseRunner
@@ -533,7 +534,7 @@ class Trainer:
             self.directory.log(f"kimg {self.kimg:.3f}: saved {path}", echo=False)
         if self.options.metrics and self.chief:
             try:
-                results = evaluation.evaluate_generator(
+                results = measure.evaluate_generator(
                     self.ema,
                     self.runner.phase,
                     self.dataset,
@@ -553,7 +554,7 @@ class Trainer:
                 )
                 return
             if results:
-                evaluation.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
+                measure.record(self.run_dir, results, kimg=self.kimg, step=self.seen)
                 self.directory.log(
                     f"kimg {self.kimg:.3f}: "
                     + ", ".join(f"{k} {v:.4f}" for k, v in results.items())

@@ -200,7 +200,7 @@ def test_generation_batch_is_one_gpus_training_batch():
 
 
 def test_exported_signature_runs_in_chunks_and_equals_the_model(tmp_path):
-    from progan_tf.serving import export_generator
+    from progan_tf.savedmodel import export_generator
 
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8)
     model = Generator(arch).stage_model(8)

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 import official_reference as ref
 from conftest import ROOT, cli_env
-from progan_tf import official, run_reader
-from progan_tf.official import import_pickle
+from progan_tf import release_pickle, run_reader
+from progan_tf.release_pickle import import_pickle
 from progan_tf.networks import Architecture, Discriminator, Generator
 
 
@@ -66,13 +66,13 @@ def test_imported_g_and_d_equal_the_release_forward_pass(rng, resolution, fused,
     # Catches: an unflipped or unswapped Conv0_up kernel, NCHW/NHWC order in the 4x4 dense layers,
     # a wrong gain, bias order in D's fused block, labels concatenated on the wrong side.
     states, (g, d, gs) = release(rng, resolution=resolution, fused=fused, label_size=label_size)
-    g_state, d_state, gs_state = official.load_pickle(ref.release_pickle(states))
-    kwargs = official.architecture_kwargs(g_state, d_state)
+    g_state, d_state, gs_state = release_pickle.load_pickle(ref.release_pickle(states))
+    kwargs = release_pickle.architecture_kwargs(g_state, d_state)
     assert kwargs["fused_scale"] == fused
     arch = Architecture(**kwargs)
     generator, discriminator = Generator(arch), Discriminator(arch, name="d")
-    official.assign(generator, official.generator_weights(gs_state, arch, fused))
-    official.assign(discriminator, official.discriminator_weights(d_state, arch, fused))
+    release_pickle.assign(generator, release_pickle.generator_weights(gs_state, arch, fused))
+    release_pickle.assign(discriminator, release_pickle.discriminator_weights(d_state, arch, fused))
 
     latents = rng.standard_normal((8, 12)).astype(np.float32)
     labels = (
@@ -99,7 +99,7 @@ def test_numpy_1x_reconstructor_name_is_read(rng):
     data = ref.release_pickle(states, protocol=3)  # globals as text lines: renamed in place
     old = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
     assert b"cnumpy.core.multiarray\n_reconstruct" in old and b"numpy._core" not in old
-    g_state, _, _ = official.load_pickle(old)
+    g_state, _, _ = release_pickle.load_pickle(old)
     assert g_state.variables["4x4/Conv/weight"].shape == (3, 3, 16, 16)
 
 
@@ -111,8 +111,8 @@ class _Evil:
 def test_a_pickle_with_os_system_is_refused_and_nothing_runs(tmp_path):
     _Evil.marker = str(tmp_path / "ran")
     data = pickle.dumps(_Evil(), protocol=2)
-    with pytest.raises(official.OfficialImportError, match=r"global (posix|os)\.system"):
-        official.load_pickle(data, "evil.pkl")
+    with pytest.raises(release_pickle.OfficialImportError, match=r"global (posix|os)\.system"):
+        release_pickle.load_pickle(data, "evil.pkl")
     assert not (tmp_path / "ran").exists()
     path = tmp_path / "evil.pkl"
     path.write_bytes(data)
@@ -138,15 +138,17 @@ def test_unknown_kwargs_and_unmapped_variables_are_listed(rng):
     states, _ = release(rng, resolution=8, fused=True)
     states[0]["static_kwargs"]["use_wscale"] = False
     states[0]["static_kwargs"]["something_new"] = 1
-    g_state, d_state, _ = official.load_pickle(ref.release_pickle(states))
-    with pytest.raises(official.OfficialImportError, match="use_wscale=False.*something_new=1"):
-        official.architecture_kwargs(g_state, d_state)
+    g_state, d_state, _ = release_pickle.load_pickle(ref.release_pickle(states))
+    with pytest.raises(
+        release_pickle.OfficialImportError, match="use_wscale=False.*something_new=1"
+    ):
+        release_pickle.architecture_kwargs(g_state, d_state)
     states, _ = release(rng, resolution=8, fused=True)
     states[1]["variables"].append(("8x8/Extra/weight", np.zeros(3, np.float32)))
-    _, d_state, _ = official.load_pickle(ref.release_pickle(states))
+    _, d_state, _ = release_pickle.load_pickle(ref.release_pickle(states))
     arch = Architecture(resolution=8, latent_size=12, fmap_base=128, fmap_max=16)
-    with pytest.raises(official.OfficialImportError, match=r"8x8/Extra/weight"):
-        official.discriminator_weights(d_state, arch, fused=True)
+    with pytest.raises(release_pickle.OfficialImportError, match=r"8x8/Extra/weight"):
+        release_pickle.discriminator_weights(d_state, arch, fused=True)
 
 
 def test_imported_run_generates_and_exports_for_saved_model_cli(rng, tmp_path):
@@ -345,14 +347,16 @@ def test_a_small_pickle_asking_for_huge_arrays_is_refused():
     Pickler(buffer, protocol=2).dump([np.zeros(1, np.float32) for _ in range(64)])
     data = buffer.getvalue()
     assert len(data) < (5 << 20)
-    with pytest.raises(official.OfficialImportError, match="more memory"):
-        official.load_pickle(data, "amplified.pkl")
+    with pytest.raises(release_pickle.OfficialImportError, match="more memory"):
+        release_pickle.load_pickle(data, "amplified.pkl")
     # lists nested 200,000 deep: one error, no crash
     deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
-    with pytest.raises(official.OfficialImportError, match="deep.pkl does not hold the release's"):
-        official.load_pickle(deep, "deep.pkl")
-    with pytest.raises(official.OfficialImportError, match="array of Python objects"):
-        official.load_pickle(
+    with pytest.raises(
+        release_pickle.OfficialImportError, match="deep.pkl does not hold the release's"
+    ):
+        release_pickle.load_pickle(deep, "deep.pkl")
+    with pytest.raises(release_pickle.OfficialImportError, match="array of Python objects"):
+        release_pickle.load_pickle(
             pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "objects.pkl"
         )
 
@@ -362,7 +366,7 @@ def test_a_real_size_release_pickle_loads_within_the_unpicklers_budget(rng):
     # the budget of twice the file's size (docs/reference.md §2 has the counts)
     data = ref.release_pickle(ref.celebahq_states(rng))
     assert len(data) > 250 << 20
-    g, d, gs = official.load_pickle(data, "celebahq.pkl")
+    g, d, gs = release_pickle.load_pickle(data, "celebahq.pkl")
     trainable = lambda state: sum(  # noqa: E731
         np.size(value) for name, value in state.variables.items() if not name.endswith("lod")
     )
@@ -399,8 +403,8 @@ def test_scalar_bombs_huge_settings_and_nested_settings_are_refused(rng, tmp_pat
         def __reduce__(self):
             return (np._core.multiarray.scalar, (np.dtype("V1000000000"),))  # 1 GB of zeros
 
-    with pytest.raises(official.OfficialImportError, match="scalar of type"):
-        official.load_pickle(pickle.dumps([Bomb()], protocol=2), "bomb.pkl")
+    with pytest.raises(release_pickle.OfficialImportError, match="scalar of type"):
+        release_pickle.load_pickle(pickle.dumps([Bomb()], protocol=2), "bomb.pkl")
     # settings that describe networks far larger than the arrays: refused before any is built
     states, _ = release(rng, resolution=32, fused=False)
     for state in states:
@@ -408,7 +412,9 @@ def test_scalar_bombs_huge_settings_and_nested_settings_are_refused(rng, tmp_pat
         state["static_kwargs"]["fmap_base"] = 1 << 24
     pkl = tmp_path / "huge.pkl"
     pkl.write_bytes(ref.release_pickle(states))
-    with pytest.raises(official.OfficialImportError, match="describe .* weights, and its arrays"):
+    with pytest.raises(
+        release_pickle.OfficialImportError, match="describe .* weights, and its arrays"
+    ):
         import_pickle(str(pkl), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
     # a setting nested 100,000 deep (spliced in: Python's pickler cannot write one)
@@ -418,5 +424,7 @@ def test_scalar_bombs_huge_settings_and_nested_settings_are_refused(rng, tmp_pat
     data = ref.release_pickle(states)
     assert data.count(marker) == 1
     nested = b"]" * 100_000 + b"a" * 99_999 + b"\x94"  # lists in lists, memoized as the string was
-    with pytest.raises(official.OfficialImportError, match="release pickle's settings are plain"):
-        official.load_pickle(data.replace(marker, nested), "nested.pkl")
+    with pytest.raises(
+        release_pickle.OfficialImportError, match="release pickle's settings are plain"
+    ):
+        release_pickle.load_pickle(data.replace(marker, nested), "nested.pkl")

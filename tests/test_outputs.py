@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from progan_tf import data, dataset_io, evaluation, export, generate, run_reader, serving
+from progan_tf import data, dataset_io, export, generate, run_reader, savedmodel
+from progan_tf.metrics import measure
 from progan_tf import images as image_utils
 from conftest import ROOT, assert_no_tensorflow_log, cli_env
 from progan_tf.networks import Architecture
@@ -178,7 +179,7 @@ def test_conditional_run_grids_have_whole_rows_per_class(conditional):
 def test_evaluate_swd_msssim_and_record(trained):
     trainer, info = trained
     run = run_reader.load_run(trainer.run_dir)
-    results = evaluation.evaluate_generator(
+    results = measure.evaluate_generator(
         run.generator, run.phase, info, ["swd", "msssim"], num_images=24
     )
     assert set(results) == {"swd8", "swd_avg", "swd8_real", "swd_avg_real", "msssim"}
@@ -187,18 +188,18 @@ def test_evaluate_swd_msssim_and_record(trained):
     assert results["swd8"] > results["swd8_real"]
     assert results["msssim"] < 1  # the generated images are not all the same
     # Seeded: the same call gives the same numbers (latents, patches and directions).
-    again = evaluation.evaluate_generator(
+    again = measure.evaluate_generator(
         run.generator, run.phase, info, ["swd", "msssim"], num_images=24
     )
     assert again == pytest.approx(results)
-    evaluation.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
+    measure.record(trainer.run_dir, results, kimg=run.kimg, step=run.images_seen)
     with open(os.path.join(trainer.run_dir, "metrics.jsonl")) as f:
         line = json.loads(f.readlines()[-1])
     assert line["kimg"] == 0.112 and line["swd_avg"] == pytest.approx(results["swd_avg"])
     with pytest.raises(ValueError, match="unknown"):
-        evaluation.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
+        measure.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
     with pytest.raises(ValueError, match="FID needs --inception_weights=PATH"):
-        evaluation.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
+        measure.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
 
 
 def test_evaluate_cli_prints_a_table(trained):
@@ -253,7 +254,7 @@ def test_export_runs_without_progan_tf(which, request, tmp_path):
     arch = run.generator.arch
     assert export.next_version(str(tmp_path / "model")) == 1
     path = str(tmp_path / "model" / "1")
-    serving.export_generator(run.model, arch.latent_size, arch.num_labels, path)
+    savedmodel.export_generator(run.model, arch.latent_size, arch.num_labels, path)
     assert export.next_version(str(tmp_path / "model")) == 2
     z = image_utils.latents(4, arch.latent_size, seed=11)
     inputs = {"latents": z}
@@ -385,11 +386,11 @@ def test_generate_cli_writes_a_grid_quietly(trained, tmp_path):
 def test_evaluate_mirrors_the_reals_of_a_mirrored_run(trained):
     trainer, info = trained
     run = run_reader.load_run(trainer.run_dir)
-    plain = evaluation.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
-    mirrored = evaluation.evaluate_generator(
+    plain = measure.evaluate_generator(run.generator, run.phase, info, ["swd"], num_images=24)
+    mirrored = measure.evaluate_generator(
         run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
     )
-    again = evaluation.evaluate_generator(
+    again = measure.evaluate_generator(
         run.generator, run.phase, info, ["swd"], num_images=24, mirror=True
     )
     assert mirrored == pytest.approx(again)  # seeded

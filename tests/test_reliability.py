@@ -556,7 +556,7 @@ def test_two_replicas_save_the_position_after_the_last_batch_read(tmp_path):
 def test_generate_and_export_never_write_into_the_checkpoints(
     dataset, run_with_checkpoints, tmp_path_factory
 ):
-    from progan_tf import generate, serving  # noqa: PLC0415
+    from progan_tf import generate, savedmodel  # noqa: PLC0415
 
     run_dir = run_with_checkpoints
     before = tree_digest(run_dir / "checkpoints")
@@ -567,7 +567,7 @@ def test_generate_and_export_never_write_into_the_checkpoints(
         ValueError, match="already exist"
     ):  # a second time: refused, not overwritten
         generate.generate_files(run, str(out), num=2, seed=1)
-    serving.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
+    savedmodel.export_generator(run.model, ARCH.latent_size, 0, str(out / "model" / "1"))
     assert tree_digest(run_dir / "checkpoints") == before
 
 

@@ -4,7 +4,8 @@ import keras
 import pytest
 import tensorflow as tf
 
-from progan_tf import data, evaluation
+from progan_tf import data
+from progan_tf.metrics import measure
 from progan_tf.networks import Architecture
 from progan_tf.schedule import Schedule, phase_at
 from progan_tf.steps import StepOptions
@@ -44,7 +45,7 @@ def test_training_on_the_demo_emoji_lowers_swd(tmp_path):
     trainer.ema.alpha.assign(1.0)
 
     def swd():
-        return evaluation.evaluate_generator(
+        return measure.evaluate_generator(
             trainer.ema, final, info, ["swd"], num_images=1024, noise_floor=False
         )["swd_avg"]
 
