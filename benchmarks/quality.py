@@ -17,7 +17,14 @@ row of docs/quality.md is one command. The run trains into a fresh temporary run
   fakes against A, and of B against A: the real-vs-real floor at the same counts;
 - MS-SSIM of consecutive pairs of those fakes, and of A's images for comparison (the small-image
   variant of progan_tf.metrics.ms_ssim below 176 px);
-- a sample grid of 64 fakes is written beside the results.
+- a sample grid of 64 fakes is written beside the results;
+- conditional runs: label fidelity, class by class (`label_fidelity`): are the fakes drawn for a
+  class nearest to that class's reals? Each class's reals are split in two halves (even and odd
+  record order); 128 fakes per class and the odd halves are compared with the even halves by
+  the Fréchet distance of diagonal Gaussians over 16x16 thumbnails (per-pixel mean and
+  standard deviation: colour and layout, which SWD's per-set normalisation leaves out); a class
+  is followed when its fakes' nearest class is itself. The odd halves are the control: how
+  often real images of a class pass the same test.
 
 One JSON row goes to --jsonl and one markdown row to --markdown (and stdout). The training
 budget is the config's total_kimg (the demo's unless overridden); wall time is reported.
@@ -143,8 +150,12 @@ def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = N
             images.latents(count, run.generator.arch.latent_size, seed + 12345), grid_classes
         )
         grid = images.make_grid(grid_fakes, columns=columns)
+    fidelity = None
+    if run.generator.arch.num_labels:
+        fidelity = label_fidelity(run, reals, labels.argmax(axis=1), seed)
     del tf
     return {
+        "label_fidelity": fidelity,
         "n": n,
         "fake": fake,
         "floor": floor,
@@ -154,6 +165,47 @@ def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = N
         "ms_ssim": ms_ssim.ms_ssim_consecutive_pairs([fakes]),
         "ms_ssim_reals": ms_ssim.ms_ssim_consecutive_pairs([set_a]),
     }
+
+
+def thumbnail_statistics(images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and standard deviation of 16x16 box-filtered thumbnails in [0, 1]."""
+    n, r = len(images_uint8), images_uint8.shape[1]
+    f = r // 16
+    x = images_uint8.astype(np.float32).reshape(n, 16, f, 16, f, -1).mean(axis=(2, 4)) / 255
+    x = x.reshape(n, -1)
+    return x.mean(axis=0), x.std(axis=0)
+
+
+def nearest_classes(sets: list[np.ndarray], references: list[tuple]) -> list[int]:
+    """For each image set, the index of the reference statistics nearest by the Fréchet
+    distance of diagonal Gaussians, |mu_a - mu_b|^2 + |sd_a - sd_b|^2."""
+    nearest = []
+    for images_uint8 in sets:
+        mu, sd = thumbnail_statistics(images_uint8)
+        distances = [np.sum((mu - m) ** 2) + np.sum((sd - s) ** 2) for m, s in references]
+        nearest.append(int(np.argmin(distances)))
+    return nearest
+
+
+def label_fidelity(run, reals: np.ndarray, classes: np.ndarray, seed: int, per_class: int = 128):
+    """{"fakes": nearest class of each class's fakes, "reals": of each class's held-out half}
+    (module docstring); classes without two images are left out (None)."""
+    from progan_tf import images  # noqa: PLC0415
+
+    num_classes = run.generator.arch.num_labels
+    members = [np.flatnonzero(classes == c) for c in range(num_classes)]
+    usable = [c for c in range(num_classes) if len(members[c]) >= 2]
+    references = [thumbnail_statistics(reals[members[c][0::2]]) for c in usable]
+    held_out = [reals[members[c][1::2]] for c in usable]
+    latents = images.latents(per_class, run.generator.arch.latent_size, seed + 777)
+    fakes = [run.generate(latents, np.full(per_class, c)) for c in usable]
+    result = {}
+    for name, sets in (("fakes", fakes), ("reals", held_out)):
+        found = nearest_classes(sets, references)
+        result[name] = [None] * num_classes
+        for c, k in zip(usable, found):
+            result[name][c] = usable[k]
+    return result
 
 
 def main(argv: list[str]) -> None:
@@ -194,6 +246,16 @@ def main(argv: list[str]) -> None:
         "grid": os.path.relpath(grid_path, ROOT),
         "phase_times": phase_times,
     }
+    fidelity = result["label_fidelity"]
+    if fidelity is not None:
+        row["label_fidelity"] = fidelity
+        for name in ("fakes", "reals"):
+            found = fidelity[name]
+            followed = sum(k == c for c, k in enumerate(found) if k is not None)
+            print(
+                f"label fidelity ({name}): {followed}/{sum(k is not None for k in found)} classes "
+                f"nearest their own (nearest class of each: {found})"
+            )
     with open(args.jsonl, "a") as f:
         f.write(json.dumps(row) + "\n")
     levels = " / ".join(f"{v:.1f}" for k, v in fake.items() if k != "swd_avg")
@@ -205,6 +267,10 @@ def main(argv: list[str]) -> None:
         f"{floor['swd_avg']:.1f} | "
         f"{row['ratio_to_floor']:.2f} |"
     )
+    if fidelity is not None:
+        found = fidelity["fakes"]
+        followed = sum(k == c for c, k in enumerate(found) if k is not None)
+        markdown += f" {followed}/{sum(k is not None for k in found)} |"
     with open(args.markdown, "a") as f:
         f.write(markdown + "\n")
     print(markdown)
