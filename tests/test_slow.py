@@ -4,6 +4,8 @@ import keras
 import pytest
 import tensorflow as tf
 
+from conftest import noise_dataset, tiny_trainer
+
 from progan_tf import data
 from progan_tf.metrics import measure
 from progan_tf.networks import Architecture
@@ -65,36 +67,22 @@ def test_whole_ladder_to_1024_with_narrow_nets_runs_every_phase(tmp_path):
     import numpy as np  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from progan_tf import dataset_io  # noqa: PLC0415
-
-    rng = np.random.default_rng(0)
-    dataset_io.write_arrays(
-        tmp_path / "data",
-        rng.integers(0, 256, (4, 1024, 1024, 3), dtype=np.uint8),
-        None,
-        name="big",
-    )
+    dataset = noise_dataset(tmp_path / "data", 4, 1024)
     schedule = Schedule(
         final_resolution=1024, stable_kimg=0.004, fade_kimg=0.004, minibatch={}, minibatch_default=2
     )
     total = 17 * 4 + 4  # every phase, then 4 more images at 1024x1024 stable
-    trainer = Trainer(
+    trainer = tiny_trainer(
+        dataset,
+        tmp_path / "run",
+        total,
         arch=Architecture(
             resolution=1024, latent_size=8, fmap_base=512, fmap_max=8, mbstd_group_size=2
         ),
         schedule=schedule,
-        options=TrainerOptions(
-            total_images=total,
-            tick_images=4,
-            snapshot_images=total,
-            checkpoint_images=total,
-            steps_per_call=2,
-            grid_size=2,
-            shuffle_buffer=4,
-        ),
-        dataset=data.load_info(tmp_path / "data"),
-        run_dir=str(tmp_path / "run"),
-        strategy=tf.distribute.OneDeviceStrategy("/cpu:0"),
+        tick_images=4,
+        grid_size=2,
+        shuffle_buffer=4,
     )
     trainer.train()
     names = [p.name for p in trainer.phase_times.phases]
