@@ -32,8 +32,8 @@ def get_config():
     c.fmap_max = 32
     # 16-kimg phases, as the 32x32 demo's: 64x64 fades in from 112 kimg and is stable from 128
     # kimg on, for 224 kimg; the stages below 64x64 get twice the images of the 8-kimg phases
-    # and 168 kimg this recipe had before. In about the same minutes, a lower SWD, a 64x64 level
-    # nearer its floor and more classes followed (docs/quality.md; the runs in
+    # and 168 kimg this recipe had before. In about the same minutes, more classes followed and
+    # a lower SWD, within the seeds' spread (docs/quality.md; the runs in
     # benchmarks/results/quality_log.md, "The 64×64 demo, issue 48").
     c.lod_training_kimg = 16.0
     c.lod_transition_kimg = 16.0
