@@ -187,6 +187,12 @@ def nearest_classes(sets: list[np.ndarray], references: list[tuple]) -> list[int
     return nearest
 
 
+def followed(found: list[int | None]) -> str:
+    """ "k/n": the classes whose nearest class is their own, of those measured."""
+    measured = [(c, k) for c, k in enumerate(found) if k is not None]
+    return f"{sum(c == k for c, k in measured)}/{len(measured)}"
+
+
 def label_fidelity(run, reals: np.ndarray, classes: np.ndarray, seed: int, per_class: int = 128):
     """{"fakes": nearest class of each class's fakes, "reals": of each class's held-out half}
     (module docstring); classes without two images are left out (None)."""
@@ -250,11 +256,9 @@ def main(argv: list[str]) -> None:
     if fidelity is not None:
         row["label_fidelity"] = fidelity
         for name in ("fakes", "reals"):
-            found = fidelity[name]
-            followed = sum(k == c for c, k in enumerate(found) if k is not None)
             print(
-                f"label fidelity ({name}): {followed}/{sum(k is not None for k in found)} classes "
-                f"nearest their own (nearest class of each: {found})"
+                f"label fidelity ({name}): {followed(fidelity[name])} classes nearest their own "
+                f"(nearest class of each: {fidelity[name]})"
             )
     with open(args.jsonl, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -268,9 +272,7 @@ def main(argv: list[str]) -> None:
         f"{row['ratio_to_floor']:.2f} |"
     )
     if fidelity is not None:
-        found = fidelity["fakes"]
-        followed = sum(k == c for c, k in enumerate(found) if k is not None)
-        markdown += f" {followed}/{sum(k is not None for k in found)} |"
+        markdown += f" {followed(fidelity['fakes'])} |"
     with open(args.markdown, "a") as f:
         f.write(markdown + "\n")
     print(markdown)
