@@ -236,10 +236,15 @@ def shuffle_records(info: DatasetInfo, resolution: int, records: int, megabytes:
     return max(1, ((int(megabytes) << 20) - 1) // image_bytes + 1)
 
 
+def _random_order(values, seed) -> tf.Tensor:
+    """A stateless random permutation of the leading axis shared by the tensors in `values`."""
+    first = tf.nest.flatten(values)[0]
+    return tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
+
+
 def _permuted(values, seed):
     """The leading axis of every tensor in `values`, in one stateless random order."""
-    first = tf.nest.flatten(values)[0]
-    order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], seed))
+    order = _random_order(values, seed)
     return tf.nest.map_structure(lambda v: tf.gather(v, order), values)
 
 
@@ -250,9 +255,7 @@ def block_shuffled(records: tf.data.Dataset, seed, shuffle_buffer: int) -> tf.da
     chunk = max(1, shuffle_buffer // 64)
 
     def block_order(block, values):
-        first = tf.nest.flatten(values)[0]
-        block_seed = seed + tf.stack([block + 1, 0])
-        order = tf.argsort(tf.random.stateless_uniform([tf.shape(first)[0]], block_seed))
+        order = _random_order(values, seed + tf.stack([block + 1, 0]))
         return (
             tf.data.Dataset.from_tensor_slices(order)
             .batch(chunk)
