@@ -95,6 +95,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Conditional runs: the classes G draws are the reals' of each batch ("data", official) or
     # every class equally often ("uniform"; BigGAN's sampling), which trains rare classes more.
     c.fake_labels = "data"
+    # Conditional runs: weight of the AC-GAN label cross-entropy in D's and G's loss (the
+    # release's cond_weight, 1); larger makes G follow the class more at some cost in variety.
+    c.label_weight = 1.0
     # Labelled data: each image of class c appears round((max n / n_c) ** class_balance) times
     # per epoch, so rare classes are seen more often: 0 = the data's frequencies (official),
     # 1 = every class about equally often. With fake_labels=data, G draws the same mix. A dataset

@@ -4,7 +4,8 @@ Every function returns per-example losses [N] (float32) and a dict of per-exampl
 logging; the trainer averages them over the *global* batch. Conditional models (AC-GAN) add
 the softmax cross-entropy of D's label logits against the one-hot labels: the reals' own, and
 for the fakes the classes G drew them from (the reals' of the batch with fake_labels="data",
-the official way, or uniform draws with "uniform").
+the official way, or uniform draws with "uniform"), weighted by `label_weight` (the release's
+`cond_weight`, 1 by default) in both D's and G's loss.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ def _split(outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return outputs[:, 0], outputs[:, 1:]  # score [N], label logits [N, num_labels]
 
 
-def _label_loss(logits: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor | float:
+def _label_loss(
+    logits: tf.Tensor, labels: tf.Tensor | None, weight: float = 1.0
+) -> tf.Tensor | float:
     if labels is None:
         return 0.0
-    return tf.nn.softmax_cross_entropy_with_logits(
+    return weight * tf.nn.softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.float32), logits=logits
     )
 
@@ -58,6 +61,7 @@ def wgan_gp_discriminator(
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
     penalty: bool = True,
+    label_weight: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """`D(fake) - D(real) + gp_weight * (gradient_scale * ||grad D(x_hat)|| - 1)^2
     + drift_weight * D(real)^2`.
@@ -78,18 +82,22 @@ def wgan_gp_discriminator(
         terms["gradient_penalty"] = tf.square(norm - gp_target)
         loss += gp_weight * terms["gradient_penalty"]
     loss += drift_weight * tf.square(real_score)
-    loss += _label_loss(real_logits, labels) + _label_loss(
-        fake_logits, labels if fake_labels is None else fake_labels
+    loss += _label_loss(real_logits, labels, label_weight) + _label_loss(
+        fake_logits, labels if fake_labels is None else fake_labels, label_weight
     )
     return loss, terms
 
 
 def wgan_generator(
-    discriminator: Discriminator, fakes: tf.Tensor, labels: tf.Tensor | None = None
+    discriminator: Discriminator,
+    fakes: tf.Tensor,
+    labels: tf.Tensor | None = None,
+    *,
+    label_weight: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """`-D(G(z))` (+ label cross-entropy)."""
     fake_score, fake_logits = _split(discriminator(fakes))
-    return -fake_score + _label_loss(fake_logits, labels), {"d_fake": fake_score}
+    return -fake_score + _label_loss(fake_logits, labels, label_weight), {"d_fake": fake_score}
 
 
 def logistic_r1_discriminator(
@@ -104,6 +112,7 @@ def logistic_r1_discriminator(
     gradient_scale: float = 1.0,
     loss_scale: float = 1.0,
     penalty: bool = True,
+    label_weight: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """`softplus(D(fake)) + softplus(-D(real)) + r1_gamma/2 * ||gradient_scale * grad D(real)||^2`.
     `mix` unused; `penalty=False` leaves the R1 term out."""
@@ -117,18 +126,24 @@ def logistic_r1_discriminator(
             discriminator, reals, loss_scale, gradient_scale
         )
         loss += 0.5 * r1_gamma * terms["gradient_penalty"]
-    loss += _label_loss(real_logits, labels) + _label_loss(
-        fake_logits, labels if fake_labels is None else fake_labels
+    loss += _label_loss(real_logits, labels, label_weight) + _label_loss(
+        fake_logits, labels if fake_labels is None else fake_labels, label_weight
     )
     return loss, terms
 
 
 def logistic_generator(
-    discriminator: Discriminator, fakes: tf.Tensor, labels: tf.Tensor | None = None
+    discriminator: Discriminator,
+    fakes: tf.Tensor,
+    labels: tf.Tensor | None = None,
+    *,
+    label_weight: float = 1.0,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Non-saturating `softplus(-D(G(z)))` (+ label cross-entropy)."""
     fake_score, fake_logits = _split(discriminator(fakes))
-    return tf.nn.softplus(-fake_score) + _label_loss(fake_logits, labels), {"d_fake": fake_score}
+    return tf.nn.softplus(-fake_score) + _label_loss(fake_logits, labels, label_weight), {
+        "d_fake": fake_score
+    }
 
 
 LOSSES = {  # config name -> (discriminator loss, generator loss)

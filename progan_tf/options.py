@@ -118,6 +118,8 @@ class StepOptions:
     augment_probability: float = 1.0  # chance of each op per image
     # conditional: G draws the reals' classes (data) or each class equally often (uniform)
     fake_labels: str = "data"
+    # conditional: weight of the label cross-entropy in D's and G's loss (the release's cond_weight)
+    label_weight: float = 1.0
 
     def __post_init__(self):
         if self.gp_interval < 1:

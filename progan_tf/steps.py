@@ -352,6 +352,7 @@ class PhaseStep:
             "gradient_scale": self.gradient_scale,
             "fake_labels": fake_labels if self.conditional else None,
             "penalty": penalty,
+            "label_weight": o.label_weight,
         }
         if o.loss == "wgan_gp":
             kwargs.update(gp_weight=o.gp_weight * o.gp_interval, drift_weight=o.drift_weight)
@@ -377,7 +378,12 @@ class PhaseStep:
         with tf.GradientTape() as tape:
             fakes = self._generate(latents, labels)
             d = self._discriminator(augment_seed)
-            per_example, _ = self.g_loss_fn(d, fakes, labels if self.conditional else None)
+            per_example, _ = self.g_loss_fn(
+                d,
+                fakes,
+                labels if self.conditional else None,
+                label_weight=self.options.label_weight,
+            )
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled = loss * loss_scale_of(self.g_optimizer)
         return tape.gradient(scaled, self.g_vars), loss

@@ -54,6 +54,8 @@ def test_wgan_generator_and_label_cross_entropy(setup):
     log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     xent = -(labels.numpy() * log_softmax).sum(1)
     np.testing.assert_allclose(loss.numpy(), -_score(fakes, w) + xent, rtol=1e-5)
+    weighted, _ = losses.wgan_generator(d, fakes, labels, label_weight=3.0)  # cond_weight
+    np.testing.assert_allclose(weighted.numpy(), -_score(fakes, w) + 3 * xent, rtol=1e-5)
 
 
 def _xent(x, v, labels):
@@ -81,6 +83,12 @@ def test_discriminator_label_terms_use_the_fakes_own_classes(setup, loss_fn):
     np.testing.assert_allclose(
         own.numpy() - unlabelled.numpy(),
         _xent(reals, v, labels) + _xent(fakes, v, drawn),
+        rtol=1e-4,
+    )
+    weighted, _ = loss_fn(d, reals, fakes, mix, labels, fake_labels=drawn, label_weight=3.0)
+    np.testing.assert_allclose(
+        weighted.numpy() - unlabelled.numpy(),
+        3 * (_xent(reals, v, labels) + _xent(fakes, v, drawn)),
         rtol=1e-4,
     )
 
