@@ -17,6 +17,8 @@ row of docs/quality.md is one command. The run trains into a fresh temporary run
   fakes against A, and of B against A: the real-vs-real floor at the same counts;
 - MS-SSIM of consecutive pairs of those fakes, and of A's images for comparison (the small-image
   variant of progan_tf.metrics.ms_ssim below 176 px);
+- with --inception=FILE (the 2015 Inception network, docs/guide.md "FID and KID"): FID and
+  KID of the fakes against A, and of B against A;
 - a sample grid of 64 fakes is written beside the results;
 - conditional runs: label fidelity, class by class (`label_fidelity`): are the fakes drawn for a
   class nearest to that class's reals? Each class's reals are split in two halves (even and odd
@@ -78,6 +80,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--markdown", default=os.path.join(ROOT, "benchmarks", "results", "quality.md")
     )
+    parser.add_argument(
+        "--inception", default="", help="The 2015 Inception network's file: FID and KID too."
+    )
     parser.add_argument("--grid_dir", default=os.path.join(ROOT, "benchmarks", "results", "grids"))
     parser.add_argument(
         "--checkpoint",
@@ -122,8 +127,11 @@ def log_seconds_to(run_dir: str, checkpoint: str) -> float:
     return (end - start).total_seconds()
 
 
-def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = None) -> dict:
-    """SWD of the run's EMA generator vs half A of the reals, and of half B vs half A."""
+def measure(
+    run_dir: str, num_images: int, seed: int, checkpoint: str | None = None, inception: str = ""
+) -> dict:
+    """SWD of the run's EMA generator vs half A of the reals, and of half B vs half A; FID and
+    KID the same way with the 2015 Inception network when `inception` names its file."""
     import tensorflow as tf  # noqa: PLC0415
 
     from progan_tf import data, images, run_reader  # noqa: PLC0415
@@ -153,8 +161,21 @@ def measure(run_dir: str, num_images: int, seed: int, checkpoint: str | None = N
     fidelity = None
     if run.generator.arch.num_labels:
         fidelity = label_fidelity(run, reals, labels.argmax(axis=1), seed)
+    inception_scores = None
+    if inception:
+        from progan_tf.metrics import fid, inception as inception_lib  # noqa: PLC0415
+
+        features = inception_lib.InceptionFeatures(inception)
+        a, b, f = features([set_a]), features([set_b]), features([fakes])
+        inception_scores = {
+            "fid": fid.fid(f, a),
+            "fid_floor": fid.fid(b, a),
+            "kid": fid.kid(f, a, seed=seed),  # (mean, std over subsets)
+            "kid_floor": fid.kid(b, a, seed=seed),
+        }
     del tf
     return {
+        "inception": inception_scores,
         "label_fidelity": fidelity,
         "n": n,
         "fake": fake,
@@ -225,7 +246,9 @@ def main(argv: list[str]) -> None:
             seconds = log_seconds_to(run_dir, args.checkpoint)
         else:
             seconds = train(run_dir, args.data_dir, args.seed, train_args)
-        result = measure(run_dir, args.num_images, args.seed, args.checkpoint or None)
+        result = measure(
+            run_dir, args.num_images, args.seed, args.checkpoint or None, args.inception
+        )
         with open(os.path.join(run_dir, "stats.jsonl")) as f:
             phase_times = [json.loads(line)["phase_time"] for line in f if "phase_time" in line]
     from progan_tf import images  # noqa: PLC0415
@@ -252,6 +275,19 @@ def main(argv: list[str]) -> None:
         "grid": os.path.relpath(grid_path, ROOT),
         "phase_times": phase_times,
     }
+    scores = result["inception"]
+    if scores is not None:
+        row["inception"] = {
+            "fid": round(scores["fid"], 2),
+            "fid_floor": round(scores["fid_floor"], 2),
+            "kid": [round(v, 5) for v in scores["kid"]],
+            "kid_floor": [round(v, 5) for v in scores["kid_floor"]],
+        }
+        print(
+            f"fid {scores['fid']:.2f} (B vs A: {scores['fid_floor']:.2f}), kid "
+            f"{scores['kid'][0]:.5f} ± {scores['kid'][1]:.5f} (B vs A: "
+            f"{scores['kid_floor'][0]:.5f} ± {scores['kid_floor'][1]:.5f}), n = {result['n']}"
+        )
     fidelity = result["label_fidelity"]
     if fidelity is not None:
         row["label_fidelity"] = fidelity

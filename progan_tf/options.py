@@ -162,4 +162,4 @@ class TrainerOptions:
     grid_size: int = 64
     metrics: tuple[str, ...] = ()
     metrics_num_images: int = 1024
-    inception_weights: str = ""
+    inception: str = ""

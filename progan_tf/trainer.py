@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import data, images, plan
-from progan_tf.metrics import measure
+from progan_tf.metrics import inception as inception_lib, measure
 from progan_tf.checkpoints import Checkpoints, find_restorable, has_optimizers, images_seen_of
 from progan_tf.networks import Architecture, generate_images
 from progan_tf.phases import PhaseRunner
@@ -110,6 +110,13 @@ class Trainer:
             class_repeats = data.class_repeats_for(
                 data.class_counts(dataset), options.class_balance
             )
+        # FID / KID at checkpoints: the network file is read now (a wrong one fails before
+        # training, not at the first checkpoint), and once
+        self._inception = (
+            inception_lib.InceptionFeatures(options.inception)
+            if set(options.metrics) & set(measure.INCEPTION_METRICS) and is_chief(strategy)
+            else options.inception
+        )
         self.arch, self.schedule, self.options = arch, schedule, options
         self.dataset, self.run_dir, self.strategy = dataset, run_dir, strategy
         self._stop_requests = StopRequests()
@@ -542,7 +549,7 @@ class Trainer:
                     self.options.metrics_num_images,
                     seed=self.options.step.seed,
                     noise_floor=False,
-                    inception_weights=self.options.inception_weights,
+                    inception=self._inception,
                     skip_unsupported=True,
                     mirror=self.options.mirror_augment,
                     generator_batch=self._per_replica(self.runner.phase),

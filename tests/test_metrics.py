@@ -194,35 +194,6 @@ def test_frechet_distance_closed_forms(rng):
     np.testing.assert_allclose(mean, features.mean(0))
 
 
-def test_fid_weights_file_is_required_and_explained(tmp_path):
-    with pytest.raises(ValueError, match="inception_weights.*save_weights"):
-        fid.InceptionFeatures("")
-    with pytest.raises(ValueError, match="no such file"):
-        fid.InceptionFeatures(str(tmp_path / "missing.weights.h5"))
-    bad = tmp_path / "bad.weights.h5"
-    bad.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="not Keras InceptionV3 weights"):
-        fid.InceptionFeatures(str(bad))
-
-
-def test_fid_features_from_a_weights_file(tmp_path, rng):
-    import keras
-
-    path = str(tmp_path / "inception.weights.h5")
-    keras.applications.InceptionV3(
-        include_top=False, pooling="avg", weights=None, input_shape=(299, 299, 3)
-    ).save_weights(path)
-    extractor = fid.InceptionFeatures(path, batch_size=3)  # every batch the same shape: one trace
-    images = smooth_images(rng, 6, 32)
-    features = extractor([images[:3], images[3:]])
-    assert features.shape == (6, fid.FEATURES)
-    np.testing.assert_allclose(extractor([images]), features, rtol=1e-4, atol=1e-5)
-    # Random weights give tiny features (~1e-4): compare against their own scale.
-    scale = np.mean(np.sum(features.astype(np.float64) ** 2, axis=1))
-    assert abs(fid.fid(features, features)) < 1e-6 * scale
-    assert fid.fid(features, extractor([255 - images])) > 1e-3 * scale
-
-
 def test_swd_tiles_grayscale_to_three_channels(rng):
     # The reference's descriptors are 147-D (7 x 7 x 3) for grayscale data too.
     from progan_tf.metrics import swd as swd_lib  # noqa: PLC0415

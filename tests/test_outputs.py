@@ -198,8 +198,14 @@ def test_evaluate_swd_msssim_and_record(trained):
     assert line["kimg"] == 0.112 and line["swd_avg"] == pytest.approx(results["swd_avg"])
     with pytest.raises(ValueError, match="unknown"):
         measure.evaluate_generator(run.generator, run.phase, info, ["is"], num_images=8)
-    with pytest.raises(ValueError, match="FID needs --inception_weights=PATH"):
+    with pytest.raises(ValueError, match="FID and KID need --inception=FILE"):
         measure.evaluate_generator(run.generator, run.phase, info, ["swd", "fid"], num_images=8)
+    # the 2015 network's test copy (tests/test_inception.py): one feature pass for both
+    tiny = os.path.join(ROOT, "tests", "data", "inception_tiny.pt")
+    scores = measure.evaluate_generator(
+        run.generator, run.phase, info, ["fid", "kid"], num_images=16, inception=tiny
+    )
+    assert set(scores) == {"fid", "kid", "kid_std"} and scores["fid"] > 0
 
 
 def test_evaluate_cli_prints_a_table(trained):

@@ -1,31 +1,10 @@
-"""Fréchet Inception distance: Inception-v3 pool features (2048-D) of two image sets (reference §6).
-
-No weights are downloaded: pass a Keras `InceptionV3` weights file (without the top), e.g.
-made once on a machine with internet access by
-
-    python -c "import keras; keras.applications.InceptionV3(include_top=False, pooling='avg').save_weights('inception_v3.weights.h5')"
-
-or Keras' own `inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`. These are Keras'
-ImageNet weights, not the 2015 graph the FID papers used, so values are for comparing runs of
-this project with each other; expect them near but not equal to published FIDs.
-"""  # noqa: E501 - the command above is one line to copy
+"""Fréchet and kernel Inception distances (FID, KID) between two sets of Inception features
+(reference §6); the features come from the 2015 Inception network (`progan_tf.metrics.inception`).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-
-import keras
 import numpy as np
-import tensorflow as tf
-
-INPUT_SIZE = 299
-FEATURES = 2048
-HOW_TO_GET_WEIGHTS = (
-    'make one on a machine with internet access with: python -c "import keras; '
-    "keras.applications.InceptionV3(include_top=False, pooling='avg')"
-    ".save_weights('inception_v3.weights.h5')\""
-)
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,49 +36,34 @@ def frechet_distance(
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
 
 
-class InceptionFeatures:
-    """uint8 NHWC images (any size, 1 or 3 channels) -> [N, 2048] Inception-v3 pool features."""
-
-    def __init__(self, weights_path: str, batch_size: int = 64):
-        if not weights_path:
-            raise ValueError(
-                "FID needs --inception_weights=PATH (Keras InceptionV3 weights, no top); "
-                f"{HOW_TO_GET_WEIGHTS}"
-            )
-        if not os.path.isfile(weights_path):
-            raise ValueError(
-                f"--inception_weights={weights_path}: no such file; {HOW_TO_GET_WEIGHTS}"
-            )
-        self.model = keras.applications.InceptionV3(
-            include_top=False, pooling="avg", weights=None, input_shape=(INPUT_SIZE, INPUT_SIZE, 3)
-        )
-        try:
-            self.model.load_weights(weights_path)
-        except Exception as error:  # noqa: BLE001 - any loader failure means the same thing
-            raise ValueError(
-                f"--inception_weights={weights_path}: not Keras InceptionV3 weights without the "
-                f"top ({error})"
-            ) from None
-        self.batch_size = batch_size
-
-        @tf.function
-        def features(images):
-            x = tf.image.resize(
-                tf.cast(images, tf.float32), [INPUT_SIZE, INPUT_SIZE], method="bilinear"
-            )
-            x = tf.image.grayscale_to_rgb(x) if x.shape[-1] == 1 else x
-            return self.model(x / 127.5 - 1.0, training=False)
-
-        self._features = features
-
-    def __call__(self, batches: Iterable[np.ndarray]) -> np.ndarray:
-        out = []
-        for batch in batches:
-            for start in range(0, len(batch), self.batch_size):
-                out.append(self._features(batch[start : start + self.batch_size]).numpy())
-        return np.concatenate(out)
-
-
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """FID between two feature sets."""
     return frechet_distance(*statistics(features_a), *statistics(features_b))
+
+
+def kid(
+    features_a: np.ndarray,
+    features_b: np.ndarray,
+    *,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Kernel Inception distance (Bińkowski et al. 2018): the unbiased MMD² with the kernel
+    k(x, y) = (x·y / d + 1)³, averaged over `num_subsets` random subsets of m = min(n_a, n_b,
+    max_subset_size) features of each set (drawn without replacement), as torch-fidelity and
+    StyleGAN2-ADA compute it. Returns (mean, standard deviation over the subsets)."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    m = min(len(a), len(b), max_subset_size)
+    if m < 2:
+        raise ValueError("KID needs at least two images per set")
+    d = a.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(num_subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values.append(within - 2.0 * kxy.sum() / (m * m))
+    return float(np.mean(values)), float(np.std(values))
