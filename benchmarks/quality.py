@@ -166,7 +166,8 @@ def measure(
         from progan_tf.metrics import fid, inception as inception_lib  # noqa: PLC0415
 
         features = inception_lib.InceptionFeatures(inception)
-        a, b, f = features([set_a]), features([set_b]), features([fakes])
+        a, b = cached_features(features, inception, run.dataset_path, run.resolution, set_a, set_b)
+        f = features([fakes])
         inception_scores = {
             "fid": fid.fid(f, a),
             "fid_floor": fid.fid(b, a),
@@ -186,6 +187,26 @@ def measure(
         "ms_ssim": ms_ssim.ms_ssim_consecutive_pairs([fakes]),
         "ms_ssim_reals": ms_ssim.ms_ssim_consecutive_pairs([set_a]),
     }
+
+
+def cached_features(features, inception: str, dataset: str, resolution: int, *sets):
+    """The Inception features of the reals' sets, kept in the temporary directory between runs
+    on one dataset (on a CPU the network takes minutes per thousand images)."""
+    import hashlib  # noqa: PLC0415
+
+    stat = os.stat(inception)
+    key = f"{os.path.abspath(dataset)}|{resolution}|{[len(s) for s in sets]}|{stat.st_size}"
+    key += "|" + hashlib.sha1(b"".join(s[:4].tobytes() for s in sets)).hexdigest()
+    path = os.path.join(
+        tempfile.gettempdir(), f"progan_tf-inception-{hashlib.sha1(key.encode()).hexdigest()}.npz"
+    )
+    if os.path.exists(path):
+        with np.load(path) as cached:
+            return [cached[f"set{i}"] for i in range(len(sets))]
+    out = [features([s]) for s in sets]
+    np.savez(path + ".tmp.npz", **{f"set{i}": f for i, f in enumerate(out)})
+    os.replace(path + ".tmp.npz", path)
+    return out
 
 
 def thumbnail_statistics(images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
