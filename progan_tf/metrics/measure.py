@@ -23,7 +23,7 @@ METRICS = ("swd", "msssim", "fid", "kid")
 INCEPTION_METRICS = ("fid", "kid")  # from the features of the 2015 Inception network
 
 
-def _take(
+def take(
     batches: Iterator[tuple[np.ndarray, np.ndarray]], n: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The first `n` images (and labels) of a stream of batches."""
@@ -80,7 +80,7 @@ def evaluate_generator(
     def reals(skip: int = 0, count: int = n):
         batches = data.iterate_level(dataset, resolution, batch_size)
         skip_start, done = skip, [0]
-        for images, labels in _take(batches, skip + count):
+        for images, labels in take(batches, skip + count):
             if skip >= len(images):
                 skip -= len(images)
                 continue
@@ -98,7 +98,7 @@ def evaluate_generator(
         rng = np.random.RandomState(seed)
         left = count
         while left > 0:
-            for _, labels in _take(reals(), min(left, n)):
+            for _, labels in take(reals(), min(left, n)):
                 z = rng.randn(len(labels), generator.arch.latent_size).astype(np.float32)
                 yield generate_images(
                     model, z, labels if num_labels else None, batch_size=generator_batch
