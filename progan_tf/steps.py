@@ -210,8 +210,10 @@ class PhaseStep:
         self.g_vars = self.g_model.trainable_variables
         self.d_vars = self.d_model.trainable_variables
         self.ema_pairs = list(zip(ema_model.trainable_variables, self.g_vars, strict=True))
-        # batch norm's moving statistics (normalization="batch_layer"): copied, not averaged
-        self.ema_copies = list(
+        # batch norm's moving statistics (normalization="batch_layer"): averaged with the same
+        # beta as the weights, so the EMA generator's statistics follow its own weights' time
+        # scale instead of the raw generator's latest ones
+        self.ema_statistics = list(
             zip(ema.non_trainable_state(), generator.non_trainable_state(), strict=True)
         )
         self.latent_size = generator.arch.latent_size
@@ -522,7 +524,7 @@ class PhaseStep:
             ok = tf.logical_and(first(d_ok)[0], g_ok)  # the same on every replica
             stats["finite"] = tf.cast(ok, tf.float32)
             update_ema(self.strategy, self.ema_pairs, beta)
-            update_ema(self.strategy, self.ema_copies, 0.0)
+            update_ema(self.strategy, self.ema_statistics, beta)
             self.images_seen.assign_add(self.phase.global_batch_size)
             bad = tf.cast(tf.logical_not(ok), tf.int64)
             consecutive = self.counters["consecutive_nonfinite"]
