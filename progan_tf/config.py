@@ -55,6 +55,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.pixel_norm = True
     # "batch_layer": batch norm in G, layer norm in D, the WGAN-GP baseline (rows a-c)
     c.normalization = "none"
+    # False: ReLU in G instead of leaky ReLU (release: G's use_leakyrelu, its -noleakyrelu preset)
+    c.g_leaky_relu = True
+    # False: z into G as drawn, not pixel-normalised first (release: normalize_latents)
+    c.normalize_latents = True
     # Schedule (images in thousands).
     c.lod_initial_resolution = 4
     c.lod_training_kimg = 600.0  # stable phase of each resolution

@@ -132,13 +132,17 @@ class Generator(_Network):
         def conv(filters: int, name: str) -> L.EqualizedConv2D:
             return L.EqualizedConv2D(filters, 3, equalized=a.equalized_lr, name=f"{n}_{name}")
 
-        def activate(i: int) -> list[keras.layers.Layer]:  # [batch norm] -> lrelu -> [pixel norm]
+        def activate(i: int) -> list[keras.layers.Layer]:  # [batch norm] -> (l)relu -> [pixel norm]
             layers = (
                 [keras.layers.BatchNormalization(name=f"{n}_batchnorm{i}")]
                 if a.normalization == "batch_layer"
                 else []
             )
-            layers.append(_lrelu(f"{n}_lrelu{i}"))
+            layers.append(
+                _lrelu(f"{n}_lrelu{i}")
+                if a.g_leaky_relu
+                else keras.layers.ReLU(name=f"{n}_relu{i}")
+            )
             if a.pixel_norm:
                 layers.append(L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_pixelnorm{i}"))
             return layers
@@ -147,7 +151,11 @@ class Generator(_Network):
             return keras.Sequential(
                 [
                     keras.Input((a.latent_size + a.num_labels,)),
-                    L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_latent_pixelnorm"),
+                    *(
+                        [L.PixelNormalization(a.pixelnorm_epsilon, name=f"{n}_latent_pixelnorm")]
+                        if a.normalize_latents
+                        else []
+                    ),
                     L.EqualizedDense(
                         16 * nf,
                         gain=L.SQRT2 / 4,

@@ -56,6 +56,10 @@ class Architecture:
     pixel_norm: bool = True
     # "batch_layer": batch norm in G, layer norm in D (rows a-c); "none"
     normalization: str = "none"
+    # False: ReLU instead of leaky ReLU in G (the release's use_leakyrelu, its -noleakyrelu)
+    g_leaky_relu: bool = True
+    # False: G takes z as drawn, without pixel norm (the release's normalize_latents)
+    normalize_latents: bool = True
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:

@@ -77,6 +77,28 @@ def test_pixel_norm_off_removes_every_feature_norm_but_the_latents():
     assert on.count_params() == off.count_params()
 
 
+def test_baseline_relu_and_plain_latents_change_layers_not_counts(rng):
+    # the release's use_leakyrelu=False (G only) and normalize_latents=False
+    small = dict(latent_size=8, fmap_base=32, fmap_max=8, pixel_norm=False)  # as rows a-c
+    on = Generator(Architecture(8, **small))
+    off = Generator(Architecture(8, **small, g_leaky_relu=False, normalize_latents=False))
+    assert on.count_params() == off.count_params()
+    names = layer_names(off)
+    assert "g_4x4_latent_pixelnorm" not in names and not any("lrelu" in n for n in names)
+    assert sum("_relu" in n for n in names) == 2 * 2  # two per block
+    # the same weights: z scaled by 10 changes nothing with pixel norm on the latents, and
+    # scales the image without it (zero biases: homogeneous); ReLU zeroes what leaky ReLU
+    # lets through at 0.2
+    off.copy_weights_from(on)
+    z = rng.normal(size=(4, 8)).astype("float32")
+    model_on, model_off = on.stage_model(8), off.stage_model(8)
+    np.testing.assert_allclose(model_on(z), model_on(10 * z), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(10 * model_off(z), model_off(10 * z), rtol=1e-4, atol=1e-4)
+    block = off.blocks[4]
+    x = block.get_layer("g_4x4_relu0")(np.array([[-1.0, 2.0]], "float32"))
+    np.testing.assert_array_equal(x, [[0.0, 2.0]])
+
+
 def test_equalized_lr_off_is_he_initialisation_without_runtime_scale():
     keras_seed = 3
     tf.keras.utils.set_random_seed(keras_seed)
@@ -161,6 +183,12 @@ def test_table1_rows_are_cumulative_presets():
     assert (d.mbstd_group_size, e.mbstd_group_size) == (0, 4)
     assert (e.equalized_lr, f.equalized_lr) == (False, True)
     assert (f.pixel_norm, g.pixel_norm) == (False, True)
+    # ReLU in G and z as drawn in the baseline rows, the paper's from (d) on
+    assert [(r.g_leaky_relu, r.normalize_latents) for r in (a, c, d)] == [
+        (False, False),
+        (False, False),
+        (True, True),
+    ]
     assert all(r.total_kimg == a.total_kimg for r in rows.values())  # the same image budget
     with pytest.raises(ValueError, match="row"):
         paper_table1.get_config("z")
