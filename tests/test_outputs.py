@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from progan_tf import data, dataset_io, export, generate, run_reader, savedmodel
-from progan_tf.metrics import measure
+from progan_tf.metrics import inception as inception_lib, measure
 from progan_tf import images as image_utils
 from conftest import ROOT, assert_no_tensorflow_log, cli_env
 from progan_tf.networks import Architecture
@@ -206,6 +206,23 @@ def test_evaluate_swd_msssim_and_record(trained):
         run.generator, run.phase, info, ["fid", "kid"], num_images=16, inception=tiny
     )
     assert set(scores) == {"fid", "kid", "kid_std"} and scores["fid"] > 0
+
+    class Counting(inception_lib.InceptionFeatures):  # what the network is given, not its output
+        def __init__(self):
+            self.seen = []
+
+        def __call__(self, batches):
+            images = np.concatenate(list(batches))
+            self.seen.append(images)
+            return np.random.default_rng(len(self.seen)).normal(size=(len(images), 4))
+
+    counting = Counting()  # FID-50k on a smaller set: all the fakes, every real
+    measure.evaluate_generator(
+        run.generator, run.phase, info, ["fid"], num_images=100, inception=counting
+    )
+    reals, fakes = counting.seen
+    assert (len(reals), len(fakes)) == (48, 100)
+    assert np.abs(fakes[48:96].astype(int) - fakes[:48]).max() > 0  # new latents, same labels
 
 
 def test_evaluate_cli_prints_a_table(trained):
