@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from progan_tf import files, plan
+from progan_tf.torch_archive import UNPICKLING_ERRORS
 from progan_tf.networks import Architecture, Discriminator, Generator
 from progan_tf.schedule import Schedule
 
@@ -194,18 +195,7 @@ def load_pickle(
         ).load()
     except OfficialImportError as error:
         raise OfficialImportError(f"{source}: {error}") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        TypeError,
-        ValueError,
-        IndexError,
-        KeyError,
-        ImportError,
-        RecursionError,
-        MemoryError,
-    ) as error:
+    except UNPICKLING_ERRORS as error:
         raise OfficialImportError(
             f"{source} is not a readable ProGAN release pickle "
             f"({type(error).__name__}: {str(error)[:200]})"

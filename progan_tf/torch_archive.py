@@ -38,6 +38,22 @@ _STORAGE_DTYPES = {
 }
 
 
+# What a malformed pickle makes Python's unpickler raise (besides the reader's own refusals);
+# the release pickles' reader catches the same
+UNPICKLING_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    AttributeError,
+    TypeError,
+    ValueError,
+    IndexError,
+    KeyError,
+    ImportError,
+    RecursionError,
+    MemoryError,
+)
+
+
 class ArchiveError(ValueError):
     """The file is not a PyTorch archive this reader accepts; the message names the file."""
 
@@ -169,18 +185,7 @@ def load(path: str) -> Any:
             return _Unpickler(io.BytesIO(data), archive, prefix, budget).load()
         except ArchiveError as error:
             raise ArchiveError(f"{path}: {error}") from None
-        except (
-            pickle.UnpicklingError,
-            EOFError,
-            AttributeError,
-            TypeError,
-            ValueError,
-            IndexError,
-            KeyError,
-            RecursionError,
-            MemoryError,
-            zipfile.BadZipFile,
-        ) as error:
+        except (*UNPICKLING_ERRORS, zipfile.BadZipFile) as error:
             raise ArchiveError(
                 f"{path}: not a readable PyTorch archive ({type(error).__name__}: "
                 f"{str(error)[:200]})"
