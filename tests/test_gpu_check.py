@@ -6,9 +6,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, cli_env
 
 
+# ~50 s of subprocesses; out of the default run to keep the suite under 10 minutes on 2 cores
+# (pytest -m slow runs it)
+@pytest.mark.slow
 def test_gpu_check_runs_without_a_gpu_and_says_so(tmp_path):
     result = subprocess.run(
         [
