@@ -163,16 +163,18 @@ def measure(
         fidelity = label_fidelity(run, reals, labels.argmax(axis=1), seed)
     inception_scores = None
     if inception:
-        from progan_tf.metrics import fid, inception as inception_lib  # noqa: PLC0415
+        from progan_tf.metrics import inception as inception_lib  # noqa: PLC0415
+        from progan_tf.metrics.measure import inception_scores as scores_of  # noqa: PLC0415
 
         features = inception_lib.InceptionFeatures(inception)
         a, b = cached_features(features, inception, run.dataset_path, run.resolution, set_a, set_b)
-        f = features([fakes])
+        of_fakes = scores_of(a, features([fakes]), ["fid", "kid"], seed)
+        of_reals = scores_of(a, b, ["fid", "kid"], seed)
         inception_scores = {
-            "fid": fid.fid(f, a),
-            "fid_floor": fid.fid(b, a),
-            "kid": fid.kid(f, a, seed=seed),  # (mean, std over subsets)
-            "kid_floor": fid.kid(b, a, seed=seed),
+            "fid": of_fakes["fid"],
+            "fid_floor": of_reals["fid"],
+            "kid": (of_fakes["kid"], of_fakes["kid_std"]),  # (mean, std over subsets)
+            "kid_floor": (of_reals["kid"], of_reals["kid_std"]),
         }
     del tf
     return {
