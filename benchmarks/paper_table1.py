@@ -4,6 +4,8 @@
     python benchmarks/paper_table1.py
     python benchmarks/paper_table1.py --rows=ab --seeds=0 --jobs=1
     python benchmarks/paper_table1.py --report                 # the markdown table from the results
+    python benchmarks/paper_table1.py --rows=defg --kimg=256 --inception=FILE \
+        --jsonl=benchmarks/results/paper_table1_256kimg.jsonl     # 4x the budget, FID / KID too
 
 Each (row, seed) is one benchmarks/quality.py run (train into a temporary directory, then SWD
 per level against half of the reals with the real-vs-real floor beside it, and MS-SSIM of
@@ -58,6 +60,15 @@ def parse_args(argv):
         "--jsonl", default=os.path.join(ROOT, "benchmarks", "results", "paper_table1.jsonl")
     )
     parser.add_argument(
+        "--kimg",
+        type=float,
+        default=64.0,
+        help="The budget; the phases scale with it (64: the presets' 8-kimg phases).",
+    )
+    parser.add_argument(
+        "--inception", default="", help="The 2015 Inception network's file: FID and KID too."
+    )
+    parser.add_argument(
         "--report", action="store_true", help="Print the table from --jsonl; train nothing."
     )
     parser.add_argument(
@@ -72,18 +83,50 @@ def parse_args(argv):
     return args
 
 
-def command(row: str, seed: int, jsonl: str) -> list[str]:
+def label(row: str, kimg: float = 64.0) -> str:
+    """The run's name in --jsonl and its grid's: table1-d, or table1-256kimg-d at another budget."""
+    return f"table1-{row}" if kimg == 64.0 else f"table1-{kimg:g}kimg-{row}"
+
+
+def rows_of(jsonl: str, kimg: float, seed: int | None = None) -> dict[str, list[dict]]:
+    """The records of the runs at this budget, by row (one seed's only when `seed` is given)."""
+    rows = collections.defaultdict(list)
+    with open(jsonl) as f:
+        for line in f:
+            record = json.loads(line)
+            for row in ROWS:
+                if record["label"] == label(row, kimg) and seed in (None, record["seed"]):
+                    rows[row].append(record)
+    return rows
+
+
+def command(row: str, seed: int, jsonl: str, kimg: float = 64.0, inception: str = "") -> list[str]:
     scratch = os.devnull  # quality.py's markdown rows: the report is made from the JSON rows
+    scale = kimg / 64.0  # the presets' schedule (8-kimg phases, ticks of 4) stretched to the budget
+    budget = (
+        []
+        if kimg == 64.0
+        else [
+            f"--config.total_kimg={kimg:g}",
+            f"--config.lod_training_kimg={8 * scale:g}",
+            f"--config.lod_transition_kimg={8 * scale:g}",
+            f"--config.tick_kimg={4 * scale:g}",
+            f"--config.snapshot_kimg={16 * scale:g}",
+            f"--config.checkpoint_kimg={16 * scale:g}",
+        ]
+    )
     return [
         sys.executable,
         os.path.join(ROOT, "benchmarks", "quality.py"),
-        f"--label=table1-{row}",
+        f"--label={label(row, kimg)}",
         f"--seed={seed}",
         f"--jsonl={jsonl}",
         f"--markdown={scratch}",
         f"--grid_dir={os.path.join(os.path.dirname(jsonl), 'grids')}",
+        *([f"--inception={inception}"] if inception else []),
         "--",
         f"--config={os.path.join(ROOT, 'configs', 'paper_table1.py')}:{row}",
+        *budget,
     ]
 
 
@@ -100,7 +143,9 @@ def train_all(args) -> None:
             core = (
                 next(c for c in cores if c not in {c for c, _ in running.values()}) if pin else None
             )
-            cmd = (["taskset", "-c", str(core)] if pin else []) + command(row, seed, args.jsonl)
+            cmd = (["taskset", "-c", str(core)] if pin else []) + command(
+                row, seed, args.jsonl, args.kimg, args.inception
+            )
             log = open(
                 os.path.join(ROOT, "benchmarks", "results", "logs", f"table1-{row}-seed{seed}.log"),
                 "w",
@@ -128,17 +173,14 @@ def train_all(args) -> None:
             )
 
 
-def report(jsonl: str) -> str:
-    rows = collections.defaultdict(list)
-    with open(jsonl) as f:
-        for line in f:
-            record = json.loads(line)
-            if record["label"].startswith("table1-"):
-                rows[record["label"][len("table1-") :]].append(record)
+def report(jsonl: str, kimg: float = 64.0) -> str:
+    rows = rows_of(jsonl, kimg)
+    with_fid = bool(rows) and all(r.get("inception") for v in rows.values() for r in v)
     lines = [
         "| row | seeds | SWD x1e3 32 / 16 (per seed) | SWD avg (mean) | x floor | MS-SSIM (mean) | "
-        "paper CelebA SWD 128 / 64 / 32 / 16 | paper avg | paper MS-SSIM |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "paper CelebA SWD 128 / 64 / 32 / 16 | paper avg | paper MS-SSIM |"
+        + (" FID (per seed) | KID (mean) |" if with_fid else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if with_fid else ""),
     ]
     for row in ROWS:
         if row not in rows:
@@ -157,6 +199,13 @@ def report(jsonl: str) -> str:
             f"{avg:.1f} ({each}) | {ratio:.2f} | {ms:.4f} | {paper[0]} | {paper[1]:.2f} | "
             f"{paper[2]:.4f} |"
         )
+        if with_fid:  # runs with --inception
+            fids = [r["inception"]["fid"] for r in records]
+            kids = [r["inception"]["kid"][0] for r in records]
+            lines[-1] += (
+                f" {sum(fids) / len(fids):.1f} ({', '.join(f'{v:.1f}' for v in fids)}) | "
+                f"{sum(kids) / len(kids):.4f} |"
+            )
     floors = [r["swd_floor"]["swd_avg"] for records in rows.values() for r in records]
     reals = [r["ms_ssim_reals"] for records in rows.values() for r in records]
     if floors:
@@ -169,16 +218,13 @@ def report(jsonl: str) -> str:
     return "\n".join(lines)
 
 
-def picture(jsonl: str, path: str, tile: int = 32, rows: int = 4, columns: int = 4) -> None:
+def picture(
+    jsonl: str, path: str, kimg: float = 64.0, tile: int = 32, rows: int = 4, columns: int = 4
+) -> None:
     """The first `rows` x `columns` samples of each row's seed-0 grid, a labelled block per row."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
-    grids = {}
-    with open(jsonl) as f:
-        for line in f:
-            record = json.loads(line)
-            if record["label"].startswith("table1-") and record["seed"] == 0:
-                grids[record["label"][len("table1-") :]] = os.path.join(ROOT, record["grid"])
+    grids = {row: os.path.join(ROOT, r[0]["grid"]) for row, r in rows_of(jsonl, kimg, 0).items()}
     blocks = [
         (row, Image.open(grids[row]).convert("RGB"))
         for row in ROWS
@@ -199,9 +245,9 @@ def main(argv):
     args = parse_args(argv)
     if not args.report:
         train_all(args)
-    print(report(args.jsonl))
+    print(report(args.jsonl, args.kimg))
     if args.picture:
-        picture(args.jsonl, args.picture)
+        picture(args.jsonl, args.picture, args.kimg)
 
 
 if __name__ == "__main__":
