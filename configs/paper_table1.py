@@ -5,12 +5,14 @@
 
 Each row adds one change to the row before it, as in the paper (§6.1, Table 1):
 
-    a  the WGAN-GP baseline (Gulrajani et al. 2017): non-progressive, minibatch 64, batch norm in
-       G and layer norm in D, Adam lr 1e-4 / beta2 0.9, 5 D steps per G step, no drift term
+    a  the WGAN-GP baseline (Gulrajani et al. 2017) as the paper's A.2 sets it: non-progressive,
+       minibatch 64, batch norm, ReLU and a tanh output in G, layer norm in D, z as drawn, Adam
+       lr 1e-4 / beta2 0.9, 5 D steps per G step, no drift term
     b  + progressive growing
     c  + small minibatch: 64 -> 16
     d  + revised training parameters: no batch / layer norm, Adam lr 0.001 / beta2 0.99, one D
-       step per G step, the drift term (epsilon_drift 0.001)
+       step per G step, the drift term (epsilon_drift 0.001); leaky ReLU and a linear output in
+       G, z normalised
     e  + minibatch stddev (the paper's e; its e*, Salimans' minibatch discrimination, is not built)
     f  + equalized learning rate
     g  + pixelwise feature normalisation: the paper's full method
@@ -67,7 +69,10 @@ def get_config(row: str = "g"):
     c.mbstd_group_size = 0
     c.equalized_lr = False
     c.pixel_norm = False
-    c.g_leaky_relu = False  # ReLU in G and z as drawn: the release's switches for its baseline
+    # ReLU in G, tanh on its output, z as drawn (A.2; the release's use_leakyrelu and
+    # normalize_latents, its Theano code's tanh_at_end)
+    c.g_leaky_relu = False
+    c.g_tanh = True
     c.normalize_latents = False
     if row >= "b":
         c.progressive = True
@@ -80,6 +85,7 @@ def get_config(row: str = "g"):
         c.d_repeats = 1
         c.drift_weight = 0.001
         c.g_leaky_relu = True
+        c.g_tanh = False
         c.normalize_latents = True
     if row >= "e":
         c.mbstd_group_size = 4

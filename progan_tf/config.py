@@ -59,6 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.g_leaky_relu = True
     # False: z into G as drawn, not pixel-normalised first (release: normalize_latents)
     c.normalize_latents = True
+    # True: tanh on G's output instead of linear, the WGAN-GP baseline's (rows a-c)
+    c.g_tanh = False
     # Schedule (images in thousands).
     c.lod_initial_resolution = 4
     c.lod_training_kimg = 600.0  # stable phase of each resolution

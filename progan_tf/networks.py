@@ -199,12 +199,19 @@ class Generator(_Network):
             if r > last:
                 break
             x = self.blocks[r](x)
+
+        def to_rgb(r: int, features):  # linear (Table 2), or tanh in the WGAN-GP baseline (A.2)
+            rgb = self.to_rgb[r](features)
+            if not self.arch.g_tanh:
+                return rgb
+            return keras.layers.Activation("tanh", name=f"tanh_{r}x{r}")(rgb)
+
         if fade:
-            old = L.upsample()(self.to_rgb[last](x))
-            new = self.to_rgb[resolution](self.blocks[resolution](x))
+            old = L.upsample()(to_rgb(last, x))
+            new = to_rgb(resolution, self.blocks[resolution](x))
             images = L.WeightedSum(self.alpha, name="fade")([old, new])
         else:
-            images = self.to_rgb[resolution](x)
+            images = to_rgb(resolution, x)
         suffix = "fade" if fade else "stable"
         inputs = inputs[0] if len(inputs) == 1 else inputs
         return keras.Model(inputs, images, name=f"{self.name}_{resolution}x{resolution}_{suffix}")
@@ -265,7 +272,8 @@ class Discriminator(_Network):
                     keras.layers.Flatten(name=f"{n}_flatten"),
                     L.EqualizedDense(
                         a.num_features(2), equalized=eq, name=f"{n}_dense0"
-                    ),  # nf(0) = 512
+                    ),  # nf(0) = 512; Table 2's "Conv 4x4"
+                    *norm(1),
                     _lrelu(f"{n}_lrelu1"),
                     L.EqualizedDense(1 + a.num_labels, gain=1.0, equalized=eq, name=f"{n}_dense1"),
                 ],

@@ -30,7 +30,8 @@ def parse_augment_policy(policy: str) -> tuple[str, ...]:
 
 # "none": the paper's networks. "batch_layer": the WGAN-GP baseline's (Gulrajani et al. 2017) that
 # Table 1 starts from, batch normalisation after every conv/dense of G and layer normalisation
-# after every 3x3 conv of D, each before the activation; row (d) removes them.
+# after every 3x3 conv of D and its "Conv 4x4" (the dense after the 4x4 block's conv), each before
+# the activation (the paper's A.2); row (d) removes them.
 NORMALIZATIONS = ("none", "batch_layer")
 
 
@@ -60,6 +61,8 @@ class Architecture:
     g_leaky_relu: bool = True
     # False: G takes z as drawn, without pixel norm (the release's normalize_latents)
     normalize_latents: bool = True
+    # True: tanh on G's output, each toRGB's (the WGAN-GP baseline, A.2); False: linear (Table 2)
+    g_tanh: bool = False
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:

@@ -99,6 +99,32 @@ def test_baseline_relu_and_plain_latents_change_layers_not_counts(rng):
     np.testing.assert_array_equal(x, [[0.0, 2.0]])
 
 
+def test_tanh_output_is_tanh_of_the_linear_output_in_every_stage_model(rng):
+    # A.2's baseline G: tanh in place of toRGB's linear activation; no weights of its own
+    small = dict(latent_size=8, fmap_base=32, fmap_max=8)
+    linear = Generator(Architecture(8, **small))
+    tanh = Generator(Architecture(8, **small, g_tanh=True))
+    assert tanh.count_params() == linear.count_params()
+    for layer in linear.to_rgb.values():  # large outputs, where tanh bends
+        layer.kernel.assign(layer.kernel * 30.0)
+    tanh.copy_weights_from(linear)
+    z = rng.normal(size=(4, 8)).astype("float32")
+    stable = linear.stage_model(8)(z).numpy()
+    assert np.abs(stable).max() > 2.0
+    np.testing.assert_allclose(tanh.stage_model(8)(z), np.tanh(stable), rtol=1e-5, atol=1e-6)
+    # fading in: each toRGB's output through tanh, then blended
+    linear.alpha.assign(0.25)
+    tanh.alpha.assign(0.25)
+    low = np.repeat(np.repeat(linear.stage_model(4)(z).numpy(), 2, axis=1), 2, axis=2)
+    high = linear.stage_model(8)(z).numpy()
+    np.testing.assert_allclose(
+        tanh.stage_model(8, fade=True)(z),
+        0.75 * np.tanh(low) + 0.25 * np.tanh(high),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_equalized_lr_off_is_he_initialisation_without_runtime_scale():
     keras_seed = 3
     tf.keras.utils.set_random_seed(keras_seed)
@@ -148,11 +174,13 @@ def test_batch_layer_normalization_adds_the_baselines_layers():
     arch = Architecture(32, normalization="batch_layer")
     g, d = Generator(arch), Discriminator(arch)
     # G: a batch norm after the dense and every conv (2 per block, 4 blocks); D: a layer norm
-    # after every 3x3 conv (2 per block above 4x4, 1 at 4x4); each 2 weights per channel
+    # after every 3x3 conv (2 per block above 4x4, 1 at 4x4) and after the "Conv 4x4" (A.2: the
+    # dense after the 4x4 block's conv); each 2 weights per channel, 512 channels at 32x32
     assert sum("batchnorm" in n for n in layer_names(g)) == 8
-    assert sum("layernorm" in n for n in layer_names(d)) == 2 * 3 + 1
+    assert sum("layernorm" in n for n in layer_names(d)) == 2 * 3 + 1 + 1
+    assert "d_4x4_layernorm1" in layer_names(d)
     assert g.count_params() == G32 + 8 * 2 * 512
-    assert d.count_params() == D32 + 7 * 2 * 512
+    assert d.count_params() == D32 + 8 * 2 * 512
     assert len(g.non_trainable_state()) == 8 * 2  # moving mean and variance
     with pytest.raises(ValueError, match="normalization"):
         Architecture(32, normalization="group")
@@ -184,10 +212,10 @@ def test_table1_rows_are_cumulative_presets():
     assert (e.equalized_lr, f.equalized_lr) == (False, True)
     assert (f.pixel_norm, g.pixel_norm) == (False, True)
     # ReLU in G and z as drawn in the baseline rows, the paper's from (d) on
-    assert [(r.g_leaky_relu, r.normalize_latents) for r in (a, c, d)] == [
-        (False, False),
-        (False, False),
-        (True, True),
+    assert [(r.g_leaky_relu, r.g_tanh, r.normalize_latents) for r in (a, c, d)] == [
+        (False, True, False),
+        (False, True, False),
+        (True, False, True),
     ]
     assert all(r.total_kimg == a.total_kimg for r in rows.values())  # the same image budget
     with pytest.raises(ValueError, match="row"):
