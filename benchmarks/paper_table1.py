@@ -147,7 +147,9 @@ def train_all(args) -> None:
                 row, seed, args.jsonl, args.kimg, args.inception
             )
             log = open(
-                os.path.join(ROOT, "benchmarks", "results", "logs", f"table1-{row}-seed{seed}.log"),
+                os.path.join(
+                    ROOT, "benchmarks", "results", "logs", f"{label(row, args.kimg)}-seed{seed}.log"
+                ),
                 "w",
             )
             running[subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)] = (
