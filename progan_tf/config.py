@@ -104,6 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Conditional runs: weight of the AC-GAN label cross-entropy in D's and G's loss (the
     # release's cond_weight, 1); larger makes G follow the class more at some cost in variety.
     c.label_weight = 1.0
+    # Conditional runs: > 0 weights G's label cross-entropy by this instead, D's staying
+    # label_weight (G pushed to follow the class without D spending more on classifying).
+    c.g_label_weight = 0.0
     # Labelled data: each image of class c appears round((max n / n_c) ** class_balance) times
     # per epoch, so rare classes are seen more often: 0 = the data's frequencies (official),
     # 1 = every class about equally often. With fake_labels=data, G draws the same mix. A dataset

@@ -127,6 +127,12 @@ class StepOptions:
     fake_labels: str = "data"
     # conditional: weight of the label cross-entropy in D's and G's loss (the release's cond_weight)
     label_weight: float = 1.0
+    # conditional: > 0 weights G's label cross-entropy by this instead (D's stays label_weight)
+    g_label_weight: float = 0.0
+
+    @property
+    def generator_label_weight(self) -> float:
+        return self.g_label_weight if self.g_label_weight > 0 else self.label_weight
 
     def __post_init__(self):
         if self.gp_interval < 1:

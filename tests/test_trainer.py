@@ -696,6 +696,43 @@ def test_a_calls_penalty_is_the_mean_over_the_steps_that_computed_it(dataset, tm
     assert math.isfinite(first["d_loss"]) and math.isfinite(after["d_loss"])
 
 
+@pytest.mark.parametrize("g_label_weight", [0.0, 7.0])
+def test_g_label_weight_weights_gs_label_term_and_leaves_ds(dataset, tmp_path, g_label_weight):
+    # label_weight 2 for D; g_label_weight 7 for G when set (0: G's is label_weight too).
+    # Both losses against the loss module's with the weights they should use.
+    arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    options = StepOptions(label_weight=2.0, g_label_weight=g_label_weight)
+    trainer = make_trainer(
+        dataset, str(tmp_path), 0.064, arch=arch, strategy=strategy, step=options
+    )
+    step = trainer.runner._make_step(phase_at(SCHEDULE, 0), None)
+    rng = np.random.default_rng(3)
+    reals = tf.constant(rng.uniform(-1, 1, (8, 4, 4, 3)), tf.float32)
+    latents = tf.constant(rng.normal(size=(8, 8)), tf.float32)
+    mix = tf.constant(rng.uniform(size=(8, 1, 1, 1)), tf.float32)
+    labels = tf.one_hot(rng.integers(0, 3, 8), 3)
+    seed = tf.constant([0, 0], tf.int64)
+    d = lambda x: step.d_model(x, training=True)  # noqa: E731
+    fakes = step._generate(latents, labels)
+    g_weight = g_label_weight or 2.0
+    want_g, _ = losses.wgan_generator(d, fakes, labels, label_weight=g_weight)
+    _, got_g = strategy.run(step._g_grads_fn, args=(labels, latents, seed))
+    np.testing.assert_allclose(float(got_g), float(tf.reduce_mean(want_g)), rtol=1e-5)
+    want_d, _ = losses.wgan_gp_discriminator(
+        d,
+        reals,
+        fakes,
+        mix,
+        labels,
+        fake_labels=labels,
+        label_weight=2.0,
+        gradient_scale=step.gradient_scale,
+    )
+    _, got_d, _ = strategy.run(step._d_grads, args=(reals, labels, labels, latents, mix, seed))
+    np.testing.assert_allclose(float(got_d), float(tf.reduce_mean(want_d)), rtol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["uniform", "data"])
 def test_uniform_fake_labels_give_every_class_its_share_whatever_the_reals(dataset, tmp_path, mode):
     # fake_labels="uniform": G's classes are drawn evenly (seeded by the image count), not
