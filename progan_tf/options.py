@@ -144,6 +144,9 @@ class StepOptions:
         if self.loss not in LOSSES:
             raise ValueError(f"--config.loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
         parse_augment_policy(self.augment_policy)
+        for key in ("label_weight", "g_label_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"--config.{key}={getattr(self, key)}; a weight is 0 or more")
         if self.fake_labels not in ("data", "uniform"):
             raise ValueError(f"--config.fake_labels={self.fake_labels!r}; choose data or uniform")
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):

@@ -211,7 +211,7 @@ def test_table1_rows_are_cumulative_presets():
     assert (d.mbstd_group_size, e.mbstd_group_size) == (0, 4)
     assert (e.equalized_lr, f.equalized_lr) == (False, True)
     assert (f.pixel_norm, g.pixel_norm) == (False, True)
-    # ReLU in G and z as drawn in the baseline rows, the paper's from (d) on
+    # ReLU, a tanh output and z as drawn in the baseline rows, the paper's from (d) on
     assert [(r.g_leaky_relu, r.g_tanh, r.normalize_latents) for r in (a, c, d)] == [
         (False, True, False),
         (False, True, False),

@@ -731,6 +731,8 @@ def test_g_label_weight_weights_gs_label_term_and_leaves_ds(dataset, tmp_path, g
     )
     _, got_d, _ = strategy.run(step._d_grads, args=(reals, labels, labels, latents, mix, seed))
     np.testing.assert_allclose(float(got_d), float(tf.reduce_mean(want_d)), rtol=1e-5)
+    with pytest.raises(ValueError, match="g_label_weight=-1"):
+        StepOptions(g_label_weight=-1.0)
 
 
 @pytest.mark.parametrize("mode", ["uniform", "data"])
