@@ -107,6 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Conditional runs: > 0 weights G's label cross-entropy by this instead, D's staying
     # label_weight (G pushed to follow the class without D spending more on classifying).
     c.g_label_weight = 0.0
+    # ... in the phases up to this resolution only (0 = in all); above it G's weight is
+    # label_weight again: the class set while the image is coarse, the top stages left to detail.
+    c.g_label_weight_max_resolution = 0
     # Labelled data: each image of class c appears round((max n / n_c) ** class_balance) times
     # per epoch, so rare classes are seen more often: 0 = the data's frequencies (official),
     # 1 = every class about equally often. With fake_labels=data, G draws the same mix. A dataset

@@ -129,10 +129,16 @@ class StepOptions:
     label_weight: float = 1.0
     # conditional: > 0 weights G's label cross-entropy by this instead (D's stays label_weight)
     g_label_weight: float = 0.0
+    # conditional: g_label_weight only in the phases up to this resolution (0 = in every phase);
+    # above it G's label term is weighted label_weight, as D's
+    g_label_weight_max_resolution: int = 0
 
-    @property
-    def generator_label_weight(self) -> float:
-        return self.g_label_weight if self.g_label_weight > 0 else self.label_weight
+    def generator_label_weight(self, resolution: int) -> float:
+        """The weight of G's label term in a phase at `resolution`."""
+        top = self.g_label_weight_max_resolution
+        if self.g_label_weight > 0 and (top == 0 or resolution <= top):
+            return self.g_label_weight
+        return self.label_weight
 
     def __post_init__(self):
         if self.gp_interval < 1:
@@ -147,6 +153,11 @@ class StepOptions:
         for key in ("label_weight", "g_label_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"--config.{key}={getattr(self, key)}; a weight is 0 or more")
+        if self.g_label_weight_max_resolution < 0:
+            raise ValueError(
+                f"--config.g_label_weight_max_resolution={self.g_label_weight_max_resolution}; "
+                "use a resolution, or 0 for every phase"
+            )
         if self.fake_labels not in ("data", "uniform"):
             raise ValueError(f"--config.fake_labels={self.fake_labels!r}; choose data or uniform")
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):

@@ -384,7 +384,7 @@ class PhaseStep:
                 d,
                 fakes,
                 labels if self.conditional else None,
-                label_weight=self.options.generator_label_weight,
+                label_weight=self.options.generator_label_weight(self.phase.resolution),
             )
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled = loss * loss_scale_of(self.g_optimizer)

@@ -696,13 +696,20 @@ def test_a_calls_penalty_is_the_mean_over_the_steps_that_computed_it(dataset, tm
     assert math.isfinite(first["d_loss"]) and math.isfinite(after["d_loss"])
 
 
-@pytest.mark.parametrize("g_label_weight", [0.0, 7.0])
-def test_g_label_weight_weights_gs_label_term_and_leaves_ds(dataset, tmp_path, g_label_weight):
-    # label_weight 2 for D; g_label_weight 7 for G when set (0: G's is label_weight too).
+@pytest.mark.parametrize("g_label_weight, max_resolution", [(0.0, 0), (7.0, 0), (7.0, 4)])
+def test_g_label_weight_weights_gs_label_term_and_leaves_ds(
+    dataset, tmp_path, g_label_weight, max_resolution
+):
+    # label_weight 2 for D; g_label_weight 7 for G when set (0: G's is label_weight too), here
+    # in the 4x4 phase, within g_label_weight_max_resolution when that is set.
     # Both losses against the loss module's with the weights they should use.
     arch = Architecture(resolution=8, latent_size=8, fmap_base=32, fmap_max=8, num_labels=3)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    options = StepOptions(label_weight=2.0, g_label_weight=g_label_weight)
+    options = StepOptions(
+        label_weight=2.0,
+        g_label_weight=g_label_weight,
+        g_label_weight_max_resolution=max_resolution,
+    )
     trainer = make_trainer(
         dataset, str(tmp_path), 0.064, arch=arch, strategy=strategy, step=options
     )
@@ -733,6 +740,16 @@ def test_g_label_weight_weights_gs_label_term_and_leaves_ds(dataset, tmp_path, g
     np.testing.assert_allclose(float(got_d), float(tf.reduce_mean(want_d)), rtol=1e-5)
     with pytest.raises(ValueError, match="g_label_weight=-1"):
         StepOptions(g_label_weight=-1.0)
+
+
+def test_g_label_weight_max_resolution_returns_g_to_label_weight_above_it():
+    options = StepOptions(label_weight=2.0, g_label_weight=7.0, g_label_weight_max_resolution=32)
+    assert [options.generator_label_weight(r) for r in (4, 16, 32, 64, 128)] == [7, 7, 7, 2, 2]
+    every = StepOptions(label_weight=2.0, g_label_weight=7.0)
+    assert [every.generator_label_weight(r) for r in (4, 64, 1024)] == [7, 7, 7]
+    assert StepOptions(label_weight=2.0).generator_label_weight(4) == 2
+    with pytest.raises(ValueError, match="g_label_weight_max_resolution=-1"):
+        StepOptions(g_label_weight_max_resolution=-1)
 
 
 @pytest.mark.parametrize("mode", ["uniform", "data"])
