@@ -44,7 +44,7 @@ def get_config():
     # G's AC-GAN label term weighted 10 in the phases up to 32x32 and 1 (the release's) at
     # 64x64; D's stays 1. The class is set while the image is coarse, and the 64x64 stages learn
     # detail without the term pulling them. Weight 1 throughout followed 6-7 of the 10 classes;
-    # 10 throughout all 10 at a cost in SWD at 64x64; this, 8-9 of 10 at a lower SWD than either
+    # 10 throughout all 10 at a cost in SWD at 64x64; this, 8-9 of 10 at weight 1's SWD
     # (docs/quality.md; the log's "The 64×64 demo, issue 48" sections).
     c.g_label_weight = 10.0
     c.g_label_weight_max_resolution = 32
