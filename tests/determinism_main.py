@@ -2,10 +2,11 @@
 two ways and prints one JSON line comparing every checkpoint variable.
 
   A: uninterrupted to the end.
-  B: the same seed in another directory, crashed between checkpoints twice, each time resumed
-     by a new Trainer, then stopped by SIGTERM between checkpoints (which saves where it
-     stopped) and resumed again. B starts from scratch like A, so B == A needs both a
-     reproducible run (no unseeded source) and a resume that loses nothing.
+  B: the same seed in another directory: crashed between checkpoints, resumed by a new
+     Trainer and stopped by SIGTERM in its first (compiling) call, which saves where it
+     stopped; resumed, crashed between checkpoints again, and resumed to the end. B starts from
+     scratch like A, so B == A needs both a reproducible run (no unseeded source) and a resume
+     that loses nothing.
 """
 
 import json
@@ -35,7 +36,7 @@ if REPLICAS > 1:
     )
 ARCH = Architecture(resolution=16, latent_size=8, fmap_base=32, fmap_max=8)
 # 4x4 stable [0, 64), 8x8 fade-in [64, 128), 8x8 stable [128, 192) on the fade-in's carried
-# step, 16x16 fade-in [192, 224)
+# step (a stable phase below the final resolution); the run ends there, before 16x16
 SCHEDULE = Schedule(
     final_resolution=16,
     stable_kimg=0.064,
@@ -45,9 +46,9 @@ SCHEDULE = Schedule(
     num_replicas=REPLICAS,
 )
 OPTIONS = TrainerOptions(
-    total_images=224,
+    total_images=192,
     tick_images=32,
-    snapshot_images=224,
+    snapshot_images=192,
     checkpoint_images=64,
     steps_per_call=3,
     grid_size=4,
@@ -103,53 +104,42 @@ def main(root):
     dataset = data.load_info(os.path.join(root, "data"))
     trainer(dataset, os.path.join(root, "a")).train()
 
-    # B crashes twice: in the 8x8 fade-in (resumed from its start, ckpt-64), then in the 8x8
+    # B crashes in the 8x8 fade-in (resumed from its start, ckpt-64); the resumed run is stopped
+    # by SIGTERM in its first call (one step, which compiles the fade-in's step: 72 images, not a
+    # checkpoint multiple), which saves ckpt-72; resumed from there, it crashes in the 8x8
     # stable phase (resumed from ckpt-128: a new Trainer builds the stable phase's step, which
-    # the uninterrupted run carried over from the fade-in).
-    crashes = []
-    for crash_after in (96, 160):
-        crashing = trainer(dataset, os.path.join(root, "b"))
-        original_tick = crashing._tick
+    # the uninterrupted run carried over from the fade-in) and is resumed to the end.
+    crashes, stopped = [], None
+    for crash_after, signal_after in ((96, None), (None, 64), (160, None)):
+        b = trainer(dataset, os.path.join(root, "b"))
+        if crash_after is not None:
+            original_tick = b._tick
 
-        def tick_then_crash(
-            *args, crashing=crashing, original_tick=original_tick, crash_after=crash_after, **kwargs
-        ):
-            # the first tick past `crash_after`: between checkpoints
-            result = original_tick(*args, **kwargs)
-            if crashing.seen >= crash_after:
-                raise Crash
-            return result
+            def tick_then_crash(*args, b=b, original_tick=original_tick, after=crash_after, **kw):
+                # the first tick past `after`: between checkpoints
+                result = original_tick(*args, **kw)
+                if b.seen >= after:
+                    raise Crash
+                return result
 
-        crashing._tick = tick_then_crash
+            b._tick = tick_then_crash
+        else:
+            original_run = b.runner.run
+
+            def run_then_signal(stop, b=b, original_run=original_run, after=signal_after):
+                result = original_run(stop)
+                if b.seen > after:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return result
+
+            b.runner.run = run_then_signal
         try:
-            crashing.train()
+            b.train()
         except Crash:
-            pass
-        crashes.append(
-            [
-                crashing.seen,
-                os.path.basename(
-                    tf.train.latest_checkpoint(os.path.join(root, "b", "checkpoints"))
-                ),
-            ]
-        )
-    # Then SIGTERM during the 16x16 fade-in's first call (its one compiling step: 200 images,
-    # not a checkpoint multiple): the run saves ckpt-200 and stops.
-    stopping = trainer(dataset, os.path.join(root, "b"))
-    original_run = stopping.runner.run
-
-    def run_then_signal(stop):
-        result = original_run(stop)
-        if stopping.seen > 192:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return result
-
-    stopping.runner.run = run_then_signal
-    try:
-        stopping.train()
-        stopped = None
-    except RunInterrupted as interrupted:
-        stopped = [interrupted.exit_code, str(interrupted)]
+            latest = tf.train.latest_checkpoint(os.path.join(root, "b", "checkpoints"))
+            crashes.append([b.seen, os.path.basename(latest)])
+        except RunInterrupted as interrupted:
+            stopped = [interrupted.exit_code, str(interrupted)]
     trainer(dataset, os.path.join(root, "b")).train()
 
     path_a, a = variables(os.path.join(root, "a"))
