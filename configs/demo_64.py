@@ -35,8 +35,8 @@ def get_config():
     # and 168 kimg this recipe had before. In about the same minutes, more classes followed and
     # a lower SWD, within the seeds' spread (docs/quality.md; the runs in
     # benchmarks/results/quality_log.md, "The 64×64 demo, issue 48"). 208 rather than 224
-    # kimg: the same SWD and classes on both seeds measured, about 24.5 minutes on the slower
-    # of two AVX-512 CPUs.
+    # kimg: the same SWD and classes on both seeds measured, 18-24.5 minutes on a 2-core Intel
+    # Xeon with AVX-512 (docs/performance.md).
     c.lod_training_kimg = 16.0
     c.lod_transition_kimg = 16.0
     c.total_kimg = 208.0
